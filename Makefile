@@ -1,0 +1,32 @@
+# Telcoflow — the two commands a newcomer runs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench lint typecheck clean serve
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,fast]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m telcoflow.cli.main demo --out out/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/audio.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy src
+
+serve: $(STAMP)
+	$(PY) -m telcoflow.cli.main serve
+
+clean:
+	rm -rf $(VENV) out .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,48 @@
+"""Strict JSON-object decoding and typed field access shared by every plane."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from .errors import FrameTooLarge, MalformedFrame
+
+T = TypeVar("T")
+
+
+def decode_object(frame: str | bytes, limit: int) -> dict[str, Any]:
+    """Parse one text frame into a JSON object, or raise a specific error."""
+    if len(frame) > limit:
+        raise FrameTooLarge(f"frame of {len(frame)} bytes exceeds the {limit}-byte limit")
+    try:
+        obj = json.loads(frame)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedFrame(f"frame is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise MalformedFrame(f"frame must be a JSON object, not {type(obj).__name__}")
+    return obj
+
+
+def field(obj: dict[str, Any], name: str, kind: type[T], *, where: str = "frame",
+          request_id: str | None = None, required: bool = True, default: T | None = None) -> T:
+    """Read ``obj[name]`` and check its JSON type; bool never passes for int."""
+    if name not in obj or obj[name] is None:
+        if required:
+            raise MalformedFrame(f"{where} is missing field '{name}'", request_id)
+        return default  # type: ignore[return-value]
+    value = obj[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MalformedFrame(
+            f"{where} field '{name}' must be {_json_name(kind)}, not {_json_name(type(value))}",
+            request_id,
+        )
+    return value
+
+
+def _json_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", bool: "a boolean", dict: "an object",
+            list: "an array", float: "a number"}.get(kind, kind.__name__)
+
+
+def dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"))

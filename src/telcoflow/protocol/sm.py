@@ -1,0 +1,174 @@
+"""Session-manager plane (SM-WS): typed client frames in, server frames out.
+
+Sans-I/O: :func:`parse_client_frame` turns one text frame into a request
+object or raises a :mod:`.errors` exception; the ``build_*`` helpers return
+the JSON text the server sends. Both the gateway and our SDK use this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._json import decode_object, dumps, field
+from .errors import MalformedFrame, UnknownMessageType
+
+MAX_FRAME_BYTES = 64 * 1024
+SAMPLE_RATES = (8000, 16000, 24000)
+AUDIO_MODES = ("mixed", "isolated")
+CHANNELS = ("TELCO", "WA")
+INBOUND_CALL_MODES = ("ALL", "MISSED_ONLY", "NO")
+
+
+@dataclass(frozen=True, slots=True)
+class Setup:
+    sample_rate: int
+    audio_mode: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpen:
+    req_id: str
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreate:
+    req_id: str
+    channel: str
+    remote_address: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallFlowSetup:
+    req_id: str
+    inbound_call: str
+    outbound_call: bool
+    inbound_message: bool
+    outbound_message: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WaMsgOut:
+    req_id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReady:
+    session_id: str
+
+
+ClientFrame = Setup | SessionOpen | SessionCreate | CallFlowSetup | WaMsgOut | SessionReady
+
+
+def parse_client_frame(text: str | bytes) -> ClientFrame:
+    obj = decode_object(text, MAX_FRAME_BYTES)
+    kind = obj.get("type")
+    raw_req = obj.get("reqId")
+    req_id = raw_req if isinstance(raw_req, str) else None
+    if not isinstance(kind, str):
+        raise MalformedFrame("frame is missing a string field 'type'", req_id)
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        raise UnknownMessageType(f"unknown message type '{kind[:64]}'", req_id)
+    if kind in _REQUESTS:
+        if req_id is None or not req_id:
+            raise MalformedFrame(f"'{kind}' request is missing a string field 'reqId'")
+    return parser(obj, req_id or "")
+
+
+def _setup(obj: dict[str, Any], _: str) -> Setup:
+    data = field(obj, "data", dict, where="setup")
+    rate = field(data, "sampleRate", int, where="setup.data")
+    if rate not in SAMPLE_RATES:
+        raise MalformedFrame(f"setup.data.sampleRate must be one of {SAMPLE_RATES}, not {rate}")
+    mode = field(data, "audioMode", str, where="setup.data", required=False, default="mixed")
+    if mode not in AUDIO_MODES:
+        raise MalformedFrame(f"setup.data.audioMode must be one of {AUDIO_MODES}, not '{mode}'")
+    return Setup(rate, mode)
+
+
+def _open(obj: dict[str, Any], req_id: str) -> SessionOpen:
+    sid = field(obj, "sessionId", str, where="session.open", request_id=req_id)
+    return SessionOpen(req_id, sid)
+
+
+def _create(obj: dict[str, Any], req_id: str) -> SessionCreate:
+    channel = field(obj, "channel", str, where="session.create", request_id=req_id)
+    if channel not in CHANNELS:
+        raise MalformedFrame(f"session.create channel must be one of {CHANNELS}", req_id)
+    remote = field(obj, "remoteAddress", str, where="session.create", request_id=req_id)
+    if not remote:
+        raise MalformedFrame("session.create remoteAddress must not be empty", req_id)
+    return SessionCreate(req_id, channel, remote)
+
+
+def _call_flow(obj: dict[str, Any], req_id: str) -> CallFlowSetup:
+    where = "call_flow.setup.data"
+    data = field(obj, "data", dict, where="call_flow.setup", request_id=req_id)
+    inbound = field(data, "inboundCall", str, where=where, request_id=req_id,
+                    required=False, default="ALL")
+    if inbound not in INBOUND_CALL_MODES:
+        raise MalformedFrame(f"{where}.inboundCall must be one of {INBOUND_CALL_MODES}", req_id)
+    flags = [field(data, name, bool, where=where, request_id=req_id, required=False, default=False)
+             for name in ("outboundCall", "inboundMessage", "outboundMessage")]
+    return CallFlowSetup(req_id, inbound, *flags)
+
+
+def _wa_out(obj: dict[str, Any], req_id: str) -> WaMsgOut:
+    return WaMsgOut(req_id, field(obj, "data", dict, where="wa.msg.out", request_id=req_id))
+
+
+def _ready(obj: dict[str, Any], _: str) -> SessionReady:
+    return SessionReady(field(obj, "sessionId", str, where="session.ready"))
+
+
+_PARSERS = {
+    "setup": _setup,
+    "session.open": _open,
+    "session.create": _create,
+    "call_flow.setup": _call_flow,
+    "wa.msg.out": _wa_out,
+    "session.ready": _ready,
+}
+_REQUESTS = frozenset({"session.open", "session.create", "call_flow.setup", "wa.msg.out"})
+
+
+# ── server → client ─────────────────────────────────────────────────────────
+
+def build_setup_done(sm_ws_id: str) -> str:
+    return dumps({"type": "setup.done", "smWsId": sm_ws_id})
+
+
+def build_response(req_id: str, content: Any = None) -> str:
+    return dumps({"type": "response", "reqId": req_id, "ok": True, "content": content})
+
+
+def build_error_response(req_id: str, code: str, message: str,
+                         error_content: Any = None) -> str:
+    content = error_content if error_content is not None else {"message": message}
+    return dumps({"type": "response", "reqId": req_id, "ok": False, "content": None,
+                  "errorCode": code, "errorContent": content, "message": message})
+
+
+def build_error(code: str, message: str) -> str:
+    """An error about a frame that carried no ``reqId`` (clients ignore unknown types)."""
+    return dumps({"type": "error", "errorCode": code, "message": message})
+
+
+def build_session_notify(session_id: str, channel: str, remote: str, local: str,
+                         activity: str, created_at: int) -> str:
+    return dumps({"type": "session.notify", "sessionId": session_id, "channel": channel,
+                  "remoteAddress": remote, "localAddress": local, "activity": activity,
+                  "createdAt": created_at})
+
+
+def build_call_in(session_id: str, call_id: str, org_uuid: str, caller: str, callee: str,
+                  url: str, token: str) -> str:
+    return dumps({"type": "call.in", "sessionId": session_id, "callId": call_id,
+                  "orgUuid": org_uuid, "from": caller, "to": callee, "url": url, "token": token})
+
+
+def build_session_closed(session_id: str, reason: str) -> str:
+    return dumps({"type": "session.closed", "sessionId": session_id, "reason": reason})

@@ -1,0 +1,104 @@
+"""Voice plane (one WebSocket per call): commands, responses, audio frames.
+
+Text frames are ``{"type": ..., "data": {...}}``; binary frames are
+``[channel byte][PCM16 LE mono]``. Sans-I/O, shared by gateway and SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ._json import decode_object, dumps, field
+from .errors import MalformedFrame, UnknownCommand, UnknownMessageType
+
+MAX_TEXT_BYTES = 16 * 1024
+MAX_AUDIO_BYTES = 64 * 1024  # > 1 s at 24 kHz: a generous bound for one binary frame
+
+COMMANDS = (
+    "call.answer", "call.connect", "agent.whisper", "agent.barge", "agent.spy",
+    "agent.interrupt", "call.disconnect", "call.close",
+)
+DEFAULT_TIMEOUT_MS = 10_000
+
+CALL_TERMINATED = "call.terminated"
+CALL_ERROR = "call.error"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    command_id: str
+    name: str
+    timeout_ms: int
+    data: dict[str, Any]
+
+
+def parse_client_text(text: str | bytes) -> Command:
+    """Parse a client text frame; the only client text frame is ``command``."""
+    obj = decode_object(text, MAX_TEXT_BYTES)
+    kind = obj.get("type")
+    inner = obj.get("data")
+    cid = inner.get("command_id") if isinstance(inner, dict) else None
+    command_id = cid if isinstance(cid, str) and cid else None
+    if not isinstance(kind, str):
+        raise MalformedFrame("frame is missing a string field 'type'", command_id)
+    if kind != "command":
+        raise UnknownMessageType(f"unknown message type '{kind[:64]}'", command_id)
+    data = field(obj, "data", dict, where="command")
+    command_id = field(data, "command_id", str, where="command.data")
+    if not command_id:
+        raise MalformedFrame("command.data.command_id must not be empty")
+    name = field(data, "command", str, where="command.data", request_id=command_id)
+    timeout = field(data, "timeout_ms", int, where="command.data", request_id=command_id,
+                    required=False, default=DEFAULT_TIMEOUT_MS)
+    if timeout <= 0:
+        raise MalformedFrame("command.data.timeout_ms must be positive", command_id)
+    args = field(data, "data", dict, where="command.data", request_id=command_id,
+                 required=False, default={})
+    if name not in COMMANDS:
+        raise UnknownCommand(f"unknown command '{name[:64]}'; known: {', '.join(COMMANDS)}",
+                             command_id)
+    return Command(command_id, name, timeout, args)
+
+
+def split_audio(frame: bytes) -> tuple[int, bytes]:
+    """``[channel][pcm]`` → ``(channel, pcm)``; PCM16 needs an even byte count."""
+    if len(frame) < 3:
+        raise MalformedFrame(f"audio frame of {len(frame)} bytes is shorter than 3")
+    if len(frame) > MAX_AUDIO_BYTES + 1:
+        raise MalformedFrame(f"audio frame of {len(frame)} bytes exceeds {MAX_AUDIO_BYTES}")
+    if (len(frame) - 1) % 2:
+        raise MalformedFrame("audio payload must hold whole 16-bit samples (odd byte count)")
+    return frame[0], frame[1:]
+
+
+def build_audio(channel: int, pcm: bytes) -> bytes:
+    return bytes((channel,)) + pcm
+
+
+# ── server → client ─────────────────────────────────────────────────────────
+
+def build_command_response(command_id: str, result: Any = None) -> str:
+    return dumps({"type": "command_response",
+                  "data": {"command_id": command_id, "success": True, "result": result}})
+
+
+def build_command_error(command_id: str, code: str, message: str) -> str:
+    return dumps({"type": "command_response",
+                  "data": {"command_id": command_id, "success": False, "result": None,
+                           "error_code": code, "error_message": message}})
+
+
+def build_buffer_request(requested_bytes: int, frame_bytes: int, channel: int = 0) -> str:
+    return dumps({"type": "buffer_request",
+                  "data": {"requested_bytes": requested_bytes,
+                           "prefer_audio_frame_bytes": frame_bytes, "channelId": channel}})
+
+
+def build_call_event(event: str, **extra: Any) -> str:
+    return dumps({"type": "call_event", "data": {"event": event, **extra}})
+
+
+def build_error(code: str, message: str) -> str:
+    """An error about a frame that carried no command id (clients ignore this type)."""
+    return dumps({"type": "error", "data": {"error_code": code, "error_message": message}})

@@ -1,0 +1,64 @@
+"""The call state machine, as a table.
+
+::
+
+    RINGING ──answer──▶ ANSWERED ──(close|disconnect|caller_hangup|rest_close|agent_lost)──▶ ENDED
+       └──(caller_hangup|ring_timeout|declined|close|disconnect|rest_close)──────────────────▶ ENDED
+
+RINGING covers "offered to agents, claimed or not": the caller hears
+ringing. Every event not in the table is refused with a specific reason.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class CallState(str, Enum):
+    RINGING = "RINGING"
+    ANSWERED = "ANSWERED"
+    ENDED = "ENDED"
+
+
+class CallEvent(str, Enum):
+    ANSWER = "answer"
+    CLOSE = "close"            # agent leaves (call.close)
+    DISCONNECT = "disconnect"  # agent ends the call for everyone (call.disconnect)
+    CALLER_HANGUP = "caller_hangup"
+    RING_TIMEOUT = "ring_timeout"
+    REST_CLOSE = "rest_close"
+    AGENT_LOST = "agent_lost"  # voice connection gone and not back within the grace period
+    SHUTDOWN = "shutdown"
+
+
+_ENDING = (CallEvent.CLOSE, CallEvent.DISCONNECT, CallEvent.CALLER_HANGUP,
+           CallEvent.REST_CLOSE, CallEvent.AGENT_LOST, CallEvent.SHUTDOWN)
+
+TRANSITIONS: dict[tuple[CallState, CallEvent], CallState] = {
+    (CallState.RINGING, CallEvent.ANSWER): CallState.ANSWERED,
+    # answering again (an agent resuming after a reconnect) is idempotent
+    (CallState.ANSWERED, CallEvent.ANSWER): CallState.ANSWERED,
+    (CallState.RINGING, CallEvent.RING_TIMEOUT): CallState.ENDED,
+    **{(CallState.RINGING, e): CallState.ENDED for e in _ENDING},
+    **{(CallState.ANSWERED, e): CallState.ENDED for e in _ENDING},
+}
+
+REFUSALS: dict[tuple[CallState, CallEvent], tuple[str, str]] = {
+    **{(CallState.ENDED, e): ("CALL_TERMINATED", "the call has already ended") for e in CallEvent},
+}
+
+
+class TransitionRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def next_state(state: CallState, event: CallEvent) -> CallState:
+    target = TRANSITIONS.get((state, event))
+    if target is None:
+        code, message = REFUSALS.get((state, event), ("INVALID_STATE",
+                                     f"'{event.value}' is not allowed while the call is {state.value}"))
+        raise TransitionRefused(code, message)
+    return target

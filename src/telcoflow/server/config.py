@@ -1,0 +1,159 @@
+"""Gateway configuration: connectors, API keys, number routes, timings.
+
+Sources, first match wins: an explicit TOML file (``--config`` or
+``TELCOFLOW_CONFIG``); the environment (``TELCOFLOW_API_KEY``,
+``TELCOFLOW_CONNECTOR_UUID``, ``TELCOFLOW_NUMBERS``, ``TELCOFLOW_PHONE_KEY``);
+else embedded development defaults with freshly generated keys.
+
+TOML shape::
+
+    [server]
+    host = "127.0.0.1"
+    port = 8080
+    public_url = "ws://localhost:8080"   # what call.in voice URLs point at
+    ring_timeout_s = 30
+    resume_grace_s = 30
+    [[connectors]]
+    uuid = "…"
+    api_keys = ["…"]
+    numbers = ["+15550100"]
+    cert_common_names = ["agent-1"]      # mTLS identities of this connector
+    [phone]
+    keys = ["…"]                          # who may place simulated calls
+    [tls]
+    cert = "server.pem"; key = "server.key"; client_ca = "ca.pem"
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEV_NUMBER = "+15550100"
+
+
+@dataclass(slots=True)
+class Connector:
+    uuid: str
+    api_keys: list[str]
+    numbers: list[str] = field(default_factory=list)
+    cert_common_names: list[str] = field(default_factory=list)
+    org_uuid: str = ""
+    max_sessions: int = 1000
+
+
+@dataclass(slots=True)
+class TlsConfig:
+    cert: str
+    key: str
+    client_ca: str | None = None
+
+
+@dataclass(slots=True)
+class GatewayConfig:
+    connectors: list[Connector]
+    phone_keys: list[str]
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    ring_timeout_s: float = 30.0
+    resume_grace_s: float = 30.0
+    agent_reconnect_grace_s: float = 10.0
+    token_ttl_s: float = 3600.0
+    playout_target_ms: int = 120
+    playout_prebuffer_ms: int = 40
+    tls: TlsConfig | None = None
+    generated: bool = False  # True when keys were made up at start (embedded defaults)
+
+    def voice_base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "wss" if self.tls else "ws"
+        host = "localhost" if self.host in ("0.0.0.0", "::") else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+
+def embedded_defaults(host: str = "127.0.0.1", port: int = 8080) -> GatewayConfig:
+    connector = Connector(uuid=str(uuid.uuid4()), api_keys=[_new_key("tfk")],
+                          numbers=[DEV_NUMBER], org_uuid=str(uuid.uuid4()))
+    return GatewayConfig([connector], [_new_key("tfp")], host=host, port=port, generated=True)
+
+
+def from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> GatewayConfig | None:
+    key, conn = env.get("TELCOFLOW_API_KEY"), env.get("TELCOFLOW_CONNECTOR_UUID")
+    if not key and not conn:
+        return None
+    if not key or not conn:
+        raise ConfigError("TELCOFLOW_API_KEY and TELCOFLOW_CONNECTOR_UUID must be set together")
+    numbers = [n.strip() for n in env.get("TELCOFLOW_NUMBERS", DEV_NUMBER).split(",") if n.strip()]
+    phone = env.get("TELCOFLOW_PHONE_KEY") or _new_key("tfp")
+    return GatewayConfig([Connector(conn, [key], numbers, org_uuid=conn)], [phone])
+
+
+def load_file(path: str | Path) -> GatewayConfig:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    server = _table(raw, "server")
+    connectors = [_connector(c, i) for i, c in enumerate(raw.get("connectors", []))]
+    if not connectors:
+        raise ConfigError(f"{path}: at least one [[connectors]] entry is required")
+    phone = _table(raw, "phone").get("keys", [])
+    tls_raw = raw.get("tls")
+    tls = TlsConfig(tls_raw["cert"], tls_raw["key"], tls_raw.get("client_ca")) if tls_raw else None
+    cfg = GatewayConfig(connectors, list(phone), tls=tls)
+    for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
+                 "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
+                 "playout_prebuffer_ms"):
+        if name in server:
+            setattr(cfg, name, server[name])
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: GatewayConfig) -> None:
+    seen_numbers: dict[str, str] = {}
+    seen_keys: set[str] = set()
+    for conn in cfg.connectors:
+        for number in conn.numbers:
+            if number in seen_numbers:
+                raise ConfigError(f"number {number} is routed to two connectors")
+            seen_numbers[number] = conn.uuid
+        for key in conn.api_keys:
+            if key in seen_keys:
+                raise ConfigError(f"an API key of connector {conn.uuid} is used twice")
+            seen_keys.add(key)
+    if not 10 <= cfg.playout_target_ms <= 2000:
+        raise ConfigError("playout_target_ms must be between 10 and 2000")
+
+
+def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    return value
+
+
+def _connector(raw: Any, index: int) -> Connector:
+    if not isinstance(raw, dict) or not isinstance(raw.get("uuid"), str):
+        raise ConfigError(f"connectors[{index}] needs a string 'uuid'")
+    return Connector(raw["uuid"], list(raw.get("api_keys", [])), list(raw.get("numbers", [])),
+                     list(raw.get("cert_common_names", [])), raw.get("org_uuid", raw["uuid"]),
+                     int(raw.get("max_sessions", 1000)))
+
+
+def _new_key(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(24)}"
+
+
+def mask(secret: str) -> str:
+    """What may be shown of a secret after the first display: its prefix only."""
+    return secret[:6] + "…" if len(secret) > 10 else "…"

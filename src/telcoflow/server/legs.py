@@ -1,0 +1,82 @@
+"""Codec and rate conversion between a phone leg and the agent's PCM16 rate.
+
+One :class:`Uplink` and one :class:`Downlink` per leg; synchronous, stateful
+(resampler history), allocation-light. The polyphase resampler turns each
+20 ms frame into exactly one 20 ms frame, so no jitter is added here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..audio import g711
+from ..audio.polyphase import PolyphaseResampler
+
+
+def decode(codec: str, payload: bytes) -> bytes:
+    """Phone codec → PCM16 LE bytes at the phone's rate."""
+    if codec == "pcm16":
+        return payload
+    if codec == "pcmu":
+        return g711.ulaw_decode_bytes(payload)
+    return g711.alaw_decode_bytes(payload)
+
+
+def encode(codec: str, pcm: bytes) -> bytes:
+    if codec == "pcm16":
+        return pcm
+    samples = np.frombuffer(pcm, dtype="<i2")
+    return g711.ulaw_encode(samples) if codec == "pcmu" else g711.alaw_encode(samples)
+
+
+class Uplink:
+    """Phone audio in any chunking → 20 ms PCM16 frames at the agent rate."""
+
+    def __init__(self, codec: str, phone_rate: int, agent_rate: int) -> None:
+        self.codec = codec
+        self._resampler = PolyphaseResampler(phone_rate, agent_rate)
+        self._frame_bytes = agent_rate // 50 * 2
+        self._pending = bytearray()
+
+    def process(self, payload: bytes) -> list[bytes]:
+        pcm = self._resampler.process(decode(self.codec, payload))
+        self._pending += pcm
+        fb = self._frame_bytes
+        count = len(self._pending) // fb
+        if not count:
+            return []
+        frames = [bytes(self._pending[i * fb:(i + 1) * fb]) for i in range(count)]
+        del self._pending[:count * fb]
+        return frames
+
+
+class Downlink:
+    """Agent PCM16 (one 20 ms frame per tick) → exactly one phone frame per tick."""
+
+    def __init__(self, codec: str, phone_rate: int, agent_rate: int) -> None:
+        self.codec = codec
+        self._phone_rate = phone_rate
+        self._agent_rate = agent_rate
+        self._resampler = PolyphaseResampler(agent_rate, phone_rate)
+        self._phone_frame = phone_rate // 50 * 2
+        self._agent_silence = bytes(agent_rate // 50 * 2)
+        self._pending = bytearray()
+
+    def process(self, agent_frame: bytes | None) -> bytes:
+        if self._resampler.is_passthrough:
+            pcm = agent_frame if agent_frame is not None else self._agent_silence
+            return encode(self.codec, pcm)
+        self._pending += self._resampler.process(agent_frame or self._agent_silence)
+        fb = self._phone_frame
+        if len(self._pending) >= fb:
+            pcm = bytes(self._pending[:fb])
+            del self._pending[:fb]
+        else:
+            pcm = bytes(self._pending) + bytes(fb - len(self._pending))
+            self._pending.clear()
+        return encode(self.codec, pcm)
+
+    def reset(self) -> None:
+        """After an interrupt: forget the resampler's history of the dropped audio."""
+        self._resampler = PolyphaseResampler(self._agent_rate, self._phone_rate)
+        self._pending.clear()

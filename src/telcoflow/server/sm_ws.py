@@ -1,0 +1,127 @@
+"""The session-manager WebSocket: one :class:`SmLink` per connected SDK."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from ..protocol import errors as perr
+from ..protocol import sm
+from .config import Connector
+from .errors import GatewayError
+from .limits import TokenBucket
+from .netio import WsConnection
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+logger = logging.getLogger(__name__)
+
+FRAMES_PER_SECOND = 200  # sustained; a burst of 400 is allowed
+MAX_ERRORS = 50          # a client that keeps sending garbage is closed
+
+
+class SmLink:
+    def __init__(self, engine: Engine, connector: Connector) -> None:
+        self.engine = engine
+        self.connector = connector
+        self.id = f"smws-{uuid.uuid4()}"
+        self.sample_rate = 16000
+        self.audio_mode = "mixed"
+        self.setup_done = False
+        self.alive = False
+        self._conn: WsConnection | None = None
+        self._bucket = TokenBucket(FRAMES_PER_SECOND, 2 * FRAMES_PER_SECOND, time.monotonic())
+        self._errors = 0
+
+    @property
+    def ready_for_pushes(self) -> bool:
+        return self.alive and self.setup_done
+
+    # ── WsHandler ─────────────────────────────────────────────────────────
+    def on_open(self, conn: WsConnection) -> None:
+        self._conn = conn
+        self.alive = True
+        logger.info("SM-WS %s connected for connector %s", self.id, self.connector.uuid)
+
+    def on_close(self, code: int | None, reason: str) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        logger.info("SM-WS %s closed (%s %s)", self.id, code, reason)
+        self.engine.link_down(self)
+
+    def on_binary(self, data: bytes) -> None:
+        self._error(None, "INVALID_REQUEST", "the session-manager plane takes JSON text frames only")
+
+    def on_text(self, text: str) -> None:
+        if not self._bucket.take(time.monotonic()):
+            self.close(1008, "too many frames: slow down")
+            return
+        try:
+            frame = sm.parse_client_frame(text)
+        except perr.ProtocolError as exc:
+            self._error(exc.request_id, exc.code if exc.code != "UNKNOWN_TYPE" else
+                        "INVALID_REQUEST", exc.message)
+            return
+        if isinstance(frame, sm.Setup):
+            self._setup(frame)
+            return
+        if not self.setup_done:
+            self._error(getattr(frame, "req_id", None), "INVALID_REQUEST",
+                        "send 'setup' first: it must be the first frame on this connection")
+            return
+        try:
+            self._dispatch(frame)
+        except GatewayError as exc:
+            self._error(getattr(frame, "req_id", None), exc.code, exc.message,
+                        getattr(exc, "bound_id", None))
+
+    def send_text(self, text: str) -> None:
+        if self._conn is not None:
+            self._conn.send_text(text)
+
+    def close(self, code: int, reason: str) -> None:
+        if self._conn is not None:
+            self._conn.close(code, reason)
+
+    # ── frames ────────────────────────────────────────────────────────────
+    def _setup(self, frame: sm.Setup) -> None:
+        if self.setup_done:
+            self._error(None, "INVALID_REQUEST", "setup was already done on this connection")
+            return
+        self.sample_rate, self.audio_mode = frame.sample_rate, frame.audio_mode
+        self.setup_done = True
+        self.send_text(sm.build_setup_done(self.id))
+        self.engine.link_up(self)
+
+    def _dispatch(self, frame: sm.ClientFrame) -> None:
+        engine = self.engine
+        if isinstance(frame, sm.SessionOpen):
+            session = engine.open_session(self, frame.session_id)
+            self.send_text(sm.build_response(frame.req_id, {"session": session.public()}))
+        elif isinstance(frame, sm.SessionReady):
+            engine.session_ready(self, frame.session_id)
+        elif isinstance(frame, sm.SessionCreate):
+            sid, created = engine.create_session(self, frame.channel, frame.remote_address)
+            self.send_text(sm.build_response(frame.req_id, {"sessionId": sid, "created": created}))
+        elif isinstance(frame, sm.CallFlowSetup):
+            engine.inbound_mode[self.connector.uuid] = frame.inbound_call
+            self.send_text(sm.build_response(frame.req_id, {
+                "inboundCall": frame.inbound_call, "outboundCall": frame.outbound_call,
+                "inboundMessage": frame.inbound_message,
+                "outboundMessage": frame.outbound_message}))
+        elif isinstance(frame, sm.WaMsgOut):
+            raise GatewayError("this gateway has no WA channel configured", "INVALID_CHANNEL")
+
+    def _error(self, req_id: str | None, code: str, message: str, bound_id: Any = None) -> None:
+        self._errors += 1
+        if req_id:
+            content = {"boundSmWsId": bound_id} if bound_id else None
+            self.send_text(sm.build_error_response(req_id, code, message, content))
+        else:
+            self.send_text(sm.build_error(code, message))
+        if self._errors > MAX_ERRORS:
+            self.close(1008, "too many invalid frames")

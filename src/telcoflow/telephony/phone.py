@@ -1,0 +1,222 @@
+"""A simulated phone: places a call into a gateway, plays audio, records what it hears.
+
+Used by ``telcoflow call``, the tests, the demo and the benches::
+
+    async with Phone(gw.ws_url, phone_key) as phone:
+        await phone.dial(to="+15550100", caller="+15550001", codec="pcm16", sample_rate=16000)
+        await phone.wait_answered(timeout=10)
+        await phone.play(samples)            # real time, 20 ms frames
+        heard = phone.received()             # int16 samples at the phone's rate
+        await phone.hangup()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import numpy as np
+import numpy.typing as npt
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from ..protocol import phone as pp
+from ..server.legs import decode, encode
+
+logger = logging.getLogger(__name__)
+
+
+class _NoDebugLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets logs handshake headers (our key) at DEBUG; never let it."""
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+class PhoneError(Exception):
+    """The call could not be placed, or ended before the expected point."""
+
+
+@dataclass
+class PhoneEvents:
+    call_id: str | None = None
+    dialled_at: float | None = None
+    ringing_at: float | None = None
+    answered_at: float | None = None
+    hangup_reason: str | None = None
+    hangup_message: str | None = None
+    errors: list[dict[str, object]] = field(default_factory=list)
+    frame_arrivals: list[float] = field(default_factory=list)  # perf_counter per frame
+
+
+class Phone:
+    def __init__(self, base_url: str, key: str) -> None:
+        self.url = base_url.rstrip("/") + pp.PHONE_PATH
+        self._key = key
+        self.codec = "pcm16"
+        self.sample_rate = 8000
+        self.events = PhoneEvents()
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._frames: list[bytes] = []
+        self._answered = asyncio.Event()
+        self._ringing = asyncio.Event()
+        self._hung_up = asyncio.Event()
+        self._frame_waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    async def __aenter__(self) -> Phone:
+        self._ws = await connect(
+            self.url, additional_headers={"Authorization": f"Bearer {self._key}"},
+            compression=None, max_size=1 << 16, logger=_NoDebugLogger(logger, {}))
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None
+                        ) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    # ── signalling ──────────────────────────────────────────────────────────
+    async def dial(self, to: str, caller: str = "anonymous", codec: str = "pcm16",
+                   sample_rate: int = 8000, timeout: float = 10.0) -> str:
+        assert self._ws is not None, "use 'async with Phone(...)'"
+        self.codec, self.sample_rate = codec, sample_rate
+        self.events.dialled_at = time.perf_counter()
+        await self._ws.send(pp.build_dial(to, caller, codec, sample_rate))
+        await self._wait_either(self._ringing, timeout, "ringing")
+        assert self.events.call_id is not None
+        return self.events.call_id
+
+    async def wait_answered(self, timeout: float = 10.0) -> None:
+        await self._wait_either(self._answered, timeout, "an answer")
+
+    async def wait_hangup(self, timeout: float = 10.0) -> str:
+        await asyncio.wait_for(self._hung_up.wait(), timeout)
+        return self.events.hangup_reason or "CLOSED"
+
+    async def hangup(self) -> None:
+        if self._ws is not None and not self._hung_up.is_set():
+            try:
+                await self._ws.send(pp.build_hangup_request())
+                await self._ws.close()
+            except ConnectionClosed:
+                pass
+        self._hung_up.set()
+
+    @property
+    def hung_up(self) -> bool:
+        return self._hung_up.is_set()
+
+    async def _wait_either(self, event: asyncio.Event, timeout: float, what: str) -> None:
+        waiters = {asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._hung_up.wait())}
+        done, pending = await asyncio.wait(waiters, timeout=timeout,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        if not event.is_set():
+            if self._hung_up.is_set():
+                raise PhoneError(f"call ended before {what}: {self.events.hangup_reason} "
+                                 f"({self.events.hangup_message})")
+            raise PhoneError(f"no {what} within {timeout} s")
+
+    # ── media ────────────────────────────────────────────────────────────────
+    @property
+    def frame_samples(self) -> int:
+        return self.sample_rate // 50
+
+    async def play(self, samples: npt.NDArray[np.int16], *, on_frame_sent: object = None) -> None:
+        """Send ``samples`` (at the phone's rate) in 20 ms frames, paced in real time.
+
+        Frames go out on an absolute schedule so pacing does not drift; the
+        optional callback gets ``(index, perf_counter)`` for latency benches.
+        """
+        assert self._ws is not None
+        n = self.frame_samples
+        pcm = np.asarray(samples, dtype=np.int16)
+        frames = [pcm[i:i + n] for i in range(0, len(pcm), n)]
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index, frame in enumerate(frames):
+            delay = start + index * 0.02 - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self._hung_up.is_set():
+                return
+            if len(frame) < n:
+                frame = np.concatenate([frame, np.zeros(n - len(frame), np.int16)])
+            try:
+                await self._ws.send(encode(self.codec, frame.astype("<i2").tobytes()))
+            except ConnectionClosed:
+                return
+            if callable(on_frame_sent):
+                on_frame_sent(index, time.perf_counter())
+
+    async def wait_frames(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``count`` frames in total have been heard."""
+        if len(self._frames) >= count:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._frame_waiters.append((count, future))
+        await asyncio.wait_for(future, timeout)
+
+    def received(self) -> npt.NDArray[np.int16]:
+        """Everything heard so far, decoded to int16 at the phone's rate."""
+        if not self._frames:
+            return np.zeros(0, np.int16)
+        pcm = b"".join(decode(self.codec, f) for f in self._frames)
+        return np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+
+    @property
+    def frames_received(self) -> int:
+        return len(self._frames)
+
+    # ── reader ───────────────────────────────────────────────────────────────
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for message in self._ws:
+                if isinstance(message, bytes):
+                    self._on_audio(message)
+                else:
+                    self._on_text(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._hung_up.set()
+            for _, future in self._frame_waiters:
+                if not future.done():
+                    future.set_exception(PhoneError("the call ended"))
+
+    def _on_audio(self, payload: bytes) -> None:
+        self._frames.append(payload)
+        self.events.frame_arrivals.append(time.perf_counter())
+        count = len(self._frames)
+        for item in [w for w in self._frame_waiters if w[0] <= count]:
+            self._frame_waiters.remove(item)
+            if not item[1].done():
+                item[1].set_result(None)
+
+    def _on_text(self, text: str) -> None:
+        msg = json.loads(text)
+        kind = msg.get("type")
+        now = time.perf_counter()
+        if kind == "ringing":
+            self.events.call_id, self.events.ringing_at = msg.get("callId"), now
+            self._ringing.set()
+        elif kind == "answered":
+            self.events.answered_at = now
+            self._answered.set()
+        elif kind == "hangup":
+            self.events.hangup_reason = msg.get("reason")
+            self.events.hangup_message = msg.get("message")
+            self._hung_up.set()
+        elif kind == "error":
+            self.events.errors.append(msg)
+            logger.warning("gateway error on phone line: %s %s", msg.get("code"),
+                           msg.get("message"))

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real gateway on loopback, the published SDK in isolation."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from telcoflow.server.testing import GatewayThread
+
+ROOT = Path(__file__).resolve().parent.parent
+REFSDK_VERSION = "1.0.0"
+REFSDK_DIR = ROOT / ".cache" / f"refsdk-{REFSDK_VERSION}"
+
+
+def install_refsdk() -> Path:
+    """pip-install the published SDK into its own directory, once (never beside ours)."""
+    REFSDK_DIR.parent.mkdir(parents=True, exist_ok=True)
+    with open(REFSDK_DIR.parent / "refsdk.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = REFSDK_DIR / ".complete"
+        if not marker.exists():
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                 "--target", str(REFSDK_DIR), f"telcoflow=={REFSDK_VERSION}"],
+                check=True)
+            marker.touch()
+    return REFSDK_DIR
+
+
+@pytest.fixture(scope="session")
+def refsdk_path() -> Path:
+    return install_refsdk()
+
+
+def refsdk_command(script: Path | str, *args: str) -> list[str]:
+    """Run a script with only the published SDK importable: no site-packages (-S)."""
+    return [sys.executable, "-S", "-u", str(script), *args]
+
+
+def refsdk_env(refsdk: Path, gw: GatewayThread, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "WSS_"))}
+    env.update(PYTHONPATH=str(refsdk), WSS_API_KEY=gw.api_key,
+               WSS_CONNECTOR_UUID=gw.connector_uuid, TELCOFLOW_BASE_URL=gw.ws_url, **extra)
+    return env
+
+
+@pytest.fixture
+def gateway() -> Iterator[GatewayThread]:
+    with GatewayThread(ring_timeout_s=10.0) as gw:
+        yield gw

@@ -1,0 +1,57 @@
+"""Run an agent script in a subprocess and wait on what it logs (no sleeps)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from types import TracebackType
+
+
+class AgentProcess:
+    def __init__(self, cmd: list[str], env: dict[str, str]) -> None:
+        self._cmd, self._env = cmd, env
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> AgentProcess:
+        self.proc = subprocess.Popen(self._cmd, env=self._env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._pump, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self.lines.append("<exited>")
+            self._cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 20.0, start: int = 0) -> str:
+        """Block until a log line containing ``text`` appears; return it."""
+        def found() -> str | None:
+            return next((ln for ln in self.lines[start:] if text in ln), None)
+        with self._cond:
+            ok = self._cond.wait_for(lambda: found() is not None or "<exited>" in self.lines,
+                                     timeout)
+            line = found()
+        if line is None:
+            raise AssertionError(f"agent never logged {text!r} (ok={ok}); output:\n"
+                                 + "\n".join(self.lines[-40:]))
+        return line
+
+    @property
+    def output(self) -> str:
+        with self._cond:
+            return "\n".join(self.lines)
