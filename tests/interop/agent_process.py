@@ -16,7 +16,7 @@ class AgentProcess:
 
     def __enter__(self) -> AgentProcess:
         self.proc = subprocess.Popen(self._cmd, env=self._env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+                                     stderr=subprocess.STDOUT, stdin=subprocess.PIPE, text=True)
         threading.Thread(target=self._pump, daemon=True).start()
         return self
 
@@ -27,6 +27,18 @@ class AgentProcess:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+    def say(self, line: str) -> None:
+        """Tell the agent to act (it reads stdin where the scenario says so)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def marks(self, what: str) -> list[list[str]]:
+        """Every 'MARK what …' line so far, split into fields."""
+        with self._cond:
+            return [ln.split()[2:] for ln in self.lines
+                    if ln.startswith("MARK ") and ln.split()[1:2] == [what]]
 
     def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None

@@ -22,6 +22,7 @@ class CallStats:
     uplink_frames: int = 0     # 20 ms frames sent to the agent
     downlink_frames: int = 0   # 20 ms frames sent to the caller
     agent_audio_rejected: int = 0
+    interrupted_at_frame: int = -1  # downlink frame count when the last interrupt landed
 
 
 @dataclass(eq=False)
@@ -110,6 +111,7 @@ class Call:
         if self.playout is None:
             return 0
         dropped = self.playout.interrupt()
+        self.stats.interrupted_at_frame = self.stats.downlink_frames
         if self._downlink is not None:
             self._downlink.reset()
         return dropped

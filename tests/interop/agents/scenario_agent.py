@@ -1,0 +1,152 @@
+"""A published-SDK agent whose behaviour the test picks: argv[1] is the scenario.
+
+It logs 'MARK <what> <details>' lines the test waits on, and reads commands
+from stdin where the test must say when to act (no sleeps anywhere).
+"""
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+
+from telcoflow import (Call, CallAudioConfig, SessionManager, SessionManagerConfig,
+                       SessionNotification)
+
+logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
+log = logging.getLogger("agent")
+SCENARIO = sys.argv[1]
+
+
+def mark(*parts):
+    print("MARK", *parts, flush=True)
+
+
+async def stdin_line():
+    return (await asyncio.to_thread(sys.stdin.readline)).strip()
+
+
+def config(api_key=None):
+    return SessionManagerConfig.create(
+        api_key=api_key or os.environ["WSS_API_KEY"],
+        connector_uuid=os.environ["WSS_CONNECTOR_UUID"],
+        base_url=os.environ["TELCOFLOW_BASE_URL"],
+        call_audio=CallAudioConfig(sample_rate=int(os.getenv("AGENT_RATE", "16000"))),
+    )
+
+
+async def echo(call: Call):
+    async for chunk in call.audio_stream():
+        await call.send_audio(chunk)
+
+
+async def run_main():
+    calls = []
+    async with SessionManager(config()) as sm:
+        mark("connected", sm.id)
+
+        @sm.on_session_notification
+        async def on_notify(noti: SessionNotification):
+            mark("notify", noti.session_id, noti.activity)
+            if SCENARIO == "ignore":
+                return
+            session = await sm.open_session(noti.session_id)
+            mark("opened", session.id)
+
+            @session.on_closed
+            def closed(reason):
+                mark("session_closed", session.id, reason)
+
+            @session.on_incoming_call
+            async def on_call(call: Call):
+                mark("call_in", call.id)
+
+                @call.on_terminated
+                def terminated():
+                    mark("call_terminated", call.id)
+
+                calls.append(call)
+                await handle_call(call, calls)
+
+            if SCENARIO == "gating":
+                mark("waiting_for_go")
+                await stdin_line()
+            await session.ready()
+            mark("ready", session.id)
+
+        await sm.run_forever()
+
+
+async def handle_call(call: Call, calls: list):
+    if SCENARIO == "crossed_token":
+        if len(calls) < 2:
+            return
+        first, second = calls
+        crossed = Call.from_json(json.dumps({
+            "channel": "TELCO", "id": second.id, "caller": "x", "callee": "y",
+            "session_url": second._session_url, "session_token": first._session_token}))
+        try:
+            await crossed.answer()
+            mark("crossed_answer_succeeded")
+        except Exception as exc:
+            cause = exc.__cause__.__cause__ if exc.__cause__ else None
+            body = getattr(getattr(cause, "response", None), "body", b"")
+            status = getattr(getattr(cause, "response", None), "status_code", None)
+            mark("crossed_refused", status, body.decode(errors="replace").strip())
+        result = await first.answer()
+        mark("first_answered", bool(result))
+        return
+    result = await call.answer()
+    mark("answered", bool(result), result.error_code)
+    if SCENARIO in ("echo", "gating", "resume"):
+        await echo(call)
+        mark("stream_ended", call.id)
+    elif SCENARIO in ("close", "disconnect"):
+        await stdin_line()
+        result = await (call.close() if SCENARIO == "close" else call.disconnect())
+        mark("command_done", SCENARIO, bool(result), call.state)
+    elif SCENARIO == "interrupt":
+        tone = os.environ["TONE_FILE"]
+        with open(tone, "rb") as fh:
+            await call.send_audio(fh.read())
+        mark("audio_queued", await call.get_send_audio_buffer_size())
+        await stdin_line()
+        dropped = await call.clear_send_audio_buffer()
+        mark("cleared", dropped, time.perf_counter())
+        await echo(call)
+
+
+async def run_busy():
+    async with SessionManager(config()) as first, SessionManager(config()) as second:
+        opened = asyncio.Event()
+        mark("connected", first.id, second.id)
+
+        @first.on_session_notification
+        async def claim(noti):
+            await first.open_session(noti.session_id)
+            mark("first_opened", first.id)
+            opened.set()
+
+        @second.on_session_notification
+        async def late(noti):
+            await opened.wait()
+            try:
+                await second.open_session(noti.session_id)
+                mark("second_opened")
+            except Exception as exc:
+                mark("second_refused", type(exc).__name__, getattr(exc, "bound_sm_ws_id", None))
+
+        await first.run_forever()
+
+
+async def run_bad_key():
+    try:
+        async with SessionManager(config(api_key="tfk_wrong")):
+            mark("connected_with_bad_key")
+    except Exception as exc:
+        mark("refused", type(exc).__name__, str(exc))
+
+
+if __name__ == "__main__":
+    runner = {"busy": run_busy, "bad_key": run_bad_key}.get(SCENARIO, run_main)
+    asyncio.run(runner())

@@ -1,0 +1,190 @@
+"""Session and call lifecycle with the published SDK as the agent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from telcoflow.server.testing import GatewayThread
+from telcoflow.telephony.phone import Phone
+
+from ..conftest import refsdk_command, refsdk_env
+from .agent_process import AgentProcess
+from .signals import best_lag, noise, tone
+
+SCENARIO = Path(__file__).parent / "agents" / "scenario_agent.py"
+
+
+def agent(refsdk: Path, gw: GatewayThread, scenario: str, **env: str) -> AgentProcess:
+    return AgentProcess(refsdk_command(SCENARIO, scenario), refsdk_env(refsdk, gw, **env))
+
+
+async def wait_mark(proc: AgentProcess, what: str, timeout: float = 20.0) -> str:
+    return await asyncio.to_thread(proc.wait_for, f"MARK {what}", timeout)
+
+
+@pytest.fixture
+def fast_ring() -> Iterator[GatewayThread]:
+    with GatewayThread(ring_timeout_s=1.0) as gw:
+        yield gw
+
+
+@pytest.mark.asyncio
+async def test_nothing_is_pushed_before_ready(gateway: GatewayThread, refsdk_path: Path) -> None:
+    with agent(refsdk_path, gateway, "gating") as proc:
+        await wait_mark(proc, "connected")
+        async with Phone(gateway.ws_url, gateway.phone_key) as phone:
+            call_id = await phone.dial(gateway.number, "+15550001", "pcm16", 16000)
+            await wait_mark(proc, "waiting_for_go")
+            session = gateway.run(lambda: gateway.gateway.engine.calls[call_id].session)
+            assert session.bound is not None and session.call_in_sent_to is None
+            assert not proc.marks("call_in")
+            proc.say("go")
+            await wait_mark(proc, "call_in")
+            await phone.wait_answered()
+            await phone.hangup()
+
+
+@pytest.mark.asyncio
+async def test_second_connection_gets_session_busy(gateway: GatewayThread,
+                                                   refsdk_path: Path) -> None:
+    with agent(refsdk_path, gateway, "busy") as proc:
+        line = await wait_mark(proc, "connected")
+        first_id = line.split()[2]
+        async with Phone(gateway.ws_url, gateway.phone_key) as phone:
+            await phone.dial(gateway.number, "+15550001")
+            refused = await wait_mark(proc, "second_refused")
+            await phone.hangup()
+    assert refused.split()[2:] == ["WSSSessionBusy", first_id]
+
+
+@pytest.mark.asyncio
+async def test_caller_hangup_terminates_call_then_closes_session(gateway: GatewayThread,
+                                                                 refsdk_path: Path) -> None:
+    with agent(refsdk_path, gateway, "echo") as proc:
+        await wait_mark(proc, "connected")
+        async with Phone(gateway.ws_url, gateway.phone_key) as phone:
+            call_id = await phone.dial(gateway.number, "+15550001", "pcm16", 16000)
+            await phone.wait_answered()
+            await phone.hangup()
+        await wait_mark(proc, "session_closed")
+        await wait_mark(proc, "stream_ended")
+    order = [ln.split()[1] for ln in proc.lines if ln.startswith("MARK ")]
+    assert order.index("call_terminated") < order.index("session_closed")
+    assert proc.marks("call_terminated") == [[call_id]]
+    assert proc.marks("session_closed")[0][1] == "CALL_TERMINATED"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("command", ["close", "disconnect"])
+async def test_agent_ends_the_call(gateway: GatewayThread, refsdk_path: Path,
+                                   command: str) -> None:
+    with agent(refsdk_path, gateway, command) as proc:
+        await wait_mark(proc, "connected")
+        async with Phone(gateway.ws_url, gateway.phone_key) as phone:
+            await phone.dial(gateway.number, "+15550001")
+            await phone.wait_answered()
+            proc.say("now")
+            reason = await phone.wait_hangup()
+        done = (await wait_mark(proc, "command_done")).split()
+        closed = await wait_mark(proc, "session_closed")
+    assert reason == "AGENT_HANGUP"
+    assert done[3:5] == ["True", "TERMINATED"]
+    assert closed.split()[3] == "SDK_REQUEST"
+    assert not gateway.run(lambda: gateway.gateway.engine.calls)
+
+
+@pytest.mark.asyncio
+async def test_unclaimed_call_times_out_and_caller_is_told_why(fast_ring: GatewayThread,
+                                                               refsdk_path: Path) -> None:
+    with agent(refsdk_path, fast_ring, "ignore") as proc:
+        await wait_mark(proc, "connected")
+        async with Phone(fast_ring.ws_url, fast_ring.phone_key) as phone:
+            await phone.dial(fast_ring.number, "+15550001")
+            await wait_mark(proc, "notify")
+            reason = await phone.wait_hangup(timeout=10)
+        assert reason == "NO_ANSWER"
+        assert "no agent claimed" in (phone.events.hangup_message or "")
+    sessions = fast_ring.run(lambda: fast_ring.gateway.engine.sessions.find(
+        fast_ring.connector_uuid))
+    assert [s.close_reason for s in sessions] == ["CALL_TERMINATED"]
+
+
+@pytest.mark.asyncio
+async def test_wrong_api_key_is_refused_with_a_readable_reason(gateway: GatewayThread,
+                                                               refsdk_path: Path) -> None:
+    with agent(refsdk_path, gateway, "bad_key") as proc:
+        refused = await wait_mark(proc, "refused")
+    assert refused.split(maxsplit=3)[2:] == ["WSSConnectionError", "invalid API key"]
+
+
+@pytest.mark.asyncio
+async def test_voice_token_is_refused_on_another_call(gateway: GatewayThread,
+                                                      refsdk_path: Path) -> None:
+    with agent(refsdk_path, gateway, "crossed_token") as proc:
+        await wait_mark(proc, "connected")
+        async with Phone(gateway.ws_url, gateway.phone_key) as one, \
+                Phone(gateway.ws_url, gateway.phone_key) as two:
+            await one.dial(gateway.number, "+15550001")
+            await two.dial(gateway.number, "+15550002")
+            refused = (await wait_mark(proc, "crossed_refused")).split(maxsplit=3)
+            answered = await wait_mark(proc, "first_answered")
+    assert refused[2] == "401"
+    assert refused[3] == "voice token was issued for another call"
+    assert answered.endswith("True")
+
+
+@pytest.mark.asyncio
+async def test_clear_send_audio_buffer_silences_the_caller_within_one_frame(
+        gateway: GatewayThread, refsdk_path: Path, tmp_path: Path) -> None:
+    rate = 16000
+    tone_file = tmp_path / "tone.pcm"
+    tone_file.write_bytes(tone(440, 5.0, rate).tobytes())
+    with agent(refsdk_path, gateway, "interrupt", TONE_FILE=str(tone_file)) as proc:
+        await wait_mark(proc, "connected")
+        async with Phone(gateway.ws_url, gateway.phone_key) as phone:
+            call_id = await phone.dial(gateway.number, "+15550001", "pcm16", rate)
+            await phone.wait_answered()
+            await wait_mark(proc, "audio_queued")
+            await phone.wait_frames(25)  # half a second of the agent talking
+            proc.say("interrupt")
+            await wait_mark(proc, "cleared")
+            call = gateway.run(lambda: gateway.gateway.engine.calls[call_id])
+            cut_at = call.stats.interrupted_at_frame
+            await phone.wait_frames(cut_at + 10)
+            heard = phone.received()
+            await phone.hangup()
+    frame = rate // 50
+    frames = heard[: (cut_at + 10) * frame].reshape(-1, frame)
+    loud = np.abs(frames).max(axis=1) > 1000
+    assert loud[:cut_at].sum() >= 20, "the agent's audio was not playing before the interrupt"
+    assert not loud[cut_at + 1:].any(), "agent audio kept playing after agent.interrupt"
+
+
+@pytest.mark.asyncio
+async def test_sm_reconnect_gets_resume_and_the_call_goes_on(gateway: GatewayThread,
+                                                             refsdk_path: Path) -> None:
+    rate = 16000
+    with agent(refsdk_path, gateway, "resume", AGENT_RATE=str(rate)) as proc:
+        await wait_mark(proc, "connected")
+        async with Phone(gateway.ws_url, gateway.phone_key) as phone:
+            call_id = await phone.dial(gateway.number, "+15550001", "pcm16", rate)
+            await phone.wait_answered()
+            session_id = gateway.run(lambda: gateway.gateway.engine.calls[call_id].session.id)
+            before = len(proc.lines)
+            gateway.drop_sm_connections()
+            resumed = await asyncio.to_thread(proc.wait_for, "RESUME", 20, before)
+            await asyncio.to_thread(proc.wait_for, "MARK answered True", 20, before)
+            start = phone.frames_received
+            sent = noise(0.5, rate)
+            await phone.play(sent)
+            await phone.wait_frames(start + 25 + 25)
+            heard = phone.received()[start * (rate // 50):]
+            await phone.hangup()
+    assert resumed.split()[2:] == [session_id, "RESUME"]
+    lag, _ = best_lag(heard, sent)
+    assert np.array_equal(heard[lag:lag + len(sent)], sent)
