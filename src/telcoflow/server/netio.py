@@ -15,7 +15,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import h11
 from websockets.frames import Frame, Opcode
@@ -154,8 +154,8 @@ class HttpWsProtocol(asyncio.Protocol):
 
     # ── asyncio.Protocol ──────────────────────────────────────────────────
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, only alike
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._ws is not None:

@@ -1,0 +1,56 @@
+"""The ``telcoflow`` command: ``serve``, ``call`` (and ``demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="telcoflow", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", help="TOML config file (default: env, else embedded defaults)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+
+    call = sub.add_parser("call", help="place a simulated call into a running gateway")
+    call.add_argument("--to", required=True, help="the number to dial")
+    call.add_argument("--from", dest="caller", default="+15550001", help="the caller's number")
+    call.add_argument("--play", help="WAV file to play (any rate and width; converted)")
+    call.add_argument("--record", help="WAV file to write what the caller heard")
+    call.add_argument("--duration", type=float, help="seconds before hanging up "
+                      "(default: the file's length + 1 s)")
+    call.add_argument("--url", help="gateway base URL (default: ws://localhost:8080)")
+    call.add_argument("--key", help="phone network key (default: env or dev credentials)")
+    call.add_argument("--codec", choices=("pcmu", "pcma", "pcm16"), default="pcmu")
+    call.add_argument("--rate", type=int, default=8000, choices=(8000, 16000, 24000, 48000))
+
+    demo = sub.add_parser("demo", help="gateway + simulated call + agent + recording + report")
+    demo.add_argument("--out", default="out/demo", help="directory for the recording and report")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command == "serve":
+        from .serve import main as serve_main
+        return serve_main(args.config, args.host, args.port)
+    if args.command == "call":
+        from .call import main as call_main
+        if args.codec != "pcm16" and args.rate != 8000:
+            print("pcmu and pcma run at 8000 Hz only", file=sys.stderr)
+            return 2
+        return call_main(args.to, args.caller, args.play, args.record, args.duration, args.url,
+                         args.key, args.codec, args.rate)
+    from .demo import main as demo_main
+    return demo_main(args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""``telcoflow serve``: run the gateway until interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from ..server.app import Gateway
+from ..server.config import GatewayConfig, embedded_defaults, from_env, load_file, mask
+from . import credentials
+
+
+def build_config(config_path: str | None, host: str | None, port: int | None) -> GatewayConfig:
+    if config_path:
+        config = load_file(config_path)
+    else:
+        config = from_env() or embedded_defaults()
+    if host is not None:
+        config.host = host
+    if port is not None:
+        config.port = port
+    return config
+
+
+def show_credentials(config: GatewayConfig, out: object = sys.stdout) -> None:
+    """Printed once, to the terminal only — never through logging."""
+    c = config.connectors[0]
+    lines = [
+        "Development credentials (generated now; shown this once):",
+        f"  export WSS_API_KEY={c.api_keys[0]}",
+        f"  export WSS_CONNECTOR_UUID={c.uuid}",
+        f"  export TELCOFLOW_PHONE_KEY={config.phone_keys[0]}",
+        f"  numbers routed to this connector: {', '.join(c.numbers)}",
+        f"  saved for local tools in {credentials.save(config)} (mode 0600)",
+    ]
+    print("\n".join(lines), file=out, flush=True)  # type: ignore[call-overload]
+
+
+async def run(config: GatewayConfig) -> None:
+    gateway = Gateway(config)
+    await gateway.start()
+    logger = logging.getLogger("telcoflow.server")
+    logger.info("gateway ready on %s (%d connector(s); key prefix %s)", config.voice_base_url(),
+                len(config.connectors), mask(config.connectors[0].api_keys[0]))
+    if config.generated:
+        show_credentials(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gateway.stop()
+
+
+def main(config_path: str | None, host: str | None, port: int | None) -> int:
+    config = build_config(config_path, host, port)
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(run(config))
+    return 0
