@@ -41,7 +41,9 @@ def _route(engine: Engine, connector: Connector, request: HttpRequest) -> HttpRe
         query = {k: v[-1] for k, v in parse_qs(request.query).items()}
         state = query.get("state")
         if state is not None and state not in ("OPEN", "CLOSED"):
-            raise GatewayError("state must be OPEN or CLOSED", "INVALID_REQUEST")
+            exc = GatewayError("the state filter must be OPEN or CLOSED", "INVALID_REQUEST")
+            exc.status = 400
+            raise exc
         sessions = engine.sessions.find(connector.uuid, query.get("channel"),
                                         query.get("remoteAddress"), state)
         return json_response(200, {"items": [s.public() for s in sessions]})

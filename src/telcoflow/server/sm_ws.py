@@ -63,8 +63,11 @@ class SmLink:
         try:
             frame = sm.parse_client_frame(text)
         except perr.ProtocolError as exc:
+            self._errors += 1
             self._error(exc.request_id, exc.code if exc.code != "UNKNOWN_TYPE" else
                         "INVALID_REQUEST", exc.message)
+            if self._errors > MAX_ERRORS:
+                self.close(1008, "too many invalid frames")
             return
         if isinstance(frame, sm.Setup):
             self._setup(frame)
@@ -117,11 +120,8 @@ class SmLink:
             raise GatewayError("this gateway has no WA channel configured", "INVALID_CHANNEL")
 
     def _error(self, req_id: str | None, code: str, message: str, bound_id: Any = None) -> None:
-        self._errors += 1
         if req_id:
             content = {"boundSmWsId": bound_id} if bound_id else None
             self.send_text(sm.build_error_response(req_id, code, message, content))
         else:
             self.send_text(sm.build_error(code, message))
-        if self._errors > MAX_ERRORS:
-            self.close(1008, "too many invalid frames")
