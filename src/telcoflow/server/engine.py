@@ -27,6 +27,9 @@ from .sm_ws import SmLink
 
 logger = logging.getLogger(__name__)
 
+RESUME_DELAY_S = 0.2   # after setup.done, before the first RESUME notify
+RESUME_RETRY_S = 2.0   # while a resumed call stays unclaimed
+
 # session.closed reasons (the SDK's CloseReason values)
 SDK_REQUEST, FORCE_CLOSE, CALL_TERMINATED = "SDK_REQUEST", "FORCE_CLOSE", "CALL_TERMINATED"
 
@@ -91,8 +94,25 @@ class Engine:
             call = session.call
             if call is None or not call.live or _alive(session.bound):
                 continue
-            activity = "RESUME" if call.state is CallState.ANSWERED else "NEW_INCOMING_CALL"
-            self._notify((link,), session, activity)
+            if call.state is CallState.ANSWERED:
+                call.set_timer(f"resume:{link.id}", self._loop().call_later(
+                    RESUME_DELAY_S, self._resume_notify, link, session))
+            else:
+                self._notify((link,), session, "NEW_INCOMING_CALL")
+
+    def _resume_notify(self, link: SmLink, session: Session) -> None:
+        """Offer a live call back to a reconnected SDK until it claims it.
+
+        The delay and the repeats are for the published SDK, which drops its
+        call sessions right *after* setup.done on a reconnect: a RESUME that
+        arrives in that window is swallowed by its idempotent open_session.
+        """
+        call = session.call
+        if call is None or not call.live or not link.alive or _alive(session.bound):
+            return
+        self._notify((link,), session, "RESUME")
+        call.set_timer(f"resume:{link.id}", self._loop().call_later(
+            RESUME_RETRY_S, self._resume_notify, link, session))
 
     def link_down(self, link: SmLink) -> None:
         self.links[link.connector.uuid].discard(link)

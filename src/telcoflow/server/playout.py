@@ -83,7 +83,7 @@ class PlayoutBuffer:
                 self.stats.frames_silent += 1
                 return None
             self._waited += 1
-            if len(self._queue) < self.prebuffer_bytes and self._waited <= self.prebuffer_ticks:
+            if len(self._queue) < self.prebuffer_bytes and self._waited < self.prebuffer_ticks:
                 self.stats.frames_silent += 1
                 return None
             self._playing = True
