@@ -1,0 +1,44 @@
+"""Pure, synchronous, streaming audio DSP for Telcoflow.
+
+Submodules (import what you need; this package imports nothing heavy eagerly
+beyond numpy):
+
+* :mod:`~telcoflow.audio.g711`      G.711 μ-law / A-law, bit-exact, table driven
+* :mod:`~telcoflow.audio.resample`  streaming resampler on soxr
+* :mod:`~telcoflow.audio.polyphase` low-latency polyphase FIR resampler (live media path)
+* :mod:`~telcoflow.audio.pcm`       int16/float conversion, channels, gain, saturating mix
+* :mod:`~telcoflow.audio.wav`       WAV read/write (whole files and incremental)
+* :mod:`~telcoflow.audio.jitter`    jitter buffer and re-chunker (exact 20 ms frames)
+* :mod:`~telcoflow.audio.vad`       streaming VAD with start/stop hysteresis
+* :mod:`~telcoflow.audio.quality`   AudioQualityMonitor: SNR, THD, clipping, score
+* :mod:`~telcoflow.audio.recorder`  AudioBufferProcessor: aligned call recording
+* :mod:`~telcoflow.audio.attach`    record an SDK call (duck-typed) with it
+* :mod:`~telcoflow.audio.latency`   per-turn response latency, p50/p90/p99
+* :mod:`~telcoflow.audio.events`    sync/async event handler dispatch
+* :mod:`~telcoflow.audio.synth`     deterministic test signals and offline TTS
+* :mod:`~telcoflow.audio.errors`    the exception tree (``AudioError`` and subclasses)
+
+See ``docs/audio.md``.
+"""
+
+from .errors import (
+    AudioError,
+    AudioFormatError,
+    JitterBufferError,
+    RecorderStateError,
+    UnknownEventError,
+    UnsupportedRateError,
+    VADError,
+    WavError,
+)
+
+__all__ = [
+    "AudioError",
+    "AudioFormatError",
+    "JitterBufferError",
+    "RecorderStateError",
+    "UnknownEventError",
+    "UnsupportedRateError",
+    "VADError",
+    "WavError",
+]

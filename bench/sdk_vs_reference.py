@@ -1,0 +1,150 @@
+"""CPU cost of our SDK vs the published telcoflow 1.0.0 SDK, serving echo calls.
+
+One gateway (in this process), the same Quick Start echo agent run twice in a
+child process (once on our SDK, once on the published one installed in an
+isolated directory), N simulated callers talking for D seconds each. The
+agent process's CPU time over the talking window, per call-minute, is the
+figure; the ratio is ours / published (target: <= 0.5).
+
+    .venv/bin/python bench/sdk_vs_reference.py --calls 20 --seconds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from telcoflow.server.testing import GatewayThread
+from telcoflow.telephony.phone import Phone
+
+ROOT = Path(__file__).resolve().parent.parent
+REFSDK_DIR = ROOT / ".cache" / "refsdk-1.0.0"
+RATE = 16000
+
+AGENT = '''
+import asyncio, logging, os, sys
+from telcoflow import SessionManager, SessionManagerConfig, SessionNotification, Call, CallAudioConfig
+
+logging.basicConfig(level=logging.WARNING)
+
+
+async def main():
+    config = SessionManagerConfig.create(
+        api_key=os.getenv("WSS_API_KEY"), connector_uuid=os.getenv("WSS_CONNECTOR_UUID"),
+        base_url=os.getenv("TELCOFLOW_BASE_URL"),
+        call_audio=CallAudioConfig(sample_rate=int(os.getenv("AGENT_RATE"))))
+    async with SessionManager(config) as sm:
+        @sm.on_session_notification
+        async def handle_session(noti: SessionNotification):
+            session = await sm.open_session(noti.session_id)
+
+            @session.on_incoming_call
+            async def on_call(call: Call):
+                if not await call.answer():
+                    return
+                async for audio_chunk in call.audio_stream():
+                    await call.send_audio(audio_chunk)
+                await call.close()
+
+            await session.ready()
+
+        print("READY", flush=True)
+        await sm.run_forever()
+
+
+asyncio.run(main())
+'''
+
+
+def ensure_refsdk() -> Path:
+    if not (REFSDK_DIR / ".complete").exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target",
+                        str(REFSDK_DIR), "telcoflow==1.0.0"], check=True)
+        (REFSDK_DIR / ".complete").touch()
+    return REFSDK_DIR
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_agent(which: str, gw: GatewayThread, script: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "WSS_"))}
+    env.update(WSS_API_KEY=gw.api_key, WSS_CONNECTOR_UUID=gw.connector_uuid,
+               TELCOFLOW_BASE_URL=gw.ws_url, AGENT_RATE=str(RATE))
+    if which == "published":
+        env["PYTHONPATH"] = str(ensure_refsdk())
+        cmd = [sys.executable, "-S", "-u", str(script)]  # -S: our package is not importable
+    else:
+        cmd = [sys.executable, "-u", str(script)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("READY"):
+            break
+    else:
+        raise RuntimeError(f"{which} agent did not start")
+    threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
+    return proc
+
+
+async def run_calls(gw: GatewayThread, calls: int, seconds: float, pid: int) -> tuple[float, int]:
+    rng = np.random.default_rng(1)
+    signal = rng.integers(-8000, 8000, int(seconds * RATE)).astype(np.int16)
+    phones = [Phone(gw.ws_url, gw.phone_key) for _ in range(calls)]
+    for phone in phones:
+        await phone.__aenter__()
+    try:
+        await asyncio.gather(*(p.dial(to=gw.number, caller=f"+1555000{i:04d}", codec="pcm16",
+                                      sample_rate=RATE) for i, p in enumerate(phones)))
+        await asyncio.gather(*(p.wait_answered(timeout=30) for p in phones))
+        before = cpu_seconds(pid)
+        await asyncio.gather(*(p.play(signal) for p in phones))
+        used = cpu_seconds(pid) - before
+        heard = sum(int(np.count_nonzero(p.received())) for p in phones)
+        await asyncio.gather(*(p.hangup() for p in phones))
+    finally:
+        for phone in phones:
+            await phone.__aexit__(None, None, None)
+    return used, heard
+
+
+def measure(which: str, gw: GatewayThread, script: Path, calls: int, seconds: float) -> float:
+    proc = start_agent(which, gw, script)
+    try:
+        used, heard = asyncio.run(run_calls(gw, calls, seconds, proc.pid))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    per_minute = used / (calls * seconds / 60.0)
+    echoed = heard / (calls * seconds * RATE)
+    print(f"{which:>9}: {used:6.2f} CPU s for {calls} calls x {seconds:.0f} s "
+          f"= {per_minute:.3f} CPU s per call-minute (echoed {echoed:.0%} of the audio)")
+    return per_minute
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, GatewayThread(ring_timeout_s=30.0) as gw:
+        script = Path(tmp) / "echo_agent.py"
+        script.write_text(AGENT)
+        ours = measure("ours", gw, script, args.calls, args.seconds)
+        published = measure("published", gw, script, args.calls, args.seconds)
+    print(f"    ratio: ours / published = {ours / published:.2f} (target <= 0.50)")
+
+
+if __name__ == "__main__":
+    main()

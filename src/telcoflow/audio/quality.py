@@ -1,0 +1,510 @@
+"""Audio quality monitoring: SNR, THD, clipping and a 0-100 score per chunk.
+
+One :class:`AudioQualityMonitor` per stream; feed it every chunk with
+:meth:`~AudioQualityMonitor.analyze_audio_chunk` (PCM16 LE bytes), read the
+returned :class:`QualityMetrics`, register alert callbacks, and ask for
+:meth:`~AudioQualityMonitor.get_quality_summary` at the end. How each figure
+is computed:
+
+Clipping
+    Exact count of samples at or beyond ``±clip_level`` (default: the int16
+    rails, 32767 and -32768). ``clipping_percent = 100 * clipped / samples``.
+
+SNR (``snr_db``), two estimators, the one used is in ``snr_method``:
+
+* ``"energy"`` -- the call-level estimate. The powers of 10 ms frames of the
+  last ``history_seconds`` are split into a quiet and a loud class by Otsu's
+  method on their dB values. When the classes are at least 6 dB apart and
+  each holds at least 5 % of the frames, noise power ``N`` is the mean power
+  of the quiet frames and ``S + N`` that of the loud ones:
+  ``SNR = 10 log10((S+N - N) / N)``. This is the SNR of speech against the
+  noise in its pauses.
+* ``"spectral"`` -- used when there are no pauses to learn the noise from
+  (e.g. a continuous test tone). Harmonic analysis of the chunk (below):
+  ``SNR = 10 log10(P1 / Pnoise)``, where ``Pnoise`` is the mean power of the
+  bins outside the DC, fundamental and harmonic lobes times the number of bins
+  in the band (the IEEE 1241 definition: harmonics count neither as signal
+  nor as noise).
+
+THD (``thd_percent``)
+    Harmonic analysis: 4-term Blackman-Harris window (sidelobes < -92 dB),
+    real FFT, fundamental = strongest peak above the DC lobe; the power of
+    each lobe (±5 bins) minus the noise expected in it gives ``P1`` and
+    ``Ph`` for harmonics h = 2..10 below Nyquist (a harmonic lobe holding
+    less than 4x the noise expected in it counts as 0, so noise is not
+    mistaken for distortion);
+    ``THD = 100 * sqrt(sum(Ph)) / sqrt(P1)`` (amplitude ratio). It is only
+    meaningful for a periodic signal, so it is computed only when the
+    fundamental carries at least half of the chunk's power
+    (``thd_valid``); otherwise it is reported as 0.
+
+Score (``quality_score``, 0..100)
+    ``100 - min(60, 1.5 * max(0, 40 - SNR)) - min(30, 10 * THD%)
+    - min(40, 20 * clipping%)``, floored at 0. So 40 dB SNR, no distortion
+    and no clipping scores 100; 20 dB SNR alone scores 70.
+
+Cadence: clipping and level are exact per chunk. The harmonic analysis and
+the SNR run on the last ``analysis_ms`` (default 200 ms) of audio, once per
+``analysis_ms`` of new audio or on every chunk that long (the energy SNR is
+refreshed once per second of audio); in between, a chunk's metrics carry the
+latest analysis. This keeps the cost per 20 ms
+frame low and gives the FFT enough resolution.
+
+Alerts fire for chunks that are not silent (RMS above ``silence_dbfs``):
+``low_snr``, ``high_thd`` (valid THD only), ``clipping``, ``low_quality_score``.
+Callbacks get every alerting chunk; the log gets one warning when an alert
+kind starts and one info line when it clears (no log flood on a bad line).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .pcm import PCMInput, as_int16
+
+__all__ = [
+    "AudioQualityMonitor",
+    "HarmonicAnalysis",
+    "QualityAlert",
+    "QualityMetrics",
+    "QualityThresholds",
+    "harmonic_analysis",
+]
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+_LOBE = 5  # half-width in bins of a Blackman-Harris main lobe, with margin
+_MAX_HARMONIC = 10
+_BH4 = (0.35875, 0.48829, 0.14128, 0.01168)
+_EPS = 1e-20
+_I2 = np.dtype("<i2")
+
+
+@dataclass(frozen=True, slots=True)
+class QualityThresholds:
+    min_snr_db: float = 20.0
+    max_thd_percent: float = 1.0
+    max_clipping_percent: float = 0.1
+    min_quality_score: float = 60.0
+
+
+@dataclass(slots=True)
+class QualityMetrics:
+    snr_db: float
+    thd_percent: float
+    clipping_percent: float
+    quality_score: float
+    rms_dbfs: float = -120.0
+    peak: int = 0
+    clipped_samples: int = 0
+    samples: int = 0
+    fundamental_hz: float = 0.0
+    thd_valid: bool = False
+    snr_method: str = "spectral"
+    is_silence: bool = False
+    chunk_index: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityAlert:
+    kind: str  # low_snr | high_thd | clipping | low_quality_score
+    value: float
+    threshold: float
+    metrics: QualityMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class HarmonicAnalysis:
+    fundamental_hz: float
+    fundamental_power: float
+    harmonic_power: float
+    noise_power: float
+    total_power: float
+
+    @property
+    def snr_db(self) -> float:
+        return 10.0 * float(
+            np.log10(max(self.fundamental_power, _EPS) / max(self.noise_power, _EPS))
+        )
+
+    @property
+    def thd_percent(self) -> float:
+        return 100.0 * float(np.sqrt(self.harmonic_power / max(self.fundamental_power, _EPS)))
+
+    @property
+    def fundamental_fraction(self) -> float:
+        return self.fundamental_power / max(self.total_power, _EPS)
+
+
+_windows: dict[int, npt.NDArray[np.float64]] = {}
+
+
+def _window(n: int) -> npt.NDArray[np.float64]:
+    w = _windows.get(n)
+    if w is None:
+        k = 2.0 * np.pi * np.arange(n) / n
+        a0, a1, a2, a3 = _BH4
+        w = a0 - a1 * np.cos(k) + a2 * np.cos(2 * k) - a3 * np.cos(3 * k)
+        if len(_windows) < 64:
+            _windows[n] = w
+    return w
+
+
+def harmonic_analysis(x: npt.ArrayLike, sample_rate: int) -> HarmonicAnalysis:
+    """Fundamental, harmonic and noise powers of ``x`` (any scale; ratios are what count)."""
+    a = np.asarray(x, dtype=np.float64)
+    n = a.size
+    if n < 8 * _LOBE:
+        return HarmonicAnalysis(0.0, 0.0, 0.0, 0.0, 0.0)
+    spec = np.fft.rfft(a * _window(n))  # DC falls in the excluded DC lobe
+    p = spec.real * spec.real + spec.imag * spec.imag
+    nb = p.size
+    k0 = int(np.argmax(p[_LOBE + 1 :])) + _LOBE + 1  # skip the DC lobe
+    if p[k0] <= _EPS:
+        return HarmonicAnalysis(0.0, 0.0, 0.0, 0.0, 0.0)
+    # Parabolic interpolation of the log-power peak gives the frequency between bins.
+    frac = 0.0
+    if k0 < nb - 1:
+        la, lb, lc = (math.log(float(v) + _EPS) for v in p[k0 - 1 : k0 + 2])
+        den = la - 2.0 * lb + lc
+        frac = 0.5 * (la - lc) / den if den != 0.0 else 0.0
+    f0_bins = k0 + frac
+    half = max(1, min(_LOBE, int(f0_bins // 2)))  # lobes of close harmonics must not overlap
+    h = np.arange(1, _MAX_HARMONIC + 1)
+    centers = np.rint(h * f0_bins).astype(np.int64)
+    centers = centers[centers + half < nb - 1]
+    idx = centers[:, None] + np.arange(-half, half + 1)[None, :]
+    used = np.zeros(nb, dtype=bool)
+    used[: _LOBE + 1] = True  # DC lobe
+    used[-1] = True  # the Nyquist bin has half weight; leave it out
+    used[idx.ravel()] = True
+    free = p[~used]
+    noise_bin = float(free.mean()) if free.size else 0.0
+    expected = noise_bin * (2 * half + 1)  # noise power expected inside one lobe
+    raw = p[idx].sum(axis=1)
+    # A harmonic counts only when its lobe clearly stands above the noise (4x), so
+    # noise alone does not read as distortion at low SNR.
+    lobe = np.where(raw > 4.0 * expected, raw - expected, 0.0)
+    if lobe.size:
+        lobe[0] = max(float(raw[0]) - expected, 0.0)
+    return HarmonicAnalysis(
+        fundamental_hz=f0_bins * sample_rate / n,
+        fundamental_power=float(lobe[0]) if lobe.size else 0.0,
+        harmonic_power=float(lobe[1:].sum()),
+        noise_power=noise_bin * n / 2.0,
+        total_power=float(p[_LOBE + 1 :].sum()),
+    )
+
+
+class _FrameHistogram:
+    """Histogram of 10 ms frame powers over a sliding window, for the energy SNR.
+
+    Frames are binned by level (0.5 dB bins, -130..+10 dBFS); each bin keeps a
+    count and the exact sum of linear powers, so class means are exact and the
+    Otsu split costs one pass over 280 bins instead of a sort of the history.
+    """
+
+    LO_DB = -130.0
+    STEP_DB = 0.5
+    BINS = 280
+
+    def __init__(self, capacity: int) -> None:
+        self.counts = np.zeros(self.BINS, dtype=np.int64)
+        self.sums = np.zeros(self.BINS, dtype=np.float64)
+        self._ring_bin = np.zeros(capacity, dtype=np.int64)
+        self._ring_pow = np.zeros(capacity, dtype=np.float64)
+        self._pos = 0
+        self.size = 0
+        self.capacity = capacity
+        self._centers = self.LO_DB + self.STEP_DB * (np.arange(self.BINS) + 0.5)
+
+    def add(self, powers: npt.NDArray[np.float64]) -> None:
+        """Add normalised frame powers (1.0 = full-scale square wave), vectorised."""
+        powers = powers[-self.capacity :]
+        k = powers.size
+        if k == 0:
+            return
+        db = 10.0 * np.log10(powers + 1e-14)
+        bins = np.clip(((db - self.LO_DB) / self.STEP_DB).astype(np.int64), 0, self.BINS - 1)
+        pos = (self._pos + np.arange(k)) % self.capacity
+        expired = max(0, self.size + k - self.capacity)
+        if expired:
+            old = pos[:expired] if self.size == self.capacity else pos[k - expired :]
+            ob = self._ring_bin[old]
+            self.counts -= np.bincount(ob, minlength=self.BINS)
+            self.sums -= np.bincount(ob, weights=self._ring_pow[old], minlength=self.BINS)
+        self._ring_bin[pos] = bins
+        self._ring_pow[pos] = powers
+        self.counts += np.bincount(bins, minlength=self.BINS)
+        self.sums += np.bincount(bins, weights=powers, minlength=self.BINS)
+        self.size = min(self.size + k, self.capacity)
+        self._pos = int((self._pos + k) % self.capacity)
+
+    def snr_db(self) -> float | None:
+        """Otsu split on levels; ``None`` unless two classes >= 6 dB apart, >= 5 % each."""
+        n = self.size
+        if n < 20:
+            return None
+        c = self.counts.astype(np.float64)
+        cv = c * self._centers
+        w0 = np.cumsum(c)[:-1]  # frames below split k = 1..BINS-1
+        a = np.cumsum(cv)[:-1]
+        w1 = n - w0
+        ok = (w0 > 0) & (w1 > 0)
+        if not ok.any():
+            return None
+        # Between-class variance w0*w1*(mu0-mu1)^2 == (a*n - w0*T)^2 / (w0*w1).
+        between = np.where(
+            ok, (a * n - w0 * float(cv.sum())) ** 2 / np.where(ok, w0 * w1, 1.0), -1.0
+        )
+        k = int(np.argmax(between)) + 1  # bins [0, k) quiet, [k, BINS) loud
+        nq, nl = float(c[:k].sum()), float(c[k:].sum())
+        if min(nq, nl) < max(2.0, n / 20.0):
+            return None
+        mean_q = float((c[:k] * self._centers[:k]).sum()) / nq
+        mean_l = float((c[k:] * self._centers[k:]).sum()) / nl
+        if mean_l - mean_q < 6.0:
+            return None
+        noise = max(float(self.sums[:k].sum()) / nq, _EPS)
+        loud = float(self.sums[k:].sum()) / nl
+        return 10.0 * float(np.log10(max(loud - noise, _EPS) / noise))
+
+    def clear(self) -> None:
+        self.counts[:] = 0
+        self.sums[:] = 0.0
+        self.size = 0
+        self._pos = 0
+
+
+@dataclass
+class _Totals:
+    chunks: int = 0
+    samples: int = 0
+    clipped: int = 0
+    voiced: int = 0  # non-silent chunks, over which SNR and score are averaged
+    snr_sum: float = 0.0
+    snr_min: float = math.inf
+    score_sum: float = 0.0
+    score_min: float = math.inf
+    thd_n: int = 0
+    thd_sum: float = 0.0
+    alerts: Counter[str] = field(default_factory=Counter)
+    active: set[str] = field(default_factory=set)  # alert kinds currently firing
+
+
+class AudioQualityMonitor:
+    """Per-stream quality analysis of PCM16 chunks (see the module docstring)."""
+
+    def __init__(
+        self,
+        sample_rate: int = 16000,
+        thresholds: QualityThresholds | None = None,
+        *,
+        history_seconds: float = 10.0,
+        analysis_ms: int = 200,
+        clip_level: int = 32767,
+        silence_dbfs: float = -60.0,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.thresholds = thresholds or QualityThresholds()
+        self.clip_level = clip_level
+        self.silence_dbfs = silence_dbfs
+        self._frame = max(sample_rate // 100, 1)
+        self._hist = _FrameHistogram(max(int(history_seconds * 100), 20))
+        self._pending = np.zeros(0, dtype=np.int16)  # < 10 ms left over from framing
+        self._window_samples = max(sample_rate * analysis_ms // 1000, 64)
+        self._recent = np.zeros(0, dtype=np.int16)  # audio of the last analysis window
+        self._chunks: list[npt.NDArray[np.int16]] = []  # audio since the last analysis
+        self._since = 0  # samples since the last analysis
+        self._since_snr = 0  # samples since the energy SNR was last recomputed (every 1 s)
+        self._energy_snr_cache: tuple[float | None] | None = None
+        self._analysis: tuple[HarmonicAnalysis, float | None] | None = None
+        self._callbacks: list[Callable[[QualityAlert], object]] = []
+        self._totals = _Totals()
+        self.last_metrics: QualityMetrics | None = None
+
+    def add_alert_callback(self, callback: Callable[[QualityAlert], object]) -> None:
+        """``callback(alert)`` is called for every alert raised."""
+        self._callbacks.append(callback)
+
+    def remove_alert_callback(self, callback: Callable[[QualityAlert], object]) -> None:
+        self._callbacks.remove(callback)
+
+    def _analyse(self) -> None:
+        new = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+        self._chunks.clear()
+        self._since = 0
+        # Frame powers for the call-level SNR (10 ms frames, carried across chunks).
+        data = np.concatenate((self._pending, new)).astype(np.float64)
+        nf = data.size // self._frame
+        if nf:
+            fr = data[: nf * self._frame].reshape(nf, self._frame)
+            self._hist.add(np.einsum("ij,ij->i", fr, fr) / (self._frame * 32768.0**2))
+        self._pending = new[new.size - (data.size - nf * self._frame) :]
+        w = max(self._window_samples, new.size)
+        recent = np.concatenate((self._recent, new))[-w:]
+        self._recent = recent[-self._window_samples :]
+        self._since_snr += new.size
+        if self._energy_snr_cache is None or self._since_snr >= self.sample_rate:
+            self._energy_snr_cache = (self._hist.snr_db(),)
+            self._since_snr = 0
+        self._analysis = (harmonic_analysis(recent, self.sample_rate), self._energy_snr_cache[0])
+
+    def analyze_audio_chunk(self, audio_bytes: PCMInput) -> QualityMetrics:
+        """Analyse one chunk of PCM16 mono at ``sample_rate``."""
+        x16 = as_int16(audio_bytes).reshape(-1)
+        n = int(x16.size)
+        t = self._totals
+        hi = int(x16.max()) if n else 0
+        lo = int(x16.min()) if n else 0
+        peak = max(hi, -lo)
+        clipped = 0
+        if hi >= self.clip_level or lo <= -self.clip_level - 1:
+            clipped = int(
+                np.count_nonzero((x16 >= self.clip_level) | (x16 <= -self.clip_level - 1))
+            )
+        x = x16.astype(np.float64)
+        ms = float(np.dot(x, x)) / n if n else 0.0
+        rms_dbfs = 10.0 * math.log10(ms / 32768.0**2 + 1e-12)
+        # Spectral analysis and the SNR run once per analysis window of new audio
+        # (or on every chunk that is itself at least that long).
+        self._chunks.append(x16)
+        self._since += n
+        if self._analysis is None or self._since >= self._window_samples:
+            self._analyse()
+        assert self._analysis is not None
+        ha, energy = self._analysis
+        thd_valid = ha.fundamental_fraction >= 0.5
+        thd = ha.thd_percent if thd_valid else 0.0
+        snr, method = (energy, "energy") if energy is not None else (ha.snr_db, "spectral")
+        if ms == 0.0:
+            snr = 0.0
+        snr = min(max(float(snr), -20.0), 120.0)
+        clip_pct = 100.0 * clipped / n if n else 0.0
+        score = 100.0 - min(60.0, 1.5 * max(0.0, 40.0 - snr))
+        score -= min(30.0, 10.0 * thd) + min(40.0, 20.0 * clip_pct)
+        m = QualityMetrics(
+            snr_db=snr,
+            thd_percent=thd,
+            clipping_percent=clip_pct,
+            quality_score=max(score, 0.0),
+            rms_dbfs=rms_dbfs,
+            peak=peak,
+            clipped_samples=clipped,
+            samples=n,
+            fundamental_hz=ha.fundamental_hz,
+            thd_valid=thd_valid,
+            snr_method=method,
+            is_silence=rms_dbfs < self.silence_dbfs,
+            chunk_index=t.chunks,
+        )
+        t.chunks += 1
+        t.samples += n
+        t.clipped += clipped
+        if not m.is_silence:
+            t.voiced += 1
+            t.snr_sum += m.snr_db
+            t.snr_min = min(t.snr_min, m.snr_db)
+            t.score_sum += m.quality_score
+            t.score_min = min(t.score_min, m.quality_score)
+            if thd_valid:
+                t.thd_n += 1
+                t.thd_sum += thd
+            self._check_quality_alerts(m)
+        self.last_metrics = m
+        return m
+
+    def _check_quality_alerts(self, m: QualityMetrics) -> None:
+        th = self.thresholds
+        active = self._totals.active
+        if (
+            not active
+            and m.snr_db >= th.min_snr_db
+            and not (m.thd_valid and m.thd_percent > th.max_thd_percent)
+            and m.clipping_percent <= th.max_clipping_percent
+            and m.quality_score >= th.min_quality_score
+        ):
+            return
+        checks = (
+            ("low_snr", m.snr_db < th.min_snr_db, m.snr_db, th.min_snr_db),
+            (
+                "high_thd",
+                m.thd_valid and m.thd_percent > th.max_thd_percent,
+                m.thd_percent,
+                th.max_thd_percent,
+            ),
+            (
+                "clipping",
+                m.clipping_percent > th.max_clipping_percent,
+                m.clipping_percent,
+                th.max_clipping_percent,
+            ),
+            (
+                "low_quality_score",
+                m.quality_score < th.min_quality_score,
+                m.quality_score,
+                th.min_quality_score,
+            ),
+        )
+        for kind, bad, value, threshold in checks:
+            if not bad:
+                if kind in active:
+                    active.discard(kind)
+                    logger.info("audio quality recovered: %s (%.2f)", kind, value)
+                continue
+            if kind not in active:  # log on the edge only; callbacks see every chunk
+                active.add(kind)
+                logger.warning(
+                    "audio quality alert %s: %.2f (threshold %.2f)", kind, value, threshold
+                )
+            self._totals.alerts[kind] += 1
+            alert = QualityAlert(kind, value, threshold, m)
+            for cb in list(self._callbacks):
+                try:
+                    cb(alert)
+                except Exception:
+                    logger.exception("quality alert callback failed")
+
+    def get_quality_summary(self) -> dict[str, Any]:
+        """Totals and averages over all chunks analysed (silent chunks excluded from averages)."""
+        t = self._totals
+        v = t.voiced
+        return {
+            "chunks_analyzed": t.chunks,
+            "duration_seconds": t.samples / self.sample_rate,
+            "average_snr_db": t.snr_sum / v if v else None,
+            "min_snr_db": t.snr_min if v else None,
+            "average_thd_percent": t.thd_sum / t.thd_n if t.thd_n else None,
+            "clipped_samples": t.clipped,
+            "clipping_percent": 100.0 * t.clipped / t.samples if t.samples else 0.0,
+            "average_quality_score": t.score_sum / v if v else None,
+            "min_quality_score": t.score_min if v else None,
+            "alerts": dict(t.alerts),
+            "total_alerts": sum(t.alerts.values()),
+            "active_alerts": sorted(t.active),
+            "thresholds": asdict(self.thresholds),
+        }
+
+    def reset(self) -> None:
+        self._hist.clear()
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._recent = np.zeros(0, dtype=np.int16)
+        self._chunks.clear()
+        self._since = 0
+        self._since_snr = 0
+        self._energy_snr_cache = None
+        self._analysis = None
+        self._totals = _Totals()
+        self.last_metrics = None

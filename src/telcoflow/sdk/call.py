@@ -1,0 +1,314 @@
+"""A voice call: lazy voice connection, commands, audio, events, cross-node handoff."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._log import get_logger
+from ._tasks import BACKGROUND, TaskSet, invoke
+from .config import CallAudioConfig
+from .enums import CALL_ERROR, CALL_TERMINATED, CallEvent, CallState
+from .errors import (
+    BufferClosedError,
+    WSSCallClosedError,
+    WSSCallCommandError,
+    WSSCallCommandTimeoutError,
+    WSSCallError,
+    WSSCallStateError,
+    WSSSessionError,
+)
+from .voice import AudioChannel, BufferSize, _VoiceConnection
+
+if TYPE_CHECKING:
+    from .session import Session
+
+logger = get_logger("call")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+COMMAND_TIMEOUT = 10
+
+
+@dataclass
+class CommandResult:
+    """Outcome of a voice command; truthy on success (``if await call.answer(): ...``)."""
+
+    success: bool
+    error_code: str | None = None
+    error_message: str | None = None
+    payload: Any = None
+
+    def __bool__(self) -> bool:
+        return self.success
+
+
+class Call:
+    """One voice call: ``NEW → OPENING → LIVE → TERMINATED``.
+
+    The voice connection opens on the first command or ``send_audio``; until
+    then the call can be handed to another process with :meth:`to_json`.
+    """
+
+    def __init__(self, id: str, caller_number: str, callee_number: str, session_url: str,
+                 session_token: str, audio_config: CallAudioConfig | None = None) -> None:
+        self.id = id
+        self.caller_number = caller_number
+        self.callee_number = callee_number
+        self._session_url = session_url
+        self._session_token = session_token
+        self._audio_config = audio_config if audio_config is not None else CallAudioConfig()
+        self._state = CallState.NEW
+        self._voice: _VoiceConnection | None = None
+        self._open_lock = asyncio.Lock()
+        self._settled = asyncio.Event()  # set once LIVE or TERMINATED: audio_stream waits on it
+        self._handlers: dict[str, list[Callable[..., Any]]] = {}
+        self._terminated_fired = False
+        self._tasks: TaskSet = BACKGROUND
+        self._session: Session | None = None
+
+    def __repr__(self) -> str:
+        return f"<Call {self.id} {self._state.value} from {self.caller_number}>"
+
+    @property
+    def state(self) -> CallState:
+        return self._state
+
+    @property
+    def voice_session(self) -> _VoiceConnection | None:
+        return self._voice
+
+    @property
+    def audio_config(self) -> CallAudioConfig:
+        return self._audio_config
+
+    # ── handoff ─────────────────────────────────────────────────────────────
+
+    def to_json(self) -> str:
+        """Serialise a NEW call for another process; WSSCallStateError otherwise."""
+        if self._state != CallState.NEW:
+            raise WSSCallStateError(
+                f"to_json() requires CallState.NEW; current state is {self._state}")
+        return json.dumps({"channel": "TELCO", "id": self.id, "caller": self.caller_number,
+                           "callee": self.callee_number, "session_url": self._session_url,
+                           "session_token": self._session_token})
+
+    @classmethod
+    def from_json(cls, data: str | bytes, audio_config: CallAudioConfig | None = None) -> Call:
+        """Rebuild a NEW call from :meth:`to_json` output (audio config is this node's own)."""
+        d = json.loads(data)
+        return cls(id=d["id"], caller_number=d["caller"], callee_number=d["callee"],
+                   session_url=d["session_url"], session_token=d["session_token"],
+                   audio_config=audio_config)
+
+    # ── voice connection ────────────────────────────────────────────────────
+
+    async def _ensure_voice_open(self) -> _VoiceConnection:
+        if self._state == CallState.LIVE and self._voice is not None:
+            return self._voice
+        async with self._open_lock:
+            if self._state == CallState.TERMINATED:
+                raise WSSCallClosedError()
+            if self._state == CallState.LIVE and self._voice is not None:
+                return self._voice
+            self._state = CallState.OPENING
+            voice = _VoiceConnection(self._session_url, self._session_token,
+                                     self._audio_config.buffer_size)
+            try:
+                await voice.connect()
+            except Exception as exc:
+                self._state = CallState.NEW  # a retry or a handoff stays possible
+                raise WSSCallError(f"Failed to open voice session: {exc}") from exc
+            voice.on_event(self._on_voice_event)
+            voice._on_close(self._on_voice_closed)
+            self._voice = voice
+            self._state = CallState.LIVE
+            self._settled.set()
+            logger.debug("Call %s voice connection open (LIVE)", self.id)
+            return voice
+
+    def _on_voice_event(self, event: str, data: dict[str, Any]) -> None:
+        if event == CALL_TERMINATED:
+            self._terminate()
+        elif event == CALL_ERROR:
+            self._emit(CALL_ERROR, (data,))
+        else:
+            logger.debug("Unknown call event: %s", event)
+
+    def _on_voice_closed(self) -> None:
+        self._terminate()
+
+    def _terminate(self) -> None:
+        """Enter TERMINATED; on_terminated handlers run exactly once, whatever the cause."""
+        self._state = CallState.TERMINATED
+        self._settled.set()
+        if self._voice is not None:
+            self._voice._end_streams()
+        if not self._terminated_fired:
+            self._terminated_fired = True
+            logger.info("Call %s terminated", self.id)
+            self._emit(CALL_TERMINATED, ())
+
+    def _emit(self, event: str, args: tuple[Any, ...]) -> None:
+        handlers = list(self._handlers.get(event, ()))
+        if handlers:
+            try:
+                self._tasks.spawn(self._run_handlers(event, handlers, args))
+            except RuntimeError:  # no running loop (interpreter shutting down)
+                pass
+
+    async def _run_handlers(self, event: str, handlers: list[Callable[..., Any]],
+                            args: tuple[Any, ...]) -> None:
+        for handler in handlers:
+            await invoke(handler, args, logger, f"call event {event}")
+
+    # ── events ──────────────────────────────────────────────────────────────
+
+    def on_call_event(self, event_name: CallEvent | str) -> Callable[[F], F]:
+        """Decorator: ``@call.on_call_event(CallEvent.CALL_ERROR)`` gets the event's data dict."""
+        key = event_name.value if isinstance(event_name, CallEvent) else event_name
+        if key not in {e.value for e in CallEvent}:
+            raise ValueError(f"Unknown call event: {event_name!r}")
+
+        def register(func: F) -> F:
+            self._handlers.setdefault(key, []).append(func)
+            return func
+
+        return register
+
+    def on_terminated(self, func: F) -> F:
+        """Decorator: called with no arguments once the call has ended."""
+        self._handlers.setdefault(CALL_TERMINATED, []).append(func)
+        return func
+
+    # ── commands ────────────────────────────────────────────────────────────
+
+    async def _run_command(self, command: str, deadline: float,
+                           data: dict[str, Any] | None = None) -> CommandResult:
+        voice = await self._ensure_voice_open()
+        try:
+            payload = await voice.send_command(command=command, response_timeout_seconds=deadline,
+                                               data=data)
+        except WSSCallCommandError as exc:
+            return CommandResult(False, exc.error_code, exc.error_message)
+        except WSSCallCommandTimeoutError as exc:
+            return CommandResult(False, "TIMEOUT", str(exc))
+        except WSSSessionError as exc:
+            raise WSSCallClosedError() from exc
+        return CommandResult(True, payload=payload)
+
+    async def answer(self) -> CommandResult:
+        return await self._run_command("call.answer", COMMAND_TIMEOUT)
+
+    async def connect(self, *, ring_time_seconds: int = 60) -> CommandResult:
+        """Ring the callee and bridge a 3-way call; falsy ``CALL_UNANSWERED`` if nobody answers."""
+        if ring_time_seconds <= 0 or ring_time_seconds > 120:
+            raise ValueError("ring_time_seconds must be between 1 and 120")
+        return await self._run_command("call.connect", ring_time_seconds,
+                                       {"ringTimeSeconds": ring_time_seconds})
+
+    async def whisper(self) -> CommandResult:
+        return await self._run_command("agent.whisper", COMMAND_TIMEOUT)
+
+    async def barge(self) -> CommandResult:
+        return await self._run_command("agent.barge", COMMAND_TIMEOUT)
+
+    async def spy(self) -> CommandResult:
+        return await self._run_command("agent.spy", COMMAND_TIMEOUT)
+
+    async def disconnect(self) -> CommandResult:
+        """End the call for every party; a no-op success once terminated."""
+        if self._state == CallState.TERMINATED:
+            return CommandResult(True)
+        result = await self._run_command("call.disconnect", COMMAND_TIMEOUT)
+        if result:
+            await self._finish()
+        return result
+
+    async def close(self) -> CommandResult:
+        """Leave the call (ends it unless connected); a no-op success if never opened or ended."""
+        if self._state == CallState.TERMINATED or self._voice is None:
+            self._terminate()
+            return CommandResult(True)
+        result = await self._run_command("call.close", COMMAND_TIMEOUT)
+        if result:
+            await self._finish()
+        return result
+
+    async def _finish(self) -> None:
+        self._terminate()
+        if self._voice is not None:
+            await self._voice.close()
+
+    async def _force_close(self) -> None:
+        self._terminate()
+        if self._voice is not None:
+            await self._voice.close()
+
+    # ── audio ───────────────────────────────────────────────────────────────
+
+    async def send_audio(self, audio_data: bytes) -> None:
+        """Queue PCM16 audio; sent as the server asks for it.
+
+        Raises BufferFullError when the ring buffer cannot take it all and
+        BufferClosedError once the call has ended.
+        """
+        voice = self._voice
+        if voice is None or self._state != CallState.LIVE:
+            if self._state == CallState.TERMINATED:
+                raise BufferClosedError("Call has ended; audio can no longer be sent")
+            try:
+                voice = await self._ensure_voice_open()
+            except WSSCallClosedError:
+                raise BufferClosedError("Call has ended; audio can no longer be sent") from None
+        voice.write_audio(audio_data)
+
+    def get_send_audio_buffer_size(self) -> BufferSize:
+        """Bytes queued for sending; usable with or without ``await``."""
+        return self._voice.get_send_audio_buffer_size() if self._voice else BufferSize(0)
+
+    async def clear_send_audio_buffer(self) -> int:
+        """Drop queued agent audio, tell the server to drop its unplayed audio (agent.interrupt).
+
+        Returns the number of bytes dropped here.
+        """
+        if self._state == CallState.TERMINATED:
+            raise WSSCallClosedError()
+        voice = await self._ensure_voice_open()
+        dropped = voice.drop_send_audio()
+        try:
+            await voice.send_command(command="agent.interrupt",
+                                     response_timeout_seconds=COMMAND_TIMEOUT)
+        except WSSSessionError as exc:
+            raise WSSCallClosedError() from exc
+        return dropped
+
+    def audio_stream(self, channel_id: int = 0) -> AsyncIterator[bytes]:
+        """Caller audio as ``bytes`` chunks; waits for the voice connection if not open yet."""
+        return _CallAudioStream(self, channel_id)
+
+
+class _CallAudioStream:
+    def __init__(self, call: Call, channel_id: int) -> None:
+        self._call = call
+        self._channel_id = channel_id
+        self._channel: AudioChannel | None = None
+
+    def __aiter__(self) -> _CallAudioStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        channel = self._channel
+        if channel is None:
+            call = self._call
+            await call._settled.wait()
+            if call._voice is None:
+                raise StopAsyncIteration
+            channel = self._channel = call._voice._channel(self._channel_id)
+        chunk = await channel.get()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from telcoflow.audio import synth
+from telcoflow.audio.quality import (
+    AudioQualityMonitor,
+    QualityAlert,
+    QualityThresholds,
+    harmonic_analysis,
+)
+
+
+def _tone_with_noise(rate: int, seconds: float, freq: float, snr_db: float, seed: int) -> bytes:
+    s = synth.tone(freq, seconds, rate, 10000.0)
+    x = synth.add_noise(s, synth.white_noise(seconds, rate, 1.0, seed=seed), snr_db)
+    return synth.to_int16(x).tobytes()
+
+
+@pytest.mark.parametrize("snr", [10.0, 20.0, 30.0, 45.0])
+@pytest.mark.parametrize(("rate", "freq"), [(8000, 440.0), (16000, 1234.5), (24000, 300.0)])
+def test_spectral_snr_of_tone_in_noise_within_1_db(rate: int, freq: float, snr: float) -> None:
+    m = AudioQualityMonitor(rate).analyze_audio_chunk(
+        _tone_with_noise(rate, 0.1, freq, snr, seed=int(snr))
+    )
+    assert m.snr_method == "spectral"
+    assert m.snr_db == pytest.approx(snr, abs=1.0)
+    assert m.fundamental_hz == pytest.approx(freq, abs=2.0)
+
+
+@pytest.mark.parametrize("snr", [10.0, 25.0, 40.0])
+def test_call_level_snr_from_speech_bursts_and_pauses_within_1_db(snr: float) -> None:
+    rate = 8000
+    parts = []
+    for k in range(4):
+        parts += [synth.silence(0.8, rate), synth.tone(300.0 + 70 * k, 1.2, rate, 8000.0)]
+    s = np.concatenate(parts)
+    noise_rms = np.sqrt(8000.0**2 / 2 / 10 ** (snr / 10))
+    x = synth.to_int16(s + synth.white_noise(s.size / rate, rate, noise_rms, seed=5))
+    mon = AudioQualityMonitor(rate)
+    for i in range(0, x.size, 160):
+        m = mon.analyze_audio_chunk(x[i : i + 160].tobytes())
+    assert m.snr_method == "energy"
+    assert m.snr_db == pytest.approx(snr, abs=1.0)
+
+
+@pytest.mark.parametrize("thd", [0.3, 1.0, 3.0, 10.0])
+def test_thd_within_10_percent_relative(thd: float) -> None:
+    rate = 16000
+    t = np.arange(1600) / rate
+    a = 12000.0
+    # Harmonics 2, 3, 5 share the distortion power equally.
+    h_amp = a * thd / 100.0 / np.sqrt(3.0)
+    x = a * np.sin(2 * np.pi * 500 * t)
+    for h, ph in ((2, 0.3), (3, 1.1), (5, 2.0)):
+        x += h_amp * np.sin(2 * np.pi * 500 * h * t + ph)
+    x += synth.white_noise(0.1, rate, 2.0, seed=1)
+    m = AudioQualityMonitor(rate).analyze_audio_chunk(synth.to_int16(x).tobytes())
+    assert m.thd_valid
+    assert m.thd_percent == pytest.approx(thd, rel=0.10)
+
+
+def test_clipping_exact_count() -> None:
+    rate = 8000
+    x = synth.to_int16(synth.tone(440.0, 0.1, rate, 20000.0))
+    idx = np.random.default_rng(3).choice(x.size, 37, replace=False)
+    x[idx[:20]] = 32767
+    x[idx[20:]] = -32768
+    m = AudioQualityMonitor(rate).analyze_audio_chunk(x.tobytes())
+    assert m.clipped_samples == 37
+    assert m.clipping_percent == pytest.approx(100.0 * 37 / x.size)
+    # Just below the rails is not clipping.
+    y = synth.to_int16(synth.tone(440.0, 0.1, rate, 32766.0))
+    assert AudioQualityMonitor(rate).analyze_audio_chunk(y.tobytes()).clipped_samples == 0
+
+
+def test_score_formula_and_alert_callbacks(caplog: pytest.LogCaptureFixture) -> None:
+    rate = 16000
+    th = QualityThresholds(min_snr_db=20.0, max_thd_percent=1.0, max_clipping_percent=0.1)
+    mon = AudioQualityMonitor(rate, th)
+    alerts: list[QualityAlert] = []
+    mon.add_alert_callback(alerts.append)
+    clean = mon.analyze_audio_chunk(_tone_with_noise(rate, 0.2, 1000.0, 50.0, seed=1))
+    assert clean.quality_score == pytest.approx(100.0 - 10.0 * clean.thd_percent, abs=0.01)
+    assert alerts == []
+    mon.reset()
+    with caplog.at_level(logging.WARNING, logger="telcoflow.audio.quality"):
+        for _ in range(3):
+            noisy = mon.analyze_audio_chunk(_tone_with_noise(rate, 0.2, 1000.0, 12.0, seed=2))
+    assert noisy.quality_score == pytest.approx(100.0 - 1.5 * (40.0 - noisy.snr_db), abs=2.0)
+    kinds = [a.kind for a in alerts]
+    assert kinds.count("low_snr") == 3 and kinds.count("low_quality_score") == 3
+    # The log warns once per alert kind, not once per chunk.
+    assert sum("low_snr" in r.getMessage() for r in caplog.records) == 1
+    summary = mon.get_quality_summary()
+    assert summary["chunks_analyzed"] == 3
+    assert summary["alerts"]["low_snr"] == 3
+    assert summary["average_snr_db"] == pytest.approx(12.0, abs=1.0)
+
+
+def test_clipping_alert_and_broken_callback_does_not_break_monitor() -> None:
+    mon = AudioQualityMonitor(8000)
+    seen: list[str] = []
+
+    def bad(_: QualityAlert) -> None:
+        raise RuntimeError("boom")
+
+    mon.add_alert_callback(bad)
+    mon.add_alert_callback(lambda a: seen.append(a.kind))
+    x = synth.to_int16(synth.tone(440.0, 0.1, 8000, 40000.0))  # heavily clipped
+    m = mon.analyze_audio_chunk(x.tobytes())
+    assert m.clipping_percent > 10
+    assert "clipping" in seen
+
+
+def test_silence_raises_no_alert_and_thd_invalid_for_noise() -> None:
+    mon = AudioQualityMonitor(8000)
+    fired: list[QualityAlert] = []
+    mon.add_alert_callback(fired.append)
+    m = mon.analyze_audio_chunk(bytes(320))
+    assert m.is_silence and fired == []
+    n = synth.to_int16(synth.white_noise(0.1, 8000, 3000.0, seed=9))
+    m2 = AudioQualityMonitor(8000).analyze_audio_chunk(n.tobytes())
+    assert not m2.thd_valid and m2.thd_percent == 0.0
+
+
+def test_harmonic_analysis_pure_tone() -> None:
+    t = np.arange(4000) / 8000
+    ha = harmonic_analysis(10000 * np.sin(2 * np.pi * 1000 * t), 8000)
+    assert ha.fundamental_hz == pytest.approx(1000.0, abs=0.5)
+    assert ha.thd_percent < 0.01
+    assert ha.snr_db > 100

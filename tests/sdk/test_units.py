@@ -1,0 +1,207 @@
+"""Sans-I/O pieces: ring buffer, send schedule, back-off, configs, wire frames, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from telcoflow import (
+    BufferClosedError,
+    BufferFullError,
+    CallAudioConfig,
+    CallFlowBuilder,
+    CallFlowConfig,
+    InboundCallMode,
+    SessionManagerConfig,
+    WSSAuthenticationError,
+    WSSConnectionError,
+    WSSInvalidRequest,
+    WSSSessionNotFound,
+)
+from telcoflow.sdk import wire
+from telcoflow.sdk.backoff import ExponentialBackoff
+from telcoflow.sdk.errors import WSSAuthRejected, WSSSessionBusy, raise_for_response
+from telcoflow.sdk.ring import ByteRing, OutboundAudio
+from telcoflow.sdk.voice import BufferSize
+
+# ── ring buffer ────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("capacity", [0, -8, 3, 1000])
+def test_ring_capacity_must_be_a_power_of_two(capacity: int) -> None:
+    with pytest.raises(ValueError):
+        ByteRing(capacity)
+
+
+def test_ring_keeps_order_across_wraparound() -> None:
+    ring = ByteRing(8)
+    ring.write(b"abcdef")
+    assert ring.read(4) == b"abcd"
+    ring.write(b"ghijk")  # wraps past the end
+    assert len(ring) == 7
+    assert ring.read(100) == b"efghijk"
+    assert len(ring) == 0
+
+
+def test_ring_write_is_all_or_nothing() -> None:
+    ring = ByteRing(8)
+    ring.write(b"12345")
+    with pytest.raises(BufferFullError):
+        ring.write(b"6789")
+    assert ring.read(8) == b"12345"
+
+
+def test_ring_clear_reports_dropped_bytes_and_close_refuses_writes() -> None:
+    ring = ByteRing(16)
+    ring.write(b"x" * 10)
+    assert ring.clear() == 10
+    assert len(ring) == 0
+    ring.close()
+    with pytest.raises(BufferClosedError):
+        ring.write(b"y")
+
+
+def test_outbound_sends_only_what_was_requested_in_preferred_frames() -> None:
+    out = OutboundAudio(4096)
+    out.ring.write(bytes(range(256)) * 4)  # 1024 bytes queued, nothing requested yet
+    assert out.next_frame() is None
+    out.grant(700, 320)
+    first, second = out.next_frame(b"\x00"), out.next_frame(b"\x00")
+    last = out.next_frame(b"\x00")
+    assert first is not None and second is not None and last is not None
+    assert [len(first), len(second), len(last)] == [321, 321, 61]  # 320 + 320 + 60
+    assert first[0] == 0 and first[1:5] == bytes([0, 1, 2, 3])
+    assert out.next_frame() is None  # grant used up, 324 bytes stay queued
+    assert len(out.ring) == 324
+
+
+def test_outbound_waits_for_a_whole_frame_and_defaults_to_960() -> None:
+    out = OutboundAudio(4096)
+    out.grant(5000, 0)
+    out.ring.write(b"a" * 959)
+    assert out.next_frame() is None
+    out.ring.write(b"a")
+    frame = out.next_frame()
+    assert frame is not None and len(frame) == 960
+
+
+def test_buffer_size_is_an_int_and_awaitable() -> None:
+    size = BufferSize(42)
+    assert size == 42 and isinstance(size, int)
+    gen = size.__await__()
+    with pytest.raises(StopIteration) as stop:
+        next(gen)
+    assert stop.value.value == 42
+
+
+# ── back-off ────────────────────────────────────────────────────────────────
+
+
+def test_backoff_sequence_cap_and_jitter() -> None:
+    lows = ExponentialBackoff(rand=lambda a, b: a)
+    assert [round(lows.next_delay(), 4) for _ in range(4)] == [0.5, 0.75, 1.125, 1.6875]
+    for _ in range(20):
+        last = lows.next_delay()
+    assert last == 10.0
+    highs = ExponentialBackoff(rand=lambda a, b: b)
+    assert highs.next_delay() == pytest.approx(0.6)  # +20 %
+    highs.reset()
+    assert highs.next_delay() == pytest.approx(0.6)
+    real = ExponentialBackoff()
+    delays = [real.next_delay() for _ in range(30)]
+    assert all(0.5 <= d <= 12.0 for d in delays)
+
+
+# ── configs ─────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("kwargs", [{"sample_rate": 44100}, {"sample_rate": None},
+                                    {"buffer_size": 1000}, {"buffer_size": 0}])
+def test_call_audio_config_validation(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        CallAudioConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_call_audio_config_defaults() -> None:
+    cfg = CallAudioConfig()
+    assert (cfg.sample_rate, cfg.audio_mode.value, cfg.buffer_size) == (16000, "mixed", 1 << 20)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"api_key": "k"}, {"connector_uuid": "c"},
+                                    {"cert_path": "c.pem"}, {"key_path": "k.pem"}])
+def test_session_manager_config_needs_one_complete_auth_mode(kwargs: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        SessionManagerConfig.create(**kwargs)
+
+
+def test_session_manager_config_hides_secrets_in_repr() -> None:
+    cfg = SessionManagerConfig.create(api_key="sekret-key-123", connector_uuid="conn")
+    assert "sekret-key-123" not in repr(cfg)
+    mtls = SessionManagerConfig.create(cert_path="c.pem", key_path="/secret/k.pem")
+    assert "/secret/k.pem" not in repr(mtls)
+
+
+def test_call_flow_builder() -> None:
+    cfg = CallFlowBuilder().inbound_call(InboundCallMode.MISSED_ONLY).outbound_call(True).build()
+    assert cfg.to_frame_data() == {"inboundCall": "MISSED_ONLY", "outboundCall": True,
+                                   "inboundMessage": False, "outboundMessage": False}
+    with pytest.raises(ValueError):
+        CallFlowConfig(inbound_call="ALL")  # type: ignore[arg-type]
+
+
+# ── wire ────────────────────────────────────────────────────────────────────
+
+
+def test_client_frames() -> None:
+    assert json.loads(wire.setup(24000, "mixed")) == {
+        "type": "setup", "data": {"sampleRate": 24000, "audioMode": "mixed"}}
+    assert json.loads(wire.session_open("r1", "s1")) == {
+        "type": "session.open", "sessionId": "s1", "reqId": "r1"}
+    assert json.loads(wire.session_ready("s1")) == {"type": "session.ready", "sessionId": "s1"}
+    assert json.loads(wire.command("c1", "call.connect", 30000, {"ringTimeSeconds": 30})) == {
+        "type": "command", "data": {"command_id": "c1", "command": "call.connect",
+                                    "timeout_ms": 30000, "data": {"ringTimeSeconds": 30}}}
+    assert "data" not in json.loads(wire.command("c2", "call.answer", 10000))["data"]
+
+
+def test_server_frames_parse_leniently() -> None:
+    call_in = wire.parse_sm(json.dumps({"type": "call.in", "sessionId": "s", "callId": "c",
+                                        "from": "+1", "to": "+2", "url": "ws://x",
+                                        "token": "T0KEN"}))
+    assert isinstance(call_in, wire.CallIn)
+    assert (call_in.caller, call_in.callee, call_in.token) == ("+1", "+2", "T0KEN")
+    assert "T0KEN" not in repr(call_in)
+    notify = wire.parse_sm('{"type":"session.notify","sessionId":"s","activity":"NEWTHING"}')
+    assert isinstance(notify, wire.SessionNotify) and notify.activity == "NEWTHING"
+    assert wire.parse_sm('{"type":"brand.new"}') == wire.Unknown("brand.new")
+    resp = wire.parse_sm('{"type":"response","reqId":"r","ok":false,"errorCode":"X"}')
+    assert isinstance(resp, wire.Response) and not resp.ok and resp.error_code == "X"
+    req = wire.parse_voice('{"type":"buffer_request","data":{"requested_bytes":640}}')
+    assert req == wire.BufferRequest(640, 0, 0)
+    event = wire.parse_voice('{"type":"call_event","data":{"event":"call.error",'
+                             '"error_code":"TTS_SESSION_ERROR"}}')
+    assert event == wire.CallEventFrame("call.error", {"error_code": "TTS_SESSION_ERROR"})
+    assert wire.split_audio(b"\x01") is None
+    assert wire.split_audio(b"\x02ab") == (2, b"ab")
+
+
+# ── errors ──────────────────────────────────────────────────────────────────
+
+
+def test_response_errors_map_to_the_tree() -> None:
+    raise_for_response(True, None, None)
+    with pytest.raises(WSSSessionBusy) as busy:
+        raise_for_response(False, "SESSION_BUSY", {"boundSmWsId": "smws-1"})
+    assert busy.value.bound_sm_ws_id == "smws-1"
+    with pytest.raises(WSSSessionNotFound, match="no such session"):
+        raise_for_response(False, "SESSION_NOT_FOUND", {"message": "no such session"})
+    with pytest.raises(WSSInvalidRequest):
+        raise_for_response(False, "INVALID_REQUEST", None)
+    with pytest.raises(WSSConnectionError):
+        raise_for_response(False, "SOMETHING_NEW", None)
+
+
+def test_rejected_handshake_is_both_auth_and_connection_error() -> None:
+    assert issubclass(WSSAuthRejected, WSSAuthenticationError)
+    assert issubclass(WSSAuthRejected, WSSConnectionError)
