@@ -1,0 +1,58 @@
+"""`telcoflow serve` + the published Quick Start + `telcoflow call`, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from telcoflow.audio.resample import resample
+from telcoflow.audio.wav import read_wav, write_wav
+
+from ..conftest import ROOT
+from ..interop.agent_process import AgentProcess
+from ..interop.signals import best_lag, chirp
+
+QUICKSTART = ROOT / "tests" / "interop" / "agents" / "quickstart_echo.py"
+
+
+def test_serve_shows_keys_once_and_call_records_the_echo(tmp_path: Path,
+                                                         refsdk_path: Path) -> None:
+    env = dict(os.environ, TELCOFLOW_CREDENTIALS=str(tmp_path / "creds.json"))
+    for name in ("TELCOFLOW_API_KEY", "TELCOFLOW_CONNECTOR_UUID", "TELCOFLOW_CONFIG"):
+        env.pop(name, None)
+    serve_cmd = [sys.executable, "-m", "telcoflow.cli.main", "serve", "--port", "0"]
+    with AgentProcess(serve_cmd, env) as server:
+        server.wait_for("saved for local tools")
+        exports = dict(line.split("export ", 1)[1].split("=", 1)
+                       for line in server.lines if "export " in line)
+        url = server.wait_for("gateway ready on").split("gateway ready on ")[1].split()[0]
+        assert (tmp_path / "creds.json").stat().st_mode & 0o777 == 0o600
+
+        agent_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        agent_env.update(PYTHONPATH=str(refsdk_path), TELCOFLOW_BASE_URL=url, AGENT_RATE="24000",
+                         WSS_API_KEY=exports["WSS_API_KEY"],
+                         WSS_CONNECTOR_UUID=exports["WSS_CONNECTOR_UUID"])
+        with AgentProcess([sys.executable, "-S", "-u", str(QUICKSTART)], agent_env) as agent:
+            agent.wait_for("Connected. Waiting for sessions")
+            sent = chirp(1.5, 44100, f1=3000)
+            write_wav(tmp_path / "in.wav", sent, 44100)
+            done = subprocess.run(
+                [sys.executable, "-m", "telcoflow.cli.main", "call", "--to", "+15550100",
+                 "--play", str(tmp_path / "in.wav"), "--record", str(tmp_path / "out.wav")],
+                env=env, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            agent.wait_for("terminated")
+        output = server.output + agent.output + done.stdout + done.stderr
+
+    heard, rate = read_wav(tmp_path / "out.wav")
+    assert rate == 8000
+    expected = np.frombuffer(resample(sent, 44100, 8000), dtype="<i2")
+    _, correlation = best_lag(heard, expected)
+    assert correlation > 0.99
+    for secret in (exports["WSS_API_KEY"], exports["TELCOFLOW_PHONE_KEY"]):
+        assert output.count(secret) == 1, "a key was shown more than once"
+        assert not any(secret in line for line in server.lines if " INFO " in line)
