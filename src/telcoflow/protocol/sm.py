@@ -7,6 +7,7 @@ the JSON text the server sends. Both the gateway and our SDK use this module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +76,8 @@ def parse_client_frame(text: str | bytes) -> ClientFrame:
     if kind in _REQUESTS:
         if req_id is None or not req_id:
             raise MalformedFrame(f"'{kind}' request is missing a string field 'reqId'")
-    return parser(obj, req_id or "")
+    frame: ClientFrame = parser(obj, req_id or "")
+    return frame
 
 
 def _setup(obj: dict[str, Any], _: str) -> Setup:
@@ -124,7 +126,7 @@ def _ready(obj: dict[str, Any], _: str) -> SessionReady:
     return SessionReady(field(obj, "sessionId", str, where="session.ready"))
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict[str, Any], str], ClientFrame]] = {
     "setup": _setup,
     "session.open": _open,
     "session.create": _create,

@@ -8,8 +8,8 @@ import re
 import ssl
 
 from ..protocol import sm
-from ..protocol.phone import PHONE_PATH
 from ..protocol import voice as vp
+from ..protocol.phone import PHONE_PATH
 from ..telephony.simulated import PhoneConn
 from . import rest
 from .auth import Authenticator
@@ -97,7 +97,8 @@ class Gateway:
         return WsAccept(VoiceConn(self.engine, call), vp.MAX_AUDIO_BYTES + 1)
 
 
-def _reject(websocket: bool, exc: GatewayError, status: int | None = None) -> HttpResponse | WsReject:
+def _reject(websocket: bool, exc: GatewayError,
+            status: int | None = None) -> HttpResponse | WsReject:
     code = status or exc.status
     if websocket:
         return WsReject(code, exc.message)

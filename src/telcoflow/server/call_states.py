@@ -11,16 +11,16 @@ ringing. Every event not in the table is refused with a specific reason.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class CallState(str, Enum):
+class CallState(StrEnum):
     RINGING = "RINGING"
     ANSWERED = "ANSWERED"
     ENDED = "ENDED"
 
 
-class CallEvent(str, Enum):
+class CallEvent(StrEnum):
     ANSWER = "answer"
     CLOSE = "close"            # agent leaves (call.close)
     DISCONNECT = "disconnect"  # agent ends the call for everyone (call.disconnect)
@@ -58,7 +58,8 @@ class TransitionRefused(Exception):
 def next_state(state: CallState, event: CallEvent) -> CallState:
     target = TRANSITIONS.get((state, event))
     if target is None:
-        code, message = REFUSALS.get((state, event), ("INVALID_STATE",
-                                     f"'{event.value}' is not allowed while the call is {state.value}"))
+        default = ("INVALID_STATE", f"'{event.value}' is not allowed while the call is "
+                   f"{state.value}")
+        code, message = REFUSALS.get((state, event), default)
         raise TransitionRefused(code, message)
     return target

@@ -146,7 +146,7 @@ def _connector(raw: Any, index: int) -> Connector:
     if not isinstance(raw, dict) or not isinstance(raw.get("uuid"), str):
         raise ConfigError(f"connectors[{index}] needs a string 'uuid'")
     return Connector(raw["uuid"], list(raw.get("api_keys", [])), list(raw.get("numbers", [])),
-                     list(raw.get("cert_common_names", [])), raw.get("org_uuid", raw["uuid"]),
+                     list(raw.get("cert_common_names", [])), str(raw.get("org_uuid", raw["uuid"])),
                      int(raw.get("max_sessions", 1000)))
 
 

@@ -318,14 +318,14 @@ class HttpWsProtocol(asyncio.Protocol):
         self._handler.on_open(self._ws_conn)
 
     def _ws_frame(self, frame: Frame) -> None:
-        opcode = frame.opcode
+        opcode, data = frame.opcode, bytes(frame.data)
         if opcode in (Opcode.TEXT, Opcode.BINARY):
             if not frame.fin:
-                self._fragment_opcode, self._fragments = opcode, [frame.data]
+                self._fragment_opcode, self._fragments = opcode, [data]
                 return
-            self._deliver(opcode, frame.data)
+            self._deliver(opcode, data)
         elif opcode is Opcode.CONT and self._fragment_opcode is not None:
-            self._fragments.append(frame.data)
+            self._fragments.append(data)
             if frame.fin:
                 payload = b"".join(self._fragments)
                 kind, self._fragment_opcode, self._fragments = self._fragment_opcode, None, []

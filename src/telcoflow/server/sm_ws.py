@@ -54,7 +54,8 @@ class SmLink:
         self.engine.link_down(self)
 
     def on_binary(self, data: bytes) -> None:
-        self._error(None, "INVALID_REQUEST", "the session-manager plane takes JSON text frames only")
+        self._error(None, "INVALID_REQUEST",
+                    "the session-manager plane takes JSON text frames only")
 
     def on_text(self, text: str) -> None:
         if not self._bucket.take(time.monotonic()):

@@ -67,8 +67,7 @@ class GatewayThread:
 
     def run(self, fn: object) -> object:
         """Run ``fn()`` on the gateway's loop and return its result (for test inspection)."""
-        future: asyncio.Future[object] = asyncio.run_coroutine_threadsafe(_call(fn), self.loop)
-        return future.result(10)
+        return asyncio.run_coroutine_threadsafe(_call(fn), self.loop).result(10)
 
     def drop_sm_connections(self) -> None:
         """Close every SM-WS from the server side, as a network drop would."""
