@@ -8,7 +8,7 @@ labelled synthetic set (eSpeak NG speech from the ``espeakng-loader`` wheel
 under several noise conditions, or a speech-like signal without it).
 
 Per-frame figures come from feeding a 10 s signal frame by frame through one
-stateful object (the way a call leg uses it), best of 3 runs. Timings vary
+stateful object (the way a call leg uses it), best of 5 runs. Timings vary
 with machine load; the ratios within a run are the stable part.
 """
 
@@ -51,7 +51,7 @@ ROWS: list[tuple[str, str, float, str]] = []
 
 
 def _per_frame(
-    frames: list[Any], make: Callable[[], Callable[[Any], Any]], repeat: int = 3
+    frames: list[Any], make: Callable[[], Callable[[Any], Any]], repeat: int = 5
 ) -> float:
     """Best-of-``repeat`` seconds per frame for a fresh stateful ``make()`` fed all frames."""
     best = float("inf")
@@ -135,29 +135,34 @@ def bench_resample() -> None:
         arrays = [np.frombuffer(f, "<i2").astype(np.int16) for f in frames]
         label = f"{a // 1000}->{b // 1000} kHz"
         for q in ("HQ", "MQ"):
-            t = _per_frame(frames, lambda q=q: StreamResampler(a, b, q).process)
+            t = _per_frame(frames, lambda q=q, a=a, b=b: StreamResampler(a, b, q).process)
             lat = StreamResampler(a, b, q)
-            for f in frames[:50]:
+            held = 0.0
+            for f in frames[:100]:
                 lat.process(f)
-            row("resample", f"{label} soxr {q}", t, f"holds {lat.latency_ms:.0f} ms")
-        t = _per_frame(arrays, lambda: PolyphaseResampler(a, b).process)
-        row("resample", f"{label} polyphase", t, "gateway live path")
+                held = max(held, lat.latency_ms)
+            row("resample", f"{label} soxr {q}", t, f"holds up to {held:.0f} ms")
+        t = _per_frame(arrays, lambda a=a, b=b: PolyphaseResampler(a, b).process)
+        row("resample", f"{label} polyphase", t, "gateway live path (not issue 4)")
         if audioop is not None:
 
-            def ratecv() -> Callable[[bytes], bytes]:
+            def ratecv(a: int = a, b: int = b) -> Callable[[bytes], bytes]:
                 state: list[Any] = [None]
 
-                def f(x: bytes) -> bytes:
+                def step(x: bytes) -> bytes:
                     out, state[0] = audioop.ratecv(x, 2, 1, a, b, state[0])
                     return out
 
-                return f
+                return step
 
             row("resample", f"{label} [audioop.ratecv]", _per_frame(frames, ratecv), "linear")
         if resample_poly is not None:
             g = np.gcd(a, b)
             up, down = b // g, a // g
-            t = _per_frame(arrays, lambda: lambda x: resample_poly(x.astype(np.float64), up, down))
+            t = _per_frame(
+                arrays,
+                lambda up=up, down=down: lambda x: resample_poly(x.astype(np.float64), up, down),
+            )
             row("resample", f"{label} [scipy resample_poly]", t, "stateless per frame")
 
 
@@ -175,22 +180,26 @@ def bench_vad() -> None:
         for engine in ("webrtc", "silero", "energy"):
             if not _try(engine):
                 continue
-            t = _per_frame(frames, lambda e=engine: VoiceActivityDetector(rate, engine=e).process)
+            t = _per_frame(
+                frames, lambda e=engine, r=rate: VoiceActivityDetector(r, engine=e).process
+            )
             row("VAD", f"{engine} {rate // 1000} kHz", t)
 
 
 def bench_quality() -> None:
     for rate in (8000, 16000, 24000):
         frames = _frames(_signal(rate), rate)
-        t = _per_frame(frames, lambda: AudioQualityMonitor(rate).analyze_audio_chunk)
-        row("quality monitor", f"{rate // 1000} kHz", t, "SNR+THD every 200 ms")
+        t = _per_frame(frames, lambda r=rate: AudioQualityMonitor(r).analyze_audio_chunk)
+        row("quality monitor", f"{rate // 1000} kHz", t, "200 ms analysis every 400 ms")
 
 
 def bench_recorder() -> None:
     for in_rate, out_rate, ch in ((8000, 8000, 1), (8000, 16000, 2), (24000, 16000, 2)):
         frames = _frames(_signal(in_rate), in_rate)
 
-        def make() -> Callable[[Any], Any]:
+        def make(
+            in_rate: int = in_rate, out_rate: int = out_rate, ch: int = ch
+        ) -> Callable[[Any], Any]:
             p = AudioBufferProcessor(sample_rate=out_rate, num_channels=ch, buffer_size=32000)
             p.add_event_handler("on_audio_data", lambda *a: None)
             p.start_recording(now=0.0)

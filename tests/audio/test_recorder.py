@@ -356,3 +356,16 @@ def test_bot_turn_ends_after_grace_and_short_pauses_stay_in_one_turn() -> None:
     assert (x[round(0.7 * R) :] == 200).all()
     p.stop_recording(now=3.0)
     assert len(got["bot_turns"]) == 1
+
+
+def test_bad_pcm_is_rejected_and_arrays_accepted() -> None:
+    from telcoflow.audio.errors import AudioFormatError
+
+    p = AudioBufferProcessor(sample_rate=R)
+    got = _capture(p)
+    p.start_recording(now=0.0)
+    with pytest.raises(AudioFormatError):
+        p.add_user_audio(b"\x00\x01\x02", 0.1)
+    p.add_user_audio(np.full(800, 9, np.int16), 0.1)
+    p.stop_recording(now=0.1)
+    assert np.frombuffer(got["tracks"][0][0], "<i2").tolist() == [9] * 800

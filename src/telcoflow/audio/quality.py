@@ -12,10 +12,11 @@ Clipping
 
 SNR (``snr_db``), two estimators, the one used is in ``snr_method``:
 
-* ``"energy"`` -- the call-level estimate. The powers of 10 ms frames of the
-  last ``history_seconds`` are split into a quiet and a loud class by Otsu's
-  method on their dB values. When the classes are at least 6 dB apart and
-  each holds at least 5 % of the frames, noise power ``N`` is the mean power
+* ``"energy"`` -- the call-level estimate. The powers of 10 ms frames,
+  weighted with an exponential fade of time constant ``history_seconds``, are
+  split into a quiet and a loud class by Otsu's method on their dB values.
+  When the classes are at least 6 dB apart and each holds at least 5 % of
+  the (weighted) frames, noise power ``N`` is the mean power
   of the quiet frames and ``S + N`` that of the loud ones:
   ``SNR = 10 log10((S+N - N) / N)``. This is the SNR of speech against the
   noise in its pauses.
@@ -209,11 +210,12 @@ def harmonic_analysis(x: npt.ArrayLike, sample_rate: int) -> HarmonicAnalysis:
 
 
 class _FrameHistogram:
-    """Histogram of 10 ms frame powers over a sliding window, for the energy SNR.
+    """Exponentially weighted histogram of 10 ms frame powers, for the energy SNR.
 
     Frames are binned by level (0.5 dB bins, -130..+10 dBFS); each bin keeps a
-    count and the exact sum of linear powers, so class means are exact and the
-    Otsu split costs one pass over 280 bins instead of a sort of the history.
+    weight and the weighted sum of linear powers, so class means are exact and
+    the Otsu split costs one pass over 280 bins instead of a sort of the
+    history. Older frames fade with time constant ``capacity`` frames.
     """
 
     LO_DB = -130.0
@@ -221,43 +223,35 @@ class _FrameHistogram:
     BINS = 280
 
     def __init__(self, capacity: int) -> None:
-        self.counts = np.zeros(self.BINS, dtype=np.int64)
+        self.counts = np.zeros(self.BINS, dtype=np.float64)
         self.sums = np.zeros(self.BINS, dtype=np.float64)
-        self._ring_bin = np.zeros(capacity, dtype=np.int64)
-        self._ring_pow = np.zeros(capacity, dtype=np.float64)
-        self._pos = 0
-        self.size = 0
         self.capacity = capacity
+        self._decay = math.exp(-1.0 / capacity)
+        self.size = 0  # frames seen (for the minimum-history rule)
         self._centers = self.LO_DB + self.STEP_DB * (np.arange(self.BINS) + 0.5)
 
     def add(self, powers: npt.NDArray[np.float64]) -> None:
         """Add normalised frame powers (1.0 = full-scale square wave), vectorised."""
-        powers = powers[-self.capacity :]
         k = powers.size
         if k == 0:
             return
+        fade = self._decay**k
+        self.counts *= fade
+        self.sums *= fade
         db = 10.0 * np.log10(powers + 1e-14)
         bins = np.clip(((db - self.LO_DB) / self.STEP_DB).astype(np.int64), 0, self.BINS - 1)
-        pos = (self._pos + np.arange(k)) % self.capacity
-        expired = max(0, self.size + k - self.capacity)
-        if expired:
-            old = pos[:expired] if self.size == self.capacity else pos[k - expired :]
-            ob = self._ring_bin[old]
-            self.counts -= np.bincount(ob, minlength=self.BINS)
-            self.sums -= np.bincount(ob, weights=self._ring_pow[old], minlength=self.BINS)
-        self._ring_bin[pos] = bins
-        self._ring_pow[pos] = powers
-        self.counts += np.bincount(bins, minlength=self.BINS)
-        self.sums += np.bincount(bins, weights=powers, minlength=self.BINS)
-        self.size = min(self.size + k, self.capacity)
-        self._pos = int((self._pos + k) % self.capacity)
+        # Frames within this batch fade too: the newest has weight 1.
+        w = self._decay ** np.arange(k - 1, -1, -1, dtype=np.float64)
+        self.counts += np.bincount(bins, weights=w, minlength=self.BINS)
+        self.sums += np.bincount(bins, weights=w * powers, minlength=self.BINS)
+        self.size += k
 
     def snr_db(self) -> float | None:
         """Otsu split on levels; ``None`` unless two classes >= 6 dB apart, >= 5 % each."""
-        n = self.size
-        if n < 20:
+        if self.size < 20:
             return None
-        c = self.counts.astype(np.float64)
+        c = self.counts
+        n = float(c.sum())
         cv = c * self._centers
         w0 = np.cumsum(c)[:-1]  # frames below split k = 1..BINS-1
         a = np.cumsum(cv)[:-1]
@@ -271,7 +265,7 @@ class _FrameHistogram:
         )
         k = int(np.argmax(between)) + 1  # bins [0, k) quiet, [k, BINS) loud
         nq, nl = float(c[:k].sum()), float(c[k:].sum())
-        if min(nq, nl) < max(2.0, n / 20.0):
+        if min(nq, nl) < n / 20.0:
             return None
         mean_q = float((c[:k] * self._centers[:k]).sum()) / nq
         mean_l = float((c[k:] * self._centers[k:]).sum()) / nl
@@ -282,10 +276,9 @@ class _FrameHistogram:
         return 10.0 * float(np.log10(max(loud - noise, _EPS) / noise))
 
     def clear(self) -> None:
-        self.counts[:] = 0
+        self.counts[:] = 0.0
         self.sums[:] = 0.0
         self.size = 0
-        self._pos = 0
 
 
 @dataclass
@@ -314,6 +307,7 @@ class AudioQualityMonitor:
         *,
         history_seconds: float = 10.0,
         analysis_ms: int = 200,
+        analysis_interval_ms: int = 400,
         clip_level: int = 32767,
         silence_dbfs: float = -60.0,
     ) -> None:
@@ -325,6 +319,7 @@ class AudioQualityMonitor:
         self._hist = _FrameHistogram(max(int(history_seconds * 100), 20))
         self._pending = np.zeros(0, dtype=np.int16)  # < 10 ms left over from framing
         self._window_samples = max(sample_rate * analysis_ms // 1000, 64)
+        self._interval_samples = max(sample_rate * analysis_interval_ms // 1000, 1)
         self._recent = np.zeros(0, dtype=np.int16)  # audio of the last analysis window
         self._chunks: list[npt.NDArray[np.int16]] = []  # audio since the last analysis
         self._since = 0  # samples since the last analysis
@@ -382,7 +377,11 @@ class AudioQualityMonitor:
         # (or on every chunk that is itself at least that long).
         self._chunks.append(x16)
         self._since += n
-        if self._analysis is None or self._since >= self._window_samples:
+        if (
+            self._analysis is None
+            or self._since >= self._interval_samples
+            or n >= self._window_samples
+        ):
             self._analyse()
         assert self._analysis is not None
         ha, energy = self._analysis

@@ -38,7 +38,7 @@ import logging
 import os
 from typing import Any
 
-from .errors import RecorderStateError
+from .errors import AudioFormatError, RecorderStateError
 from .events import Dispatch, EventEmitter
 from .pcm import PCMInput, as_int16, interleave, mix
 from .resample import StreamResampler
@@ -77,6 +77,7 @@ class _Track:
         self.origin = t0  # time of input sample 0 of the current rate segment
         self.n_in = 0  # input samples committed in this segment
         self.pending = bytearray()  # scheduled input audio after the committed part
+        self.staged = bytearray()  # committed, waiting to be resampled in one batch
         self.out = bytearray()  # output audio not yet emitted
         self.out_total = 0  # output samples produced since the recording start
 
@@ -87,6 +88,7 @@ class _Track:
             end = self.end_time()
             self._feed(bytes(self.pending))
             self.pending.clear()
+            self._resample_staged()
             self._out(self.rs.flush())
             self.origin, self.n_in = end, 0
         self.in_rate = rate
@@ -103,9 +105,21 @@ class _Track:
         self.out_total += len(data) // 2
 
     def _feed(self, data: bytes) -> None:
+        # Resampling runs on batches of >= 100 ms: a recording need not be low
+        # latency, and one soxr call per batch costs far less than one per frame.
         assert self.rs is not None
         self.n_in += len(data) // 2
-        self._out(self.rs.process(data))
+        if self.rs.is_passthrough:
+            self._out(data)
+            return
+        self.staged += data
+        if len(self.staged) >= self.in_rate // 5:  # 100 ms of PCM16
+            self._resample_staged()
+
+    def _resample_staged(self) -> None:
+        if self.staged and self.rs is not None:
+            self._out(self.rs.process(bytes(self.staged)))
+            self.staged.clear()
 
     def write(self, pcm: bytes, start: float, tolerance: float) -> bool:
         """Schedule ``pcm`` at ``start`` (>= end); returns True if a gap was filled."""
@@ -138,6 +152,7 @@ class _Track:
         if self.rs is not None:
             self._feed(bytes(self.pending))
             self.pending.clear()
+            self._resample_staged()
             self._out(self.rs.flush())
 
 
@@ -316,7 +331,11 @@ class AudioBufferProcessor(EventEmitter):
 
     @staticmethod
     def _bytes(pcm: PCMInput) -> bytes:
-        return pcm if isinstance(pcm, bytes) else as_int16(pcm).astype("<i2").tobytes()
+        if isinstance(pcm, bytes):
+            if len(pcm) % 2:
+                raise AudioFormatError(f"PCM16 data must have an even byte count, got {len(pcm)}")
+            return pcm
+        return as_int16(pcm).astype("<i2").tobytes()
 
     def _rate(self, sample_rate: int | None) -> int:
         rate = sample_rate or self._input_rate or self._sample_rate

@@ -136,21 +136,24 @@ class SileroEngine:
 
 class EnergyEngine:
     """Adaptive energy detector: speech when the frame is ``margin_db`` above a tracked
-    noise floor and above ``min_dbfs``. The floor follows quiet frames quickly and
-    rises slowly (0.5 dB per frame), so steady noise is learned within ~1 s.
+    noise floor and above ``min_dbfs``. The floor drops at once to a quieter frame
+    and rises slowly (``rise_db`` per frame, 5 dB/s at 20 ms), so a louder steady
+    noise is learned within seconds while speech does not lift it much.
     """
 
     def __init__(
         self,
         sample_rate: int = 16000,
         frame_ms: int = 20,
-        margin_db: float = 10.0,
+        margin_db: float = 6.0,
         min_dbfs: float = -50.0,
+        rise_db: float = 0.1,
     ):
         self.sample_rate = sample_rate
         self.frame_samples = sample_rate * frame_ms // 1000
         self.margin_db = margin_db
         self.min_dbfs = min_dbfs
+        self.rise_db = rise_db
         self._floor = -90.0
 
     def is_speech(self, frame: npt.NDArray[np.int16]) -> bool:
@@ -159,7 +162,7 @@ class EnergyEngine:
         if level < self._floor:
             self._floor = level
         else:
-            self._floor = min(self._floor + 0.5, level)
+            self._floor = min(self._floor + self.rise_db, level)
         return level > self.min_dbfs and level > self._floor + self.margin_db
 
     def reset(self) -> None:
