@@ -31,7 +31,8 @@ RATE = 16000
 
 AGENT = '''
 import asyncio, logging, os, sys
-from telcoflow import SessionManager, SessionManagerConfig, SessionNotification, Call, CallAudioConfig
+from telcoflow import (SessionManager, SessionManagerConfig, SessionNotification, Call,
+                       CallAudioConfig)
 
 logging.basicConfig(level=logging.WARNING)
 
@@ -60,6 +61,9 @@ async def main():
         await sm.run_forever()
 
 
+if os.getenv("AGENT_UVLOOP"):
+    import uvloop
+    uvloop.install()
 asyncio.run(main())
 '''
 
@@ -72,28 +76,42 @@ def ensure_refsdk() -> Path:
     return REFSDK_DIR
 
 
+def _uvloop_dir(wanted: bool) -> list[str]:
+    if not wanted:
+        return []
+    import uvloop
+    return [str(Path(uvloop.__file__).resolve().parent.parent)]
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_agent(which: str, gw: GatewayThread, script: Path) -> subprocess.Popen[str]:
+def start_agent(which: str, gw: GatewayThread, script: Path,
+                uvloop: bool) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "WSS_"))}
     env.update(WSS_API_KEY=gw.api_key, WSS_CONNECTOR_UUID=gw.connector_uuid,
                TELCOFLOW_BASE_URL=gw.ws_url, AGENT_RATE=str(RATE))
+    if uvloop:
+        env["AGENT_UVLOOP"] = "1"
     if which == "published":
-        env["PYTHONPATH"] = str(ensure_refsdk())
+        # -S keeps our (editable) package out; uvloop comes from our site-packages, after
+        # the published SDK's own directory so its pinned dependencies win.
+        env["PYTHONPATH"] = os.pathsep.join([str(ensure_refsdk()), *_uvloop_dir(uvloop)])
         cmd = [sys.executable, "-S", "-u", str(script)]  # -S: our package is not importable
     else:
         cmd = [sys.executable, "-u", str(script)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     assert proc.stdout is not None
+    seen = []
     for line in proc.stdout:
         if line.startswith("READY"):
             break
+        seen.append(line)
     else:
-        raise RuntimeError(f"{which} agent did not start")
+        raise RuntimeError(f"{which} agent did not start:\n" + "".join(seen[-20:]))
     threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
     return proc
 
@@ -119,8 +137,9 @@ async def run_calls(gw: GatewayThread, calls: int, seconds: float, pid: int) -> 
     return used, heard
 
 
-def measure(which: str, gw: GatewayThread, script: Path, calls: int, seconds: float) -> float:
-    proc = start_agent(which, gw, script)
+def measure(which: str, gw: GatewayThread, script: Path, calls: int, seconds: float,
+            uvloop: bool = False) -> float:
+    proc = start_agent(which, gw, script, uvloop)
     try:
         used, heard = asyncio.run(run_calls(gw, calls, seconds, proc.pid))
     finally:
@@ -137,12 +156,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--uvloop", action="store_true",
+                        help="run both agents on uvloop instead of the stdlib event loop")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, GatewayThread(ring_timeout_s=30.0) as gw:
         script = Path(tmp) / "echo_agent.py"
         script.write_text(AGENT)
-        ours = measure("ours", gw, script, args.calls, args.seconds)
-        published = measure("published", gw, script, args.calls, args.seconds)
+        ours = measure("ours", gw, script, args.calls, args.seconds, args.uvloop)
+        published = measure("published", gw, script, args.calls, args.seconds, args.uvloop)
     print(f"    ratio: ours / published = {ours / published:.2f} (target <= 0.50)")
 
 

@@ -108,7 +108,7 @@ async def test_each_call_runs_in_its_own_task(gateway: GatewayThread) -> None:
 @pytest.mark.asyncio
 async def test_send_audio_buffer_full_size_and_closed(gateway: GatewayThread) -> None:
     results: dict[str, Any] = {}
-    terminated, finished = asyncio.Event(), asyncio.Event()
+    terminated, finished, checked = asyncio.Event(), asyncio.Event(), asyncio.Event()
     cfg = config_for(gateway, RATE, buffer_size=1024)
     async with SessionManager(cfg) as sm:
         async def on_call(call: Call) -> None:
@@ -120,6 +120,7 @@ async def test_send_audio_buffer_full_size_and_closed(gateway: GatewayThread) ->
                 results["full"] = True
             results["sizes"] = (call.get_send_audio_buffer_size(),
                                 await call.get_send_audio_buffer_size())
+            checked.set()
             await terminated.wait()
             try:
                 await call.send_audio(bytes(320))
@@ -130,6 +131,7 @@ async def test_send_audio_buffer_full_size_and_closed(gateway: GatewayThread) ->
         answer_with(sm, on_call)
         async with dialled(gateway) as phone:
             await phone.wait_answered(timeout=10)
+            await asyncio.wait_for(checked.wait(), 10)
             await phone.hangup()
         await asyncio.wait_for(finished.wait(), 10)
     assert results["full"] and results["closed"]
@@ -184,6 +186,10 @@ async def test_commands_return_results_and_disconnect_ends_the_call(
                 seen["to_json_refused"] = handoff
             seen["disconnect"] = await call.disconnect()
             seen["state"] = call.state
+            late = asyncio.Event()
+            call.on_terminated(late.set)  # registered after the end: still called
+            await asyncio.wait_for(late.wait(), 5)
+            seen["late"] = True
 
         answer_with(sm, on_call)
         async with dialled(gateway) as phone:
@@ -191,7 +197,7 @@ async def test_commands_return_results_and_disconnect_ends_the_call(
     assert seen["answer"] and seen["answer"].payload
     assert not seen["whisper"] and seen["whisper"].error_code
     assert seen["to_json_refused"] and seen["disconnect"]
-    assert seen["state"] == CallState.TERMINATED
+    assert seen["state"] == CallState.TERMINATED and seen["late"]
     assert reason
 
 

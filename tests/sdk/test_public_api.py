@@ -68,6 +68,7 @@ def test_command_result_truthiness_and_alias(published: dict[str, Any],
 
 
 def test_extras_importable_from_top_level() -> None:
-    from telcoflow import SendWAMessage, WSSSessionBusy, WSSSessionNotFound  # noqa: F401
-
-    assert issubclass(telcoflow.WSSSessionBusy, telcoflow.WSSSessionError)
+    names = ("SendWAMessage", "BaseSendMessage", "WSSSessionBusy", "WSSSessionNotFound",
+             "WSSSessionClosed", "WSSQuotaExceeded", "WSSMessageError")
+    extras = {name: getattr(telcoflow, name) for name in names}
+    assert issubclass(extras["WSSSessionBusy"], telcoflow.WSSSessionError)

@@ -89,7 +89,8 @@ class ScriptedGateway:
     async def finish(self, ws: ServerConnection) -> None:
         self.all_sent.set()
         await ws.send(json.dumps({"type": "call_event", "data": {
-            "event": "call.error", "error_code": "TTS_SESSION_ERROR", "error_message": "tts down"}}))
+            "event": "call.error", "error_code": "TTS_SESSION_ERROR",
+            "error_message": "tts down"}}))
         await ws.send('{"type":"call_event","data":{"event":"call.terminated"}}')
         await ws.close()
 

@@ -17,11 +17,15 @@ from telcoflow import (
     WSSAuthenticationError,
     WSSConnectionError,
     WSSInvalidRequest,
-    WSSSessionNotFound,
 )
 from telcoflow.sdk import wire
 from telcoflow.sdk.backoff import ExponentialBackoff
-from telcoflow.sdk.errors import WSSAuthRejected, WSSSessionBusy, raise_for_response
+from telcoflow.sdk.errors import (
+    WSSAuthRejected,
+    WSSSessionBusy,
+    WSSSessionNotFound,
+    raise_for_response,
+)
 from telcoflow.sdk.ring import ByteRing, OutboundAudio
 from telcoflow.sdk.voice import BufferSize
 
@@ -132,7 +136,7 @@ def test_call_audio_config_defaults() -> None:
                                     {"cert_path": "c.pem"}, {"key_path": "k.pem"}])
 def test_session_manager_config_needs_one_complete_auth_mode(kwargs: dict[str, str]) -> None:
     with pytest.raises(ValueError):
-        SessionManagerConfig.create(**kwargs)
+        SessionManagerConfig.create(**kwargs)  # type: ignore[arg-type]
 
 
 def test_session_manager_config_hides_secrets_in_repr() -> None:

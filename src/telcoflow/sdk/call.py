@@ -174,14 +174,22 @@ class Call:
             raise ValueError(f"Unknown call event: {event_name!r}")
 
         def register(func: F) -> F:
-            self._handlers.setdefault(key, []).append(func)
-            return func
+            return self._add_handler(key, func)
 
         return register
 
     def on_terminated(self, func: F) -> F:
-        """Decorator: called with no arguments once the call has ended."""
-        self._handlers.setdefault(CALL_TERMINATED, []).append(func)
+        """Decorator: called with no arguments once the call has ended.
+
+        Registered after the call already ended, it is called right away, so
+        a handler set up just after ``answer()`` cannot miss a quick hang-up.
+        """
+        return self._add_handler(CALL_TERMINATED, func)
+
+    def _add_handler(self, key: str, func: F) -> F:
+        self._handlers.setdefault(key, []).append(func)
+        if key == CALL_TERMINATED and self._terminated_fired:
+            self._tasks.spawn(self._run_handlers(key, [func], ()))
         return func
 
     # ── commands ────────────────────────────────────────────────────────────

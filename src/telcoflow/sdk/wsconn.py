@@ -14,7 +14,7 @@ import asyncio
 import os
 import ssl
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
@@ -68,8 +68,8 @@ class WsConnection(asyncio.Protocol):
     # ── asyncio.Protocol ────────────────────────────────────────────────────
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self._transport = cast(asyncio.Transport, transport)
         request = self._proto.connect()
         for name, value in self._headers.items():
             request.headers[name] = value
