@@ -12,7 +12,7 @@ def frame(value: int) -> bytes:
 
 
 def test_credit_keeps_queued_plus_outstanding_at_the_target() -> None:
-    buf = PlayoutBuffer(FB, target_ms=100, prebuffer_ms=40)
+    buf = PlayoutBuffer(FB, target_ms=100, prebuffer_ms=40, quantum_ms=20)
     assert buf.credit_to_request() == 5 * FB
     assert buf.credit_to_request() == 0  # already asked; the agent owes us 5 frames
     buf.push(frame(1) + frame(2))
@@ -20,6 +20,17 @@ def test_credit_keeps_queued_plus_outstanding_at_the_target() -> None:
     assert buf.credit_to_request() == 0
     assert buf.tick() == frame(1)
     assert buf.credit_to_request() == FB
+
+
+def test_credit_is_granted_in_quanta() -> None:
+    buf = PlayoutBuffer(FB, target_ms=120, quantum_ms=60)
+    assert buf.credit_to_request() == 6 * FB
+    buf.push(frame(1) * 6)
+    buf.tick()
+    buf.tick()
+    assert buf.credit_to_request() == 0  # two frames short: not worth a request yet
+    buf.tick()
+    assert buf.credit_to_request() == 3 * FB
 
 
 def test_prebuffer_waits_for_two_frames_or_two_ticks() -> None:

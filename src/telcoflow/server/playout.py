@@ -29,12 +29,15 @@ class PlayoutStats:
 
 class PlayoutBuffer:
     def __init__(self, frame_bytes: int, target_ms: int = 120, prebuffer_ms: int = 40,
-                 max_ms: int = 10_000) -> None:
+                 max_ms: int = 10_000, quantum_ms: int = 60) -> None:
         self.frame_bytes = frame_bytes
         self.target_bytes = max(frame_bytes, frame_bytes * target_ms // 20)
         self.prebuffer_bytes = frame_bytes * max(1, prebuffer_ms // 20)
         self.prebuffer_ticks = max(1, prebuffer_ms // 20)
         self.max_bytes = frame_bytes * max_ms // 20
+        # credit is granted in lumps: one buffer_request per ~3 ticks instead of one per
+        # tick costs the agent a third of the text frames, and the target stays covered
+        self.quantum_bytes = frame_bytes * max(1, min(quantum_ms, target_ms) // 20)
         self.outstanding = 0  # requested from the agent, not yet received
         self.stats = PlayoutStats()
         self._queue = bytearray()
@@ -59,7 +62,7 @@ class PlayoutBuffer:
         """Bytes to ask the agent for now (whole frames), and book them as outstanding."""
         deficit = self.target_bytes - len(self._queue) - self.outstanding
         frames = deficit // self.frame_bytes
-        if frames <= 0:
+        if frames <= 0 or frames * self.frame_bytes < self.quantum_bytes:
             return 0
         want = frames * self.frame_bytes
         self.outstanding += want
