@@ -57,17 +57,19 @@ class PolyphaseResampler:
         if self.is_passthrough:
             return pcm if isinstance(pcm, bytes) else pcm.astype("<i2").tobytes()
         x = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, bytes) else pcm
-        return self._run(x.astype(np.float64)).astype("<i2").tobytes()
+        return self._run(x).tobytes()
 
     def flush(self) -> bytes:
         """Push the filter's tail out with zeros (end of stream)."""
         if self.is_passthrough:
             return b""
-        tail = np.zeros(self._taps)
-        return self._run(tail).astype("<i2").tobytes()
+        return self._run(np.zeros(self._taps, np.int16)).tobytes()
 
-    def _run(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.int16]:
-        buf = np.concatenate((self._hist, x))
+    def _run(self, x: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+        keep = self._hist.size
+        buf = np.empty(keep + x.size)
+        buf[:keep] = self._hist
+        buf[keep:] = x
         last_in = self._hist_start + buf.size - 1  # newest global input index
         up, down, taps = self._up, self._down, self._taps
         stop = ((last_in + 1) * up - 1) // down + 1  # outputs whose newest input is here
@@ -75,17 +77,17 @@ class PolyphaseResampler:
         count = max(0, stop - first)
         out = np.empty(count)
         if count:
-            windows = np.lib.stride_tricks.sliding_window_view(buf, taps)
-            # outputs first+r, first+r+L, … share one phase, and their newest
-            # input advances by M each: a strided view of the windows, no gather
+            # outputs first+r, first+r+L, … share one phase and their newest input
+            # advances by M each: one C-level correlation per phase, then a stride
             for r in range(min(up, count)):
                 k = first + r
                 start = (k * down) // up - self._hist_start - (taps - 1)
                 n = len(range(r, count, up))
-                rows = windows[start:start + (n - 1) * down + 1:down]
-                out[r::up] = rows @ self._phases[(k * down) % up]
+                span = buf[start:start + (n - 1) * down + taps]
+                out[r::up] = np.correlate(span, self._phases[(k * down) % up], "valid")[::down]
         self._next_out = int(stop)
-        keep = taps - 1
-        self._hist = buf[-keep:].copy()
+        self._hist = buf[-keep:]
         self._hist_start = last_in - keep + 1
-        return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+        np.rint(out, out=out)
+        np.clip(out, -32768, 32767, out=out)
+        return out.astype("<i2")
