@@ -145,6 +145,7 @@ class HttpWsProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._head = bytearray()
         self._h11: h11.Connection | None = None
+        self._pending: tuple[h11.Request, bytearray] | None = None
         self._ws: ServerProtocol | None = None
         self._ws_conn: WsConnection | None = None
         self._handler: WsHandler | None = None
@@ -217,8 +218,6 @@ class HttpWsProtocol(asyncio.Protocol):
         assert self._h11 is not None and self._transport is not None
         conn = self._h11
         conn.receive_data(data)
-        request: h11.Request | None = None
-        body = bytearray()
         while True:
             try:
                 event = conn.next_event()
@@ -228,16 +227,16 @@ class HttpWsProtocol(asyncio.Protocol):
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
-                request, body = event, bytearray()
-                self._pending = (request, body)
-            elif isinstance(event, h11.Data):
-                _, body = self._pending
+                self._pending = (event, bytearray())
+            elif isinstance(event, h11.Data) and self._pending is not None:
+                body = self._pending[1]
                 body += event.data
                 if len(body) > MAX_BODY_BYTES:
                     self._plain_error(413, "request body too large")
                     return
-            elif isinstance(event, h11.EndOfMessage):
+            elif isinstance(event, h11.EndOfMessage) and self._pending is not None:
                 req, body = self._pending
+                self._pending = None
                 self._answer_http(req, bytes(body))
                 if conn.our_state is h11.MUST_CLOSE or conn.our_state is h11.CLOSED:
                     self._transport.close()
