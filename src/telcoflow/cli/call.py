@@ -31,7 +31,7 @@ async def place_call(url: str, key: str, to: str, caller: str, play: str | None,
         call_id = await phone.dial(to, caller, codec, rate)
         await phone.wait_answered(timeout=60)
         setup_ms = (time.perf_counter() - t0) * 1000
-        await phone.play(np.concatenate([samples, tail]))
+        frames_sent = await phone.play(np.concatenate([samples, tail]))
         reason = "CALLER_HANGUP"
         if phone.hung_up:
             reason = phone.events.hangup_reason or "CLOSED"
@@ -40,7 +40,7 @@ async def place_call(url: str, key: str, to: str, caller: str, play: str | None,
     if record:
         write_wav(record, heard, rate)
     return {"call_id": call_id, "setup_ms": round(setup_ms, 1),
-            "frames_sent": -(-len(samples) // (rate // 50)) + len(tail) // (rate // 50),
+            "frames_sent": frames_sent,
             "frames_received": phone.frames_received, "ended_by": reason,
             "recording": record}
 

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..audio import synth
+from ..audio.align import best_lag
 from ..audio.wav import write_wav
 from ..server.testing import GatewayThread
 from ..telephony.phone import Phone
@@ -78,7 +79,7 @@ async def run_call(gw: GatewayThread, voice: npt.NDArray[np.int16]) -> dict[str,
 
 def analyse(voice: npt.NDArray[np.int16], call: dict[str, Any]) -> dict[str, Any]:
     heard: npt.NDArray[np.int16] = call["heard"]
-    lag = best_lag(heard, voice)
+    lag, _ = best_lag(heard, voice)
     lag_frames, offset = divmod(lag, FRAME)
     rtts = []
     intact = 0
@@ -107,13 +108,6 @@ def _similar(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> bool:
         return bool(np.sqrt(np.mean(b * b)) < 200)
     corr = np.dot(a, b) / (np.sqrt(np.dot(a, a) * np.dot(b, b)) or 1.0)
     return bool(corr > 0.9)
-
-
-def best_lag(received: npt.NDArray[np.int16], sent: npt.NDArray[np.int16]) -> int:
-    r, s = received.astype(np.float64), sent.astype(np.float64)
-    size = 1 << (len(r) + len(s)).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(r, size) * np.conj(np.fft.rfft(s, size)), size)[:len(r)]
-    return int(np.argmax(corr))
 
 
 def write_outputs(out: Path, voice: npt.NDArray[np.int16], call: dict[str, Any],

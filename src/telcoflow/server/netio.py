@@ -30,14 +30,14 @@ MAX_BODY_BYTES = 64 * 1024
 WRITE_BUFFER_LIMIT = 512 * 1024  # a reader this far behind is dropped, not buffered forever
 
 
-class _NoDebugLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets logs every handshake header at DEBUG — including credentials."""
+class NoDebugLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """For websockets, which logs every handshake header at DEBUG — credentials included."""
 
     def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging API
         return level > logging.DEBUG and self.logger.isEnabledFor(level)
 
 
-_WS_LOGGER = _NoDebugLogger(logging.getLogger("telcoflow.server.websocket"), {})
+_WS_LOGGER = NoDebugLogger(logging.getLogger("telcoflow.server.websocket"), {})
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,7 @@ class SessionRegistry:
 
     def __init__(self) -> None:
         self._by_id: dict[str, Session] = {}
-        self._closed_order: list[str] = []
+        self._closed_order: deque[str] = deque()
 
     def add(self, session: Session) -> Session:
         self._by_id[session.id] = session
@@ -71,7 +72,7 @@ class SessionRegistry:
         session.bound = None
         self._closed_order.append(session.id)
         while len(self._closed_order) > self.KEEP_CLOSED:
-            self._by_id.pop(self._closed_order.pop(0), None)
+            self._by_id.pop(self._closed_order.popleft(), None)
 
     def of_connector(self, connector_uuid: str) -> list[Session]:
         return [s for s in self._by_id.values() if s.connector_uuid == connector_uuid]

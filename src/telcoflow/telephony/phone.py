@@ -26,15 +26,9 @@ from websockets.exceptions import ConnectionClosed
 
 from ..protocol import phone as pp
 from ..server.legs import decode, encode
+from ..server.netio import NoDebugLogger
 
 logger = logging.getLogger(__name__)
-
-
-class _NoDebugLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """websockets logs handshake headers (our key) at DEBUG; never let it."""
-
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802
-        return level > logging.DEBUG and self.logger.isEnabledFor(level)
 
 
 class PhoneError(Exception):
@@ -71,7 +65,7 @@ class Phone:
     async def __aenter__(self) -> Phone:
         self._ws = await connect(
             self.url, additional_headers={"Authorization": f"Bearer {self._key}"},
-            compression=None, max_size=1 << 16, logger=_NoDebugLogger(logger, {}))
+            compression=None, max_size=1 << 16, logger=NoDebugLogger(logger, {}))
         self._reader = asyncio.create_task(self._read())
         return self
 
@@ -130,11 +124,12 @@ class Phone:
     def frame_samples(self) -> int:
         return self.sample_rate // 50
 
-    async def play(self, samples: npt.NDArray[np.int16], *, on_frame_sent: object = None) -> None:
+    async def play(self, samples: npt.NDArray[np.int16], *, on_frame_sent: object = None) -> int:
         """Send ``samples`` (at the phone's rate) in 20 ms frames, paced in real time.
 
         Frames go out on an absolute schedule so pacing does not drift; the
         optional callback gets ``(index, perf_counter)`` for latency benches.
+        Returns the number of frames sent (fewer if the call ended first).
         """
         assert self._ws is not None
         n = self.frame_samples
@@ -147,15 +142,16 @@ class Phone:
             if delay > 0:
                 await asyncio.sleep(delay)
             if self._hung_up.is_set():
-                return
+                return index
             if len(frame) < n:
                 frame = np.concatenate([frame, np.zeros(n - len(frame), np.int16)])
             try:
                 await self._ws.send(encode(self.codec, frame.astype("<i2").tobytes()))
             except ConnectionClosed:
-                return
+                return index
             if callable(on_frame_sent):
                 on_frame_sent(index, time.perf_counter())
+        return len(frames)
 
     async def wait_frames(self, count: int, timeout: float = 10.0) -> None:
         """Wait until ``count`` frames in total have been heard."""
