@@ -1,10 +1,20 @@
-"""Simulated phone network plane: a phone (caller) ↔ the gateway.
+"""Simulated phone network plane: phones and subscriber lines ↔ the gateway.
 
-A phone connects to ``/v1/phone`` and sends ``dial``; the gateway answers
+A *caller* connects to ``/v1/phone`` and sends ``dial``; the gateway answers
 ``ringing`` (with the call id), then ``answered`` or ``hangup`` (with a reason
-and a sentence). Binary frames both ways carry audio in the phone's codec
-(``pcm16`` LE, ``pcmu`` or ``pcma``) at its rate; the gateway sends exactly one
-20 ms frame per media-clock tick while the call is up.
+and a sentence), and closes the line after a hang-up.
+
+A *subscriber line* (the number's owner, whom ``call.connect`` rings) sends
+``register`` with its number, codec and rate and gets ``registered``. The
+gateway offers it calls with ``incoming`` (call id, caller, ring deadline);
+the line answers with ``answer`` or ``reject`` — or says nothing, and the
+gateway withdraws the call with ``hangup`` when the ring time is over. The
+line stays registered between calls; ``hangup`` from the line ends only its
+part in the current call.
+
+Binary frames both ways carry audio in the phone's codec (``pcm16`` LE,
+``pcmu`` or ``pcma``) at its rate; the gateway sends exactly one 20 ms frame
+per media-clock tick while the phone is in a call.
 """
 
 from __future__ import annotations
@@ -27,6 +37,9 @@ AGENT_HANGUP = "AGENT_HANGUP"      # the agent closed or disconnected the call
 CONNECTOR_CLOSED = "CONNECTOR_CLOSED"  # the session was closed through the REST API
 AGENT_LOST = "AGENT_LOST"          # the agent's voice connection never came back
 SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
+OTHER_PARTY_HANGUP = "OTHER_PARTY_HANGUP"  # the last other party left a bridged call
+RING_TIMEOUT = "RING_TIMEOUT"      # a subscriber line was rung and did not answer in time
+CALLER_GONE = "CALLER_GONE"        # the call ended while a subscriber line was ringing
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +51,29 @@ class Dial:
 
 
 @dataclass(frozen=True, slots=True)
+class Register:
+    number: str
+    codec: str
+    sample_rate: int
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     pass
 
 
-PhoneFrame = Dial | Hangup
+PhoneFrame = Dial | Register | Answer | Reject | Hangup
+_BARE: dict[str, PhoneFrame] = {"hangup": Hangup(), "answer": Answer(), "reject": Reject()}
 
 
 def parse_phone_text(text: str | bytes) -> PhoneFrame:
@@ -51,22 +82,31 @@ def parse_phone_text(text: str | bytes) -> PhoneFrame:
     if kind == "dial":
         to = field(obj, "to", str, where="dial")
         caller = field(obj, "from", str, where="dial", required=False, default="anonymous")
-        codec = field(obj, "codec", str, where="dial", required=False, default="pcm16")
-        if codec not in CODECS:
-            raise MalformedFrame(f"dial.codec must be one of {CODECS}, not '{codec[:32]}'")
-        rate = field(obj, "sampleRate", int, where="dial", required=False, default=8000)
-        if rate not in PHONE_RATES:
-            raise MalformedFrame(f"dial.sampleRate must be one of {PHONE_RATES}, not {rate}")
-        if codec != "pcm16" and rate != 8000:
-            raise MalformedFrame(f"codec {codec} runs at 8000 Hz only")
         if not to:
             raise MalformedFrame("dial.to must not be empty")
-        return Dial(to, caller, codec, rate)
-    if kind == "hangup":
-        return Hangup()
+        return Dial(to, caller, *_audio_format(obj, "dial"))
+    if kind == "register":
+        number = field(obj, "number", str, where="register")
+        if not number:
+            raise MalformedFrame("register.number must not be empty")
+        return Register(number, *_audio_format(obj, "register"))
+    if isinstance(kind, str) and kind in _BARE:
+        return _BARE[kind]
     if not isinstance(kind, str):
         raise MalformedFrame("frame is missing a string field 'type'")
     raise UnknownMessageType(f"unknown message type '{kind[:64]}'")
+
+
+def _audio_format(obj: dict[str, object], where: str) -> tuple[str, int]:
+    codec = field(obj, "codec", str, where=where, required=False, default="pcm16")
+    if codec not in CODECS:
+        raise MalformedFrame(f"{where}.codec must be one of {CODECS}, not '{codec[:32]}'")
+    rate = field(obj, "sampleRate", int, where=where, required=False, default=8000)
+    if rate not in PHONE_RATES:
+        raise MalformedFrame(f"{where}.sampleRate must be one of {PHONE_RATES}, not {rate}")
+    if codec != "pcm16" and rate != 8000:
+        raise MalformedFrame(f"codec {codec} runs at 8000 Hz only")
+    return codec, rate
 
 
 def bytes_per_frame(codec: str, sample_rate: int) -> int:
@@ -84,6 +124,28 @@ def build_hangup_request() -> str:
     return dumps({"type": "hangup"})
 
 
+def build_register(number: str, codec: str, sample_rate: int) -> str:
+    return dumps({"type": "register", "number": number, "codec": codec,
+                  "sampleRate": sample_rate})
+
+
+def build_answer() -> str:
+    return dumps({"type": "answer"})
+
+
+def build_reject() -> str:
+    return dumps({"type": "reject"})
+
+
+def build_registered(number: str) -> str:
+    return dumps({"type": "registered", "number": number})
+
+
+def build_incoming(call_id: str, caller: str, ring_s: float) -> str:
+    return dumps({"type": "incoming", "callId": call_id, "from": caller,
+                  "ringTimeoutMs": int(ring_s * 1000)})
+
+
 def build_ringing(call_id: str) -> str:
     return dumps({"type": "ringing", "callId": call_id})
 
@@ -92,8 +154,11 @@ def build_answered(call_id: str) -> str:
     return dumps({"type": "answered", "callId": call_id})
 
 
-def build_hangup(reason: str, message: str) -> str:
-    return dumps({"type": "hangup", "reason": reason, "message": message})
+def build_hangup(reason: str, message: str, call_id: str | None = None) -> str:
+    frame: dict[str, object] = {"type": "hangup", "reason": reason, "message": message}
+    if call_id is not None:
+        frame["callId"] = call_id
+    return dumps(frame)
 
 
 def build_error(code: str, message: str) -> str:

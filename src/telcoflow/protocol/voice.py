@@ -61,6 +61,19 @@ def parse_client_text(text: str | bytes) -> Command:
     return Command(command_id, name, timeout, args)
 
 
+MAX_RING_S = 120
+
+
+def ring_time_s(command: Command) -> int:
+    """``call.connect``'s ``ringTimeSeconds`` (1..120, default 60), checked."""
+    ring = field(command.data, "ringTimeSeconds", int, where="call.connect data",
+                 request_id=command.command_id, required=False, default=60)
+    if not 1 <= ring <= MAX_RING_S:
+        raise MalformedFrame(f"call.connect ringTimeSeconds must be 1..{MAX_RING_S}, not {ring}",
+                             command.command_id)
+    return ring
+
+
 def split_audio(frame: bytes) -> tuple[int, bytes]:
     """``[channel][pcm]`` → ``(channel, pcm)``; PCM16 needs an even byte count."""
     if len(frame) < 3:

@@ -25,6 +25,7 @@ class CallEvent(StrEnum):
     CLOSE = "close"            # agent leaves (call.close)
     DISCONNECT = "disconnect"  # agent ends the call for everyone (call.disconnect)
     CALLER_HANGUP = "caller_hangup"
+    CALLEE_HANGUP = "callee_hangup"  # the callee left a bridged call nobody else is left on
     RING_TIMEOUT = "ring_timeout"
     REST_CLOSE = "rest_close"
     AGENT_LOST = "agent_lost"  # voice connection gone and not back within the grace period
@@ -32,7 +33,7 @@ class CallEvent(StrEnum):
 
 
 _ENDING = (CallEvent.CLOSE, CallEvent.DISCONNECT, CallEvent.CALLER_HANGUP,
-           CallEvent.REST_CLOSE, CallEvent.AGENT_LOST, CallEvent.SHUTDOWN)
+           CallEvent.CALLEE_HANGUP, CallEvent.REST_CLOSE, CallEvent.AGENT_LOST, CallEvent.SHUTDOWN)
 
 TRANSITIONS: dict[tuple[CallState, CallEvent], CallState] = {
     (CallState.RINGING, CallEvent.ANSWER): CallState.ANSWERED,

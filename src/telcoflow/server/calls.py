@@ -1,4 +1,8 @@
-"""A call's media path: caller leg ↔ agent voice connection, on the media clock."""
+"""A call's media path: caller leg ↔ agent voice connection, on the media clock.
+
+Two-party calls run here; once a callee is bridged the call's media runs
+through :mod:`.conference` instead (``call.bridge`` is set).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from dataclasses import dataclass, field
 
 from ..protocol import voice as vp
 from .call_states import CallEvent, CallState, next_state
+from .conference import Bridge
+from .conference_states import Control, Mode, next_mode
 from .legs import Downlink, Uplink
-from .links import PhoneLink, VoiceLink
+from .links import LineLink, PhoneLink, VoiceLink
 from .playout import PlayoutBuffer
 from .sessions import Session
 
@@ -40,8 +46,15 @@ class Call:
     stats: CallStats = field(default_factory=CallStats)
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     end_reason: str | None = None
+    mode: Mode = Mode.IDLE
+    bridge: Bridge | None = None
+    ringing_line: LineLink | None = None  # the subscriber line call.connect is ringing
     _uplink: Uplink | None = None
     _downlink: Downlink | None = None
+
+    @property
+    def downlink(self) -> Downlink | None:
+        return self._downlink
 
     @property
     def frame_bytes(self) -> int:
@@ -56,6 +69,13 @@ class Call:
         if previous is not self.state:
             logger.info("call %s: %s --%s--> %s", self.id, previous.value, event.value,
                         self.state.value)
+        return previous
+
+    def control(self, control: Control) -> Mode:
+        previous, self.mode = self.mode, next_mode(self.mode, control)
+        if previous is not self.mode:
+            logger.info("call %s: control %s --%s--> %s", self.id, previous.value,
+                        control.value, self.mode.value)
         return previous
 
     # ── timers (the engine schedules, the call owns the handles) ─────────────
@@ -91,6 +111,10 @@ class Call:
 
     def on_phone_audio(self, payload: bytes) -> None:
         if self.state is not CallState.ANSWERED or self._uplink is None:
+            return
+        if self.bridge is not None:
+            if self.bridge.caller_present:
+                self.bridge.caller_frames.extend(self._uplink.process(payload))
             return
         voice = self.voice
         for frame in self._uplink.process(payload):

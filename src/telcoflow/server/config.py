@@ -13,6 +13,7 @@ TOML shape::
     public_url = "ws://localhost:8080"   # what call.in voice URLs point at
     ring_timeout_s = 30
     resume_grace_s = 30
+    connect_ring_cap_s = 120             # longest call.connect rings the subscriber
     [[connectors]]
     uuid = "…"
     api_keys = ["…"]
@@ -69,6 +70,9 @@ class GatewayConfig:
     token_ttl_s: float = 3600.0
     playout_target_ms: int = 120
     playout_prebuffer_ms: int = 40
+    # the longest call.connect rings a subscriber line, whatever the agent asks (an
+    # operator's cap, as carriers have; tests lower it to exercise CALL_UNANSWERED)
+    connect_ring_cap_s: float = 120.0
     tls: TlsConfig | None = None
     generated: bool = False  # True when keys were made up at start (embedded defaults)
 
@@ -112,7 +116,7 @@ def load_file(path: str | Path) -> GatewayConfig:
     cfg = GatewayConfig(connectors, list(phone), tls=tls)
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
-                 "playout_prebuffer_ms"):
+                 "playout_prebuffer_ms", "connect_ring_cap_s"):
         if name in server:
             setattr(cfg, name, server[name])
     validate(cfg)

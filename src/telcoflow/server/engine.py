@@ -19,7 +19,9 @@ from .auth import Authenticator
 from .call_states import CallEvent, CallState, TransitionRefused
 from .calls import Call
 from .clock import MediaClock
+from .conference import ConferenceTicker
 from .config import Connector, GatewayConfig
+from .control import CallControl
 from .errors import GatewayError, NotFoundError
 from .links import PhoneLink, VoiceLink
 from .sessions import Session, SessionRegistry
@@ -41,6 +43,7 @@ _PHONE_END = {
     CallEvent.REST_CLOSE: (pp.CONNECTOR_CLOSED, "the connector closed the session"),
     CallEvent.AGENT_LOST: (pp.AGENT_LOST, "the agent's connection was lost and did not return"),
     CallEvent.SHUTDOWN: (pp.SERVER_SHUTDOWN, "the gateway is shutting down"),
+    CallEvent.CALLEE_HANGUP: (pp.OTHER_PARTY_HANGUP, "the other party hung up"),
 }
 
 
@@ -54,14 +57,25 @@ class Engine:
         self.inbound_mode: dict[str, str] = {c.uuid: "ALL" for c in config.connectors}
         self._routes = {n: c for c in config.connectors for n in c.numbers}
         self._media: set[Call] = set()
+        self._conferences: dict[int, ConferenceTicker] = {}
+        self.control = CallControl(self)
         self.clock = MediaClock(self._tick)
 
     # ── media clock ─────────────────────────────────────────────────────────
     def _tick(self, now: float) -> None:
+        bridged: dict[int, list[Call]] = {}
         for call in tuple(self._media):
-            call.tick()
+            if call.bridge is None:
+                call.tick()
+            else:
+                bridged.setdefault(call.agent_rate, []).append(call)
+        for rate, calls in bridged.items():
+            ticker = self._conferences.get(rate)
+            if ticker is None:
+                ticker = self._conferences[rate] = ConferenceTicker(rate)
+            ticker.tick(calls)
 
-    def _loop(self) -> asyncio.AbstractEventLoop:
+    def loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
     # ── phone plane ─────────────────────────────────────────────────────────
@@ -78,13 +92,13 @@ class Engine:
         session.call = call
         self.calls[call.id] = call
         phone.send_text(pp.build_ringing(call.id))
-        call.set_timer("ring", self._loop().call_later(
+        call.set_timer("ring", self.loop().call_later(
             self.config.ring_timeout_s, self.end_call, call, CallEvent.RING_TIMEOUT))
         self._notify(self.links[connector.uuid], session, "NEW_INCOMING_CALL")
         return call
 
     def phone_hung_up(self, call: Call) -> None:
-        if call.live:
+        if call.live and not self.control.caller_left(call):
             self.end_call(call, CallEvent.CALLER_HANGUP)
 
     # ── SM plane ──────────────────────────────────────────────────────────
@@ -95,7 +109,7 @@ class Engine:
             if call is None or not call.live or _alive(session.bound):
                 continue
             if call.state is CallState.ANSWERED:
-                call.set_timer(f"resume:{link.id}", self._loop().call_later(
+                call.set_timer(f"resume:{link.id}", self.loop().call_later(
                     RESUME_DELAY_S, self._resume_notify, link, session))
             else:
                 self._notify((link,), session, "NEW_INCOMING_CALL")
@@ -111,7 +125,7 @@ class Engine:
         if call is None or not call.live or not link.alive or _alive(session.bound):
             return
         self._notify((link,), session, "RESUME")
-        call.set_timer(f"resume:{link.id}", self._loop().call_later(
+        call.set_timer(f"resume:{link.id}", self.loop().call_later(
             RESUME_RETRY_S, self._resume_notify, link, session))
 
     def link_down(self, link: SmLink) -> None:
@@ -127,12 +141,12 @@ class Engine:
                 # claimed but never answered: offer it to the connector's other links
                 self._notify(self.links[link.connector.uuid], session, "NEW_INCOMING_CALL")
             else:
-                call.set_timer("resume", self._loop().call_later(
+                call.set_timer("resume", self.loop().call_later(
                     self.config.resume_grace_s, self._resume_expired, call))
 
     def _resume_expired(self, call: Call) -> None:
         if call.live and call.session.bound is None and call.voice is None:
-            self.end_call(call, CallEvent.AGENT_LOST)
+            self._agent_gone(call)
 
     def open_session(self, link: SmLink, session_id: str) -> Session:
         session = self.sessions.get(session_id, link.connector.uuid)
@@ -214,12 +228,25 @@ class Engine:
             return
         call.voice = None
         if call.live:
-            call.set_timer("agent_lost", self._loop().call_later(
+            call.set_timer("agent_lost", self.loop().call_later(
                 self.config.agent_reconnect_grace_s, self._agent_lost, call))
 
     def _agent_lost(self, call: Call) -> None:
         if call.live and call.voice is None:
+            self._agent_gone(call)
+
+    def _agent_gone(self, call: Call) -> None:
+        """A lost agent leaves a bridged call to the humans; any other call ends."""
+        if not self.control.agent_left(call):
             self.end_call(call, CallEvent.AGENT_LOST)
+
+    def agent_close(self, call: Call) -> None:
+        """call.close: the agent leaves; the call ends unless two humans remain on it."""
+        if not self.control.agent_left(call):
+            self.end_call(call, CallEvent.CLOSE)
+
+    def close_agent_session(self, call: Call) -> None:
+        self._close_session(call.session, SDK_REQUEST)
 
     def answer(self, call: Call) -> dict[str, object]:
         previous = call.transition(CallEvent.ANSWER)
@@ -240,6 +267,7 @@ class Engine:
         call.end_reason = event.value
         call.cancel_timers()
         self._media.discard(call)
+        self.control.call_ended(call, event)
         if event is not CallEvent.CALLER_HANGUP:
             reason, message = _PHONE_END.get(event, (pp.AGENT_HANGUP, "the call ended"))
             call.phone.end(reason, message)

@@ -10,6 +10,8 @@ from ..protocol import errors as perr
 from ..protocol import voice as vp
 from .call_states import CallEvent, CallState, TransitionRefused
 from .calls import Call
+from .conference_states import Control
+from .errors import CommandError, GatewayError
 from .limits import TokenBucket
 from .netio import WsConnection
 
@@ -21,7 +23,7 @@ logger = logging.getLogger(__name__)
 COMMANDS_PER_SECOND = 100
 MAX_ERRORS = 50
 
-_NEEDS_CONNECT = ("agent.whisper", "agent.barge", "agent.spy")
+_MODES = {c.value: c for c in (Control.WHISPER, Control.BARGE, Control.SPY)}
 
 
 class VoiceConn:
@@ -67,10 +69,7 @@ class VoiceConn:
             return
         try:
             result = self._run(command)
-        except TransitionRefused as exc:
-            self._fail(command.command_id, exc.code, exc.message)
-            return
-        except _Refused as exc:
+        except (TransitionRefused, GatewayError, perr.ProtocolError) as exc:
             self._fail(command.command_id, exc.code, exc.message)
             return
         if result is not _RESPONDED:
@@ -96,8 +95,10 @@ class VoiceConn:
     # ── commands ──────────────────────────────────────────────────────────
     def _run(self, command: vp.Command) -> Any:
         call, engine, name = self.call, self.engine, command.name
-        if not call.live:
-            raise _Refused("CALL_TERMINATED", "the call has already ended")
+        if not call.live or call.voice is not self:
+            raise CommandError("the call has already ended" if not call.live else
+                               "this voice connection is no longer the call's",
+                               "CALL_TERMINATED")
         if name == "call.answer":
             return engine.answer(call)
         if name == "agent.interrupt":
@@ -105,15 +106,17 @@ class VoiceConn:
         if name in ("call.close", "call.disconnect"):
             # answer first: the SDK treats the voice connection closing as the end
             self.send_text(vp.build_command_response(command.command_id, {"callId": call.id}))
-            event = CallEvent.CLOSE if name == "call.close" else CallEvent.DISCONNECT
-            engine.end_call(call, event)
+            if name == "call.close":
+                engine.agent_close(call)
+            else:
+                engine.end_call(call, CallEvent.DISCONNECT)
             return _RESPONDED
-        if name in _NEEDS_CONNECT:
-            raise _Refused("NOT_CONNECTED", f"{name} is only available after call.connect")
+        if name in _MODES:
+            return engine.control.set_mode(call, _MODES[name])
         if name == "call.connect":
-            raise _Refused("CONNECT_UNAVAILABLE",
-                           f"the number {call.callee} has no subscriber line to ring")
-        raise _Refused("UNKNOWN_COMMAND", f"unknown command '{name}'")
+            engine.control.connect(call, command, self)
+            return _RESPONDED
+        raise CommandError(f"unknown command '{name}'", "UNKNOWN_COMMAND")
 
     def _fail(self, command_id: str | None, code: str, message: str) -> None:
         self._errors += 1
@@ -123,13 +126,6 @@ class VoiceConn:
             self.send_text(vp.build_error(code, message))
         if self._errors > MAX_ERRORS and command_id is None:
             self.close(1008, "too many invalid frames")
-
-
-class _Refused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 _RESPONDED = object()  # sentinel: the response was sent already

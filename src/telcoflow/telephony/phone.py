@@ -8,6 +8,12 @@ Used by ``telcoflow call``, the tests, the demo and the benches::
         await phone.play(samples)            # real time, 20 ms frames
         heard = phone.received()             # int16 samples at the phone's rate
         await phone.hangup()
+
+or, as the number's subscriber line that ``call.connect`` rings::
+
+    async with Phone(gw.ws_url, phone_key) as line:
+        await line.register("+15550100", codec="pcmu", answer="auto", answer_after=0.5)
+        await line.wait_answered(timeout=10)   # bridged into a call
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class PhoneEvents:
     hangup_reason: str | None = None
     hangup_message: str | None = None
     errors: list[dict[str, object]] = field(default_factory=list)
+    incoming_at: float | None = None
+    calls_offered: int = 0
     frame_arrivals: list[float] = field(default_factory=list)  # perf_counter per frame
 
 
@@ -60,6 +68,12 @@ class Phone:
         self._answered = asyncio.Event()
         self._ringing = asyncio.Event()
         self._hung_up = asyncio.Event()
+        self._registered = asyncio.Event()
+        self._error_seen = asyncio.Event()
+        self._incoming = asyncio.Event()
+        self._answer_policy = "manual"
+        self._answer_after = 0.0
+        self._line_tasks: set[asyncio.Task[None]] = set()
         self._frame_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     async def __aenter__(self) -> Phone:
@@ -102,6 +116,60 @@ class Phone:
             except ConnectionClosed:
                 pass
         self._hung_up.set()
+
+    async def register(self, number: str, codec: str = "pcm16", sample_rate: int = 8000, *,
+                       answer: str = "auto", answer_after: float = 0.0,
+                       timeout: float = 10.0) -> None:
+        """Become ``number``'s subscriber line. ``answer`` says what it does when rung:
+        ``auto`` (answer after ``answer_after`` seconds), ``reject``, ``never`` or
+        ``manual`` (the caller of this method calls :meth:`answer` / :meth:`reject`)."""
+        assert self._ws is not None, "use 'async with Phone(...)'"
+        if answer not in ("auto", "reject", "never", "manual"):
+            raise ValueError(f"answer must be auto, reject, never or manual, not {answer!r}")
+        self.codec, self.sample_rate = codec, sample_rate
+        self._answer_policy, self._answer_after = answer, answer_after
+        errors_before = len(self.events.errors)
+        self._error_seen.clear()
+        await self._ws.send(pp.build_register(number, codec, sample_rate))
+        waiters = [asyncio.ensure_future(e.wait()) for e in (self._registered, self._error_seen)]
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        if not self._registered.is_set():
+            refusal = self.events.errors[errors_before:] or ["no answer"]
+            raise PhoneError(f"registration of {number} failed: {refusal[0]}")
+
+    async def wait_incoming(self, timeout: float = 10.0) -> str:
+        await asyncio.wait_for(self._incoming.wait(), timeout)
+        assert self.events.call_id is not None
+        return self.events.call_id
+
+    async def answer(self) -> None:
+        assert self._ws is not None
+        await self._ws.send(pp.build_answer())
+
+    async def reject(self) -> None:
+        assert self._ws is not None
+        await self._ws.send(pp.build_reject())
+
+    def _on_offer(self) -> None:
+        if self._answer_policy in ("never", "manual"):
+            return
+        if self._answer_policy == "reject":
+            action, delay = self.reject, 0.0
+        else:
+            action, delay = self.answer, self._answer_after
+
+        async def act() -> None:
+            await asyncio.sleep(delay)  # the simulated subscriber takes this long to pick up
+            try:
+                await action()
+            except ConnectionClosed:
+                pass
+
+        task = asyncio.get_running_loop().create_task(act())
+        self._line_tasks.add(task)
+        task.add_done_callback(self._line_tasks.discard)
 
     @property
     def hung_up(self) -> bool:
@@ -205,6 +273,17 @@ class Phone:
         if kind == "ringing":
             self.events.call_id, self.events.ringing_at = msg.get("callId"), now
             self._ringing.set()
+        elif kind == "registered":
+            self._registered.set()
+        elif kind == "incoming":
+            # a line takes one call after another: forget the previous one's outcome
+            self._answered.clear()
+            self._hung_up.clear()
+            self.events.call_id, self.events.incoming_at = msg.get("callId"), now
+            self.events.hangup_reason = self.events.hangup_message = None
+            self.events.calls_offered += 1
+            self._incoming.set()
+            self._on_offer()
         elif kind == "answered":
             self.events.answered_at = now
             self._answered.set()
@@ -214,5 +293,6 @@ class Phone:
             self._hung_up.set()
         elif kind == "error":
             self.events.errors.append(msg)
+            self._error_seen.set()
             logger.warning("gateway error on phone line: %s %s", msg.get("code"),
                            msg.get("message"))
