@@ -65,3 +65,34 @@ def test_audio_frames_split_on_the_channel_byte() -> None:
     for bad in (b"", b"\x00", b"\x00\x01", b"\x00\x01\x02\x03"):
         with pytest.raises(errors.MalformedFrame):
             voice.split_audio(bad)
+
+
+def test_subscriber_line_frames() -> None:
+    reg = phone.parse_phone_text(phone.build_register("+15550100", "pcmu", 8000))
+    assert reg == phone.Register("+15550100", "pcmu", 8000)
+    assert phone.parse_phone_text(phone.build_answer()) == phone.Answer()
+    assert phone.parse_phone_text(phone.build_reject()) == phone.Reject()
+    frame = phone.build_register("+15550100", "pcm16", 16000)
+    for cut in range(len(frame)):
+        with pytest.raises(errors.ProtocolError):
+            phone.parse_phone_text(frame[:cut])
+    for bad, words in (({"type": "register"}, "missing field 'number'"),
+                       ({"type": "register", "number": ""}, "must not be empty"),
+                       ({"type": "register", "number": 5}, "must be a string"),
+                       ({"type": "register", "number": "1", "codec": "pcma",
+                         "sampleRate": 16000}, "8000 Hz only")):
+        with pytest.raises(errors.MalformedFrame, match=words):
+            phone.parse_phone_text(json.dumps(bad))
+
+
+@pytest.mark.parametrize(("ring", "ok"), [(1, True), (120, True), (0, False), (121, False),
+                                          ("30", False), (True, False)])
+def test_connect_ring_time_is_checked(ring: object, ok: bool) -> None:
+    cmd = voice.Command("c", "call.connect", 30000, {"ringTimeSeconds": ring})
+    if ok:
+        assert voice.ring_time_s(cmd) == ring
+    else:
+        with pytest.raises(errors.MalformedFrame) as info:
+            voice.ring_time_s(cmd)
+        assert info.value.request_id == "c"
+    assert voice.ring_time_s(voice.Command("c", "call.connect", 30000, {})) == 60

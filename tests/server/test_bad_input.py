@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -14,6 +15,16 @@ from telcoflow.server.testing import GatewayThread
 from telcoflow.telephony.phone import Phone
 
 from .rawclient import claim_call, command, recv_json, recv_type, request, sm_connect, voice_connect
+
+
+async def answered_call(gw: GatewayThread, sm: ClientConnection,
+                        phone: Phone) -> tuple[dict[str, Any], ClientConnection]:
+    """Dial, claim the call on ``sm`` and answer it: the call.in and its voice connection."""
+    await phone.dial(gw.number)
+    call_in = await claim_call(sm)
+    voice = await voice_connect(call_in)
+    await command(voice, "call.answer")
+    return call_in, voice
 
 
 async def still_serving(gw: GatewayThread) -> None:
@@ -184,10 +195,7 @@ async def test_voice_plane_bad_input(gateway: GatewayThread, bystander: ClientCo
 async def test_oversized_voice_frame_closes_with_a_reason(gateway: GatewayThread) -> None:
     sm = await sm_connect(gateway)
     async with Phone(gateway.ws_url, gateway.phone_key) as phone:
-        await phone.dial(gateway.number)
-        call_in = await claim_call(sm)
-        voice = await voice_connect(call_in)
-        await command(voice, "call.answer")
+        call_in, voice = await answered_call(gateway, sm, phone)
         await voice.send(b"\x00" + bytes(200_000))
         with pytest.raises(ConnectionClosed) as info:
             while True:
@@ -266,3 +274,49 @@ async def test_phone_plane_bad_input(gateway: GatewayThread, bystander: ClientCo
         await connect(gateway.ws_url + "/v1/phone",
                       additional_headers={"Authorization": "Bearer nope"})
     assert info.value.response.status_code == 401
+
+
+# ── subscriber lines and call control ─────────────────────────────────────
+
+async def phone_ws(gw: GatewayThread) -> ClientConnection:
+    return await connect(gw.ws_url + "/v1/phone",
+                         additional_headers={"Authorization": f"Bearer {gw.phone_key}"})
+
+
+@pytest.mark.asyncio
+async def test_line_frames_out_of_order_get_specific_errors(gateway: GatewayThread) -> None:
+    line = await phone_ws(gateway)
+    await line.send(json.dumps({"type": "answer"}))  # not registered yet
+    assert (await recv_json(line))["code"] == "INVALID_STATE"
+    await line.send(json.dumps({"type": "register", "number": gateway.number}))
+    assert await recv_json(line) == {"type": "registered", "number": gateway.number}
+    await line.send(json.dumps({"type": "answer"}))  # nothing is ringing
+    reply = await recv_json(line)
+    assert reply["code"] == "INVALID_STATE" and "no call ringing" in reply["message"]
+    await line.send(json.dumps({"type": "dial", "to": gateway.number}))
+    assert (await recv_json(line))["code"] == "INVALID_STATE"
+    await line.send(b"\x00" * 160)  # audio while idle is ignored, not an error storm
+    other = await phone_ws(gateway)
+    await other.send(json.dumps({"type": "register", "number": gateway.number}))
+    taken = await recv_json(other)
+    assert taken["code"] == "NUMBER_IN_USE" and gateway.number in taken["message"]
+    await other.close()
+    await line.close()
+    await still_serving(gateway)
+
+
+@pytest.mark.asyncio
+async def test_bad_connect_arguments_are_refused_and_the_call_goes_on(
+        gateway: GatewayThread) -> None:
+    sm = await sm_connect(gateway)
+    async with Phone(gateway.ws_url, gateway.phone_key) as phone:
+        _, voice = await answered_call(gateway, sm, phone)
+        for cid, data in (("c2", {"ringTimeSeconds": 0}), ("c3", {"ringTimeSeconds": "30"})):
+            reply = await command(voice, "call.connect", cid, data=data)
+            assert not reply["success"] and reply["error_code"] == "INVALID_REQUEST"
+            assert "ringTimeSeconds" in reply["error_message"]
+        reply = await command(voice, "agent.spy", "c4")
+        assert reply["error_code"] == "NOT_CONNECTED"
+        assert not phone.hung_up
+        await phone.hangup()
+    await sm.close()

@@ -136,8 +136,9 @@ class Phone:
         for waiter in waiters:
             waiter.cancel()
         if not self._registered.is_set():
-            refusal = self.events.errors[errors_before:] or ["no answer"]
-            raise PhoneError(f"registration of {number} failed: {refusal[0]}")
+            refusals = self.events.errors[errors_before:]
+            reason = refusals[0].get("message") if refusals else f"no answer in {timeout} s"
+            raise PhoneError(f"registration of {number} failed: {reason}")
 
     async def wait_incoming(self, timeout: float = 10.0) -> str:
         await asyncio.wait_for(self._incoming.wait(), timeout)
@@ -288,6 +289,7 @@ class Phone:
             self.events.answered_at = now
             self._answered.set()
         elif kind == "hangup":
+            self._incoming.clear()  # a line is idle again: wait_incoming waits for the next
             self.events.hangup_reason = msg.get("reason")
             self.events.hangup_message = msg.get("message")
             self._hung_up.set()

@@ -1,0 +1,149 @@
+"""Conference mixer cost per call per 20 ms tick, at 10, 100 and 1,000 three-party calls.
+
+Run: ``.venv/bin/python bench/mixer.py [--calls 10 100 1000] [--rate 16000] [--ticks 200]``
+
+Three figures per size, all on the gateway's real objects (``Call``,
+``Bridge``, ``ConferenceTicker``) with network links that discard what they
+are given, so only the media work is timed:
+
+- ``mix``: the batched mix alone (``BatchMixer.mix``: route, sum, saturate);
+- ``tick``: the whole conference tick — pop each leg's frame, the agent's
+  playout frame, the batched mix, and each leg's codec/rate conversion out
+  (the caller is µ-law 8 kHz, the callee PCM16 at 48 kHz, the agent PCM16 at
+  ``--rate``), plus the uplink conversion of one phone frame per leg;
+- ``per-call ref``: the same mix done one call at a time with
+  :func:`telcoflow.audio.pcm.mix` (the unbatched way), for the ratio.
+
+Also printed: the share of one core the tick would take at that many calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from telcoflow.audio import g711  # noqa: E402
+from telcoflow.audio.mixer import BatchMixer, routes_for  # noqa: E402
+from telcoflow.audio.pcm import mix  # noqa: E402
+from telcoflow.server.call_states import CallState  # noqa: E402
+from telcoflow.server.calls import Call  # noqa: E402
+from telcoflow.server.conference import Bridge, ConferenceTicker  # noqa: E402
+from telcoflow.server.sessions import Session  # noqa: E402
+
+
+class NullPhone:
+    def __init__(self, codec: str, rate: int, number: str = "") -> None:
+        self.codec, self.sample_rate, self.number = codec, rate, number
+        self.call: Call | None = None
+        self.sent = 0
+
+    def send_text(self, text: str) -> None:
+        pass
+
+    def send_audio(self, payload: bytes) -> None:
+        self.sent += 1
+
+    def end(self, reason: str, message: str) -> None:
+        pass
+
+    def offer(self, call_id: str, caller: str, ring_s: float) -> None:
+        pass
+
+    def release(self, reason: str, message: str, call_id: str) -> None:
+        pass
+
+
+class NullVoice:
+    def send_text(self, text: str) -> None:
+        pass
+
+    def send_binary(self, data: bytes) -> None:
+        pass
+
+    def close(self, code: int, reason: str) -> None:
+        pass
+
+
+def make_calls(n: int, rate: int) -> list[Call]:
+    calls = []
+    for i in range(n):
+        call = Call(Session("c", "TELCO", f"+1{i}", "+15550100"), NullPhone("pcmu", 8000),
+                    f"+1{i}", "+15550100", agent_rate=rate, state=CallState.ANSWERED)
+        call.start_media(120, 40)
+        call.voice = NullVoice()
+        call.bridge = Bridge(NullPhone("pcm16", 48000, "+15550100"), rate)
+        call.bridge.set_agent_routes(False, True)  # whisper
+        calls.append(call)
+    return calls
+
+
+def bench_tick(n: int, rate: int, ticks: int) -> float:
+    calls = make_calls(n, rate)
+    t = np.arange(8000 // 50) / 8000
+    caller_frame = g711.ulaw_encode((8000 * np.sin(2 * np.pi * 500 * t)).astype(np.int16))
+    callee_frame = (8000 * np.sin(2 * np.pi * 1300 * np.arange(960) / 48000)).astype(
+        "<i2").tobytes()
+    agent_frame = bytes(rate // 50 * 2)
+    ticker = ConferenceTicker(rate)
+    elapsed = 0.0
+    for _ in range(ticks):
+        started = time.perf_counter()
+        for call in calls:
+            call.on_phone_audio(caller_frame)
+            assert call.bridge is not None
+            call.bridge.on_callee_audio(callee_frame)
+            call.on_agent_audio(agent_frame)
+        ticker.tick(calls)
+        elapsed += time.perf_counter() - started
+    return elapsed / ticks / n
+
+
+def bench_mix(n: int, rate: int, ticks: int) -> tuple[float, float]:
+    s = rate // 50
+    mixer = BatchMixer(s)
+    rng = np.random.default_rng(1)
+    frames, routes = mixer.inputs(n)
+    frames[...] = rng.integers(-20000, 20000, frames.shape)
+    routes[...] = routes_for(False, True)
+    started = time.perf_counter()
+    for _ in range(ticks):
+        mixer.mix(n)
+    batched = (time.perf_counter() - started) / ticks / n
+    data = frames.copy()
+    started = time.perf_counter()
+    for _ in range(max(1, ticks // 4)):
+        for i in range(n):
+            caller, callee, agent = data[i]
+            mix(callee)
+            mix(caller, agent)
+            mix(caller, callee)
+    reference = (time.perf_counter() - started) / max(1, ticks // 4) / n
+    return batched, reference
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--rate", type=int, default=16000, choices=(8000, 16000, 24000))
+    parser.add_argument("--ticks", type=int, default=200)
+    args = parser.parse_args()
+    print(f"three-party calls, agent PCM16 {args.rate} Hz, caller PCMU 8 kHz, callee PCM16 "
+          f"48 kHz; µs per call per 20 ms tick")
+    print(f"{'calls':>6} {'mix':>8} {'per-call ref':>13} {'ratio':>6} {'tick':>8} "
+          f"{'core at tick':>13}")
+    for n in args.calls:
+        ticks = max(20, args.ticks * 10 // max(10, n))
+        batched, reference = bench_mix(n, args.rate, ticks)
+        tick = bench_tick(n, args.rate, ticks)
+        print(f"{n:>6} {batched * 1e6:>8.2f} {reference * 1e6:>13.2f} "
+              f"{batched / reference:>6.2f} {tick * 1e6:>8.1f} {tick * n / 0.020:>12.1%}")
+
+
+if __name__ == "__main__":
+    main()
