@@ -1,4 +1,4 @@
-"""The ``telcoflow`` command: ``serve``, ``call`` (and ``demo``)."""
+"""The ``telcoflow`` command: ``serve``, ``call``, ``bench`` (and ``demo``)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="gateway + simulated call + agent + recording + report")
     demo.add_argument("--out", default="out/demo", help="directory for the recording and report")
+
+    from .bench import add_parser as add_bench
+    add_bench(sub)
     return parser
 
 
@@ -48,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return call_main(args.to, args.caller, args.play, args.record, args.duration, args.url,
                          args.key, args.codec, args.rate)
+    if args.command == "bench":
+        from .bench import main as bench_main
+        return bench_main(args)
     from .demo import main as demo_main
     return demo_main(args.out)
 

@@ -1,0 +1,215 @@
+"""The bench's other processes: the gateway, the echo agents, and what /proc says of them."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import platform
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import uuid
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from ..server.config import DEV_NUMBER
+from . import bench_agent, credentials
+
+REFSDK_VERSION = "1.0.0"
+START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Connector:
+    api_key: str
+    uuid: str
+    number: str
+
+
+@dataclass(frozen=True)
+class Credentials:
+    url: str
+    phone_key: str
+    connectors: list[Connector]
+
+
+class Child:
+    """A child process whose merged output is read line by line on a thread."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self._done = False
+        threading.Thread(target=self._pump, name=f"{name}-output", daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._seen:
+                self.lines.append(line.rstrip("\n"))
+                self._seen.notify_all()
+        with self._seen:
+            self._done = True
+            self._seen.notify_all()
+
+    def mark(self) -> int:
+        """A position in the output, for :meth:`expect` to search after."""
+        with self._seen:
+            return len(self.lines)
+
+    def expect(self, pattern: str, since: int = 0,
+               timeout: float = START_TIMEOUT_S) -> re.Match[str]:
+        """Block until a line from ``since`` on matches ``pattern``; raise if the child exits."""
+        regex = re.compile(pattern)
+        with self._seen:
+            while True:
+                for line in self.lines[since:]:
+                    if (match := regex.search(line)) is not None:
+                        return match
+                since = len(self.lines)
+                if self._done or not self._seen.wait(timeout):
+                    tail = "\n".join(self.lines[-20:])
+                    raise RuntimeError(f"{self.name}: no line matching {pattern!r}; "
+                                       f"last output:\n{tail}")
+
+    def say(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()  # the agents stop at end of input
+            except OSError:
+                pass
+            self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _env_without(*prefixes: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1"
+                  ) -> tuple[Child, Credentials]:
+    """``telcoflow serve`` on a free port, with ``connectors`` connectors and keys made here.
+
+    Why several connectors: each agent process gets its own, so a call's
+    notification goes to one process only. The keys reach the gateway in a
+    0600 config file and never appear in output (the gateway logs a prefix).
+    """
+    made = [Connector(f"tfk_{secrets.token_urlsafe(24)}", str(uuid.uuid4()), f"+1555{i:07d}")
+            for i in range(connectors)]
+    phone_key = f"tfp_{secrets.token_urlsafe(24)}"
+    toml = [f'[server]\nhost = "{host}"\nport = 0\n\n[phone]\nkeys = ["{phone_key}"]\n']
+    toml += [f'[[connectors]]\nuuid = "{c.uuid}"\napi_keys = ["{c.api_key}"]\n'
+             f'numbers = ["{c.number}"]\n' for c in made]
+    path = workdir / "gateway.toml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(toml))
+    child = Child("gateway", [sys.executable, "-m", "telcoflow.cli.main", "serve",
+                              "--config", str(path)], _env_without("TELCOFLOW_", "WSS_"))
+    url = child.expect(r"gateway ready on (\S+)").group(1)
+    return child, Credentials(url, phone_key, made)
+
+
+def external_gateway(url: str) -> Credentials:
+    """Credentials for ``--gateway URL``: the environment, else a local dev gateway's file."""
+    saved = credentials.load()
+    api_key = os.environ.get("WSS_API_KEY") or saved.get("api_key")
+    connector = os.environ.get("WSS_CONNECTOR_UUID") or saved.get("connector_uuid")
+    phone_key = os.environ.get("TELCOFLOW_PHONE_KEY") or saved.get("phone_key")
+    if not (api_key and connector and phone_key):
+        raise SystemExit("--gateway needs WSS_API_KEY, WSS_CONNECTOR_UUID and "
+                         "TELCOFLOW_PHONE_KEY (or the credentials file of 'telcoflow serve')")
+    numbers = saved.get("numbers") or [DEV_NUMBER]
+    return Credentials(url, phone_key, [Connector(api_key, connector, str(numbers[0]))])
+
+
+def default_refsdk_dir() -> Path:
+    override = os.environ.get("TELCOFLOW_REFSDK_DIR")
+    if override:
+        return Path(override)
+    return credentials.credentials_path().parent / f"refsdk-{REFSDK_VERSION}"
+
+
+def ensure_refsdk(target: Path) -> Path:
+    """The published SDK, pip-installed into its own directory once (never beside ours)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / "refsdk.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".complete").exists():
+            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                            "--disable-pip-version-check", "--target", str(target),
+                            f"telcoflow=={REFSDK_VERSION}"], check=True)
+            (target / ".complete").touch()
+    return target
+
+
+def start_agent(which: str, url: str, connector: Connector, rate: int,
+                interrupt: tuple[int, int], refsdk: Path | None) -> Child:
+    """The echo agents in their own process: our SDK, or the published one in isolation."""
+    env = _env_without("PYTHON", "WSS_", "TELCOFLOW_")
+    env.update(WSS_API_KEY=connector.api_key, WSS_CONNECTOR_UUID=connector.uuid,
+               TELCOFLOW_BASE_URL=url, BENCH_RATE=str(rate),
+               BENCH_INTERRUPT=f"{interrupt[0]},{interrupt[1]}")
+    script = str(Path(bench_agent.__file__).resolve())
+    if which == "reference":
+        assert refsdk is not None
+        env["PYTHONPATH"] = str(refsdk)
+        # -S: no site-packages, so our package cannot be imported beside the published one
+        cmd = [sys.executable, "-S", "-P", "-u", script]
+    else:
+        cmd = [sys.executable, "-P", "-u", script]
+    return Child(f"{which} agent", cmd, env)
+
+
+# ── /proc ──────────────────────────────────────────────────────────────────
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def machine() -> dict[str, object]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions: dict[str, str | None] = {}
+    for name in ("telcoflow", "websockets", "h11", "numpy", "soxr", "uvloop"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"cores": os.cpu_count(), "cpu": model or platform.processor(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "versions": versions}

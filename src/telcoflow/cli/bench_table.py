@@ -1,0 +1,77 @@
+"""Plain-text tables of a ``telcoflow bench`` result (``rich`` is not a dependency)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROWS = (
+    ("uplink_ms", "uplink latency (ms)"),
+    ("downlink_ms", "downlink latency (ms)"),
+    ("roundtrip_ms", "round trip, caller to caller (ms)"),
+    ("jitter_ms", "downlink jitter vs 20 ms grid (ms)"),
+    ("interrupt_ms", "interrupt to silence (ms)"),
+    ("setup_ms", "call set-up, dial to answered (ms)"),
+    ("notify_ms", "  dial to session.notify (ms)"),
+    ("call_in_ms", "  notify to call.in (ms)"),
+    ("answer_ms", "  call.in to answer() done (ms)"),
+    ("first_audio_ms", "first frame to first echo (ms)"),
+)
+COUNTS = ("frames_sent", "uplink_lost", "uplink_duplicated", "uplink_reordered",
+          "echoes_sent", "downlink_lost", "downlink_duplicated", "downlink_reordered",
+          "downlink_foreign", "underrun_slots", "talk_slots")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def run_table(run: dict[str, Any], title: str) -> str:
+    lines = [title, f"{'':38}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}{'n':>9}"]
+    for key, label in ROWS:
+        m = run["metrics"][key]
+        lines.append(f"{label:38}" + "".join(f"{_cell(m[q]):>9}"
+                                             for q in ("p50", "p90", "p99", "max", "n")))
+    counts = run["counts"]
+    lines.append("frames: " + ", ".join(f"{k.replace('_', ' ')} {counts[k]}" for k in COUNTS))
+    lines.append(f"underruns: {_cell(run['underrun_pct'])} % of talk slots")
+    res = run["resources"]
+    cpu = [(who, res.get(f"{who}_cpu_cores"), res.get(f"{who}_cpu_s_per_call_min"))
+           for who in ("gateway", "agent", "bench")]
+    lines.append("CPU (cores busy / s per call-minute): "
+                 + ", ".join(f"{who} {_cell(cores)} / {_cell(rate)}" for who, cores, rate in cpu))
+    if res.get("gateway_rss_mb") is not None:
+        lines.append(f"gateway RSS: {res['gateway_rss_mb']} MB, "
+                     f"{res['gateway_rss_kb_per_call']} kB per call")
+    lines.append("targets: " + ", ".join(
+        f"{k} {_cell(t['value'])} ({'met' if t['met'] else 'NOT met'}, <= {t['target']})"
+        for k, t in run["targets"].items()))
+    if run["setup_failures"]:
+        lines.append("set-up failures: " + "; ".join(run["setup_failures"]))
+    return "\n".join(lines)
+
+
+def render(out: dict[str, Any]) -> str:
+    cfg = out["config"]
+    head = (f"telcoflow bench: {cfg['codec']} at {cfg['rate']} Hz, {cfg['duration_s']:g} s "
+            f"per step; {out['machine']['cores']} cores ({out['machine']['cpu']})")
+    parts = [head]
+    for run in out["runs"]:
+        parts.append(run_table(run, f"\n== {run['agent']} SDK, {run['answered']} calls =="))
+    for ramp in out["ramps"]:
+        parts.append(f"\n== ramp, {ramp['agent']} SDK: capacity {ramp['capacity']} calls "
+                     f"(stopped by: {ramp['stopped_by'] or 'the last step'}) ==")
+        parts.append(f"{'calls':>6}{'p99 up':>9}{'p99 down':>10}{'underrun %':>11}"
+                     f"{'lost':>6}{'gw cores':>9}{'gw CPU s/call-min':>18}{'kB/call':>9}")
+        for step in ramp["steps"]:
+            res = step["resources"]
+            parts.append(
+                f"{step['calls']:>6}{_cell(step['metrics']['uplink_ms']['p99']):>9}"
+                f"{_cell(step['metrics']['downlink_ms']['p99']):>10}"
+                f"{_cell(step['underrun_pct']):>11}"
+                f"{_cell(step['targets']['lost_frames']['value']):>6}"
+                f"{_cell(res.get('gateway_cpu_cores')):>9}"
+                f"{_cell(res.get('gateway_cpu_s_per_call_min')):>18}"
+                f"{_cell(res.get('gateway_rss_kb_per_call')):>9}")
+    return "\n".join(parts)
