@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from telcoflow.audio.polyphase import PolyphaseResampler
+from telcoflow.audio.errors import AudioFormatError
+from telcoflow.audio.polyphase import FrameBatchResampler, PolyphaseResampler
 
 PAIRS = [(8000, 16000), (16000, 8000), (8000, 24000), (24000, 8000), (16000, 24000),
          (24000, 16000), (16000, 48000), (48000, 16000)]
@@ -58,3 +59,27 @@ def test_there_and_back_preserves_the_signal(src: int, dst: int) -> None:
 def test_equal_rates_pass_through_untouched() -> None:
     x = sweep(16000)
     assert PolyphaseResampler(16000, 16000).process(x.tobytes()) == x.tobytes()
+
+
+@pytest.mark.parametrize(("src", "dst"), [(8000, 16000), (16000, 8000), (8000, 24000),
+                                          (24000, 8000), (48000, 16000), (16000, 48000),
+                                          (16000, 16000)])
+def test_frame_batch_matches_one_stream_at_a_time(src: int, dst: int) -> None:
+    rng = np.random.default_rng(2)
+    frame, streams, frames = src // 50, 4, 12
+    x = rng.integers(-32768, 32767, (streams, frame * frames), endpoint=True).astype(np.int16)
+    batch = FrameBatchResampler(src, dst, frame)
+    states = [batch.new_state() for _ in range(streams)]
+    got = np.concatenate([batch.process(x[:, j * frame:(j + 1) * frame], states)
+                          for j in range(frames)], axis=1)
+    for s in range(streams):
+        single = PolyphaseResampler(src, dst)
+        want = np.frombuffer(b"".join(single.process(x[s, j * frame:(j + 1) * frame])
+                                      for j in range(frames)), "<i2")
+        # float32 products against the float64 filter: at most one step of rounding apart
+        assert np.abs(got[s].astype(np.int32) - want).max() <= 1
+
+
+def test_frame_matrix_needs_whole_periods() -> None:
+    with pytest.raises(AudioFormatError):
+        PolyphaseResampler(44100, 16000).frame_matrix(440)  # 441 in per 160 out

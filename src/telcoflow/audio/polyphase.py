@@ -53,6 +53,31 @@ class PolyphaseResampler:
         """Group delay of the filter (the same for every sample)."""
         return (self._phases.size // 2) / (self._up * self.in_rate)
 
+    @property
+    def history(self) -> int:
+        """Input samples the filter remembers between chunks."""
+        return self._taps - 1
+
+    def frame_matrix(self, frame_in: int) -> npt.NDArray[np.float64]:
+        """The filter as a linear map for chunks of ``frame_in`` samples.
+
+        When a chunk is a whole number of resampling periods (20 ms at the
+        telephony rates), every chunk's output is ``[history | chunk] @ M``
+        with the same ``M`` (shape ``(history + frame_in, frame_out)``); that
+        lets :class:`FrameBatchResampler` resample many streams with one
+        matrix product. Column ``j`` holds output ``j``'s phase at its window.
+        """
+        up, down, taps = self._up, self._down, self._taps
+        if (frame_in * up) % down:
+            raise AudioFormatError(f"{frame_in} samples is not a whole number of periods "
+                                   f"for {self.in_rate} → {self.out_rate} Hz")
+        frame_out = frame_in * up // down
+        matrix = np.zeros((taps - 1 + frame_in, frame_out))
+        for k in range(frame_out):
+            start = (k * down) // up  # in [history | chunk] coordinates, as _run computes it
+            matrix[start:start + taps, k] = self._phases[(k * down) % up]
+        return matrix
+
     def process(self, pcm: bytes | npt.NDArray[np.int16]) -> bytes:
         if self.is_passthrough:
             return pcm if isinstance(pcm, bytes) else pcm.astype("<i2").tobytes()
@@ -91,3 +116,42 @@ class PolyphaseResampler:
         np.rint(out, out=out)
         np.clip(out, -32768, 32767, out=out)
         return out.astype("<i2")
+
+
+class FrameBatchResampler:
+    """Many streams of fixed-size chunks, one rate pair, resampled in one matrix product.
+
+    Same filter and output as :class:`PolyphaseResampler` (to float32
+    rounding), but the per-chunk Python work is a row copy, so the cost per
+    stream shrinks as the batch grows. Each stream's filter history lives in
+    a small array that the caller keeps (see :meth:`new_state`).
+    """
+
+    def __init__(self, in_rate: int, out_rate: int, frame_in: int) -> None:
+        single = PolyphaseResampler(in_rate, out_rate)
+        self.passthrough = single.is_passthrough
+        self.frame_in = frame_in
+        self.frame_out = frame_in * out_rate // in_rate
+        self.history = 0 if self.passthrough else single.history
+        self._matrix = (np.zeros((0, 0), np.float32) if self.passthrough
+                        else single.frame_matrix(frame_in).astype(np.float32))
+
+    def new_state(self) -> npt.NDArray[np.float32]:
+        return np.zeros(self.history, np.float32)
+
+    def process(self, frames: npt.NDArray[np.int16],
+                states: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.int16]:
+        """``frames`` (streams × frame_in) → (streams × frame_out); updates ``states``."""
+        if self.passthrough:
+            return frames
+        keep = self.history
+        buf = np.empty((len(states), keep + self.frame_in), np.float32)
+        for row, state in zip(buf, states, strict=True):
+            row[:keep] = state
+        buf[:, keep:] = frames
+        for row, state in zip(buf, states, strict=True):
+            state[:] = row[-keep:]
+        out = buf @ self._matrix
+        np.rint(out, out=out)
+        np.clip(out, -32768, 32767, out=out)
+        return out.astype(np.int16)

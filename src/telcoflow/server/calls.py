@@ -11,6 +11,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from ..audio.mixer import CALLER
 from ..protocol import voice as vp
 from .call_states import CallEvent, CallState, next_state
 from .conference import Bridge
@@ -98,6 +99,10 @@ class Call:
         if self.playout is not None:
             return
         self.playout = PlayoutBuffer(self.frame_bytes, target_ms, prebuffer_ms)
+        self.reset_legs()
+
+    def reset_legs(self) -> None:
+        """Fresh caller-leg filters (after a bridge ends: theirs hold audio from before it)."""
         self._uplink = Uplink(self.phone.codec, self.phone.sample_rate, self.agent_rate)
         self._downlink = Downlink(self.phone.codec, self.phone.sample_rate, self.agent_rate)
 
@@ -113,8 +118,8 @@ class Call:
         if self.state is not CallState.ANSWERED or self._uplink is None:
             return
         if self.bridge is not None:
-            if self.bridge.caller_present:
-                self.bridge.caller_frames.extend(self._uplink.process(payload))
+            if self.bridge.present[CALLER]:
+                self.bridge.push(CALLER, payload)
             return
         voice = self.voice
         for frame in self._uplink.process(payload):

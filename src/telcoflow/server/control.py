@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from ..audio.mixer import CALLER
 from ..protocol import phone as pp
 from ..protocol import voice as vp
 from .call_states import CallEvent, CallState
@@ -121,7 +122,7 @@ class CallControl:
         call.cancel_timer("connect")
         call.ringing_line = None
         call.control(Control.CALLEE_ANSWERED)
-        call.bridge = Bridge(line, call.agent_rate)
+        call.bridge = Bridge(call.phone, line)
         call.bridge.set_agent_routes(*AGENT_ROUTES[call.mode])
         line.send_text(pp.build_answered(call.id))
         self._reply(call, {"callId": call.id, "callee": line.number,
@@ -146,10 +147,11 @@ class CallControl:
             line.call = None
             return
         line.call, call.bridge = None, None
-        if call.mode is Mode.LEFT or not bridge.caller_present:
+        if call.mode is Mode.LEFT or not bridge.present[CALLER]:
             self.engine.end_call(call, CallEvent.CALLEE_HANGUP)
         else:
             call.control(Control.CALLEE_LEFT)
+            call.reset_legs()  # back to two-party: its filters hold pre-bridge audio
 
     def call_ended(self, call: Call, event: CallEvent) -> None:
         """Release the callee's leg and any pending connect when the call ends."""

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from ..audio.mixer import CALLEE
 from ..protocol import errors as perr
 from ..protocol import phone as pp
 from ..server.errors import GatewayError
@@ -156,4 +157,4 @@ class PhoneConn:
         if not self.number:
             call.on_phone_audio(data)
         elif call.bridge is not None and call.bridge.callee is self:
-            call.bridge.on_callee_audio(data)
+            call.bridge.push(CALLEE, data)
