@@ -20,6 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/audio.py
+	$(PY) bench/mixer.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
