@@ -10,7 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from telcoflow import Call, CloseReason, SessionManager, SessionNotification
+from telcoflow import (
+    Call,
+    CallFlowBuilder,
+    CloseReason,
+    InboundCallMode,
+    SessionManager,
+    SessionNotification,
+)
 from telcoflow.server.testing import GatewayThread
 from telcoflow.telephony.phone import Phone, PhoneError
 
@@ -257,3 +264,44 @@ async def test_caller_hanging_up_while_the_callee_rings(gateway: GatewayThread) 
     await sm.__aexit__(None, None, None)
     outcome = results["connect"]
     assert getattr(outcome, "error_code", None) == "CALL_TERMINATED", outcome
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("subscriber", ["answers", "misses", "rejects"])
+async def test_missed_only_rings_the_subscriber_first(subscriber: str) -> None:
+    offered = asyncio.Event()
+    answered: list[str] = []
+    with GatewayThread(ring_timeout_s=10.0, missed_ring_s=0.5) as gw:
+        async def on_call(call: Call) -> None:
+            answered.append(call.id)
+            await call.answer()
+            await call.send_audio(tone(FREQS["agent"], 0.4, 16000, AMPLITUDE).tobytes())
+
+        sm = await run_call(gw, on_call)
+        sm.on_session_notification(lambda noti: offered.set())  # the agents' view
+        await sm.setup_call_flow(CallFlowBuilder().inbound_call(InboundCallMode.MISSED_ONLY)
+                                 .build())
+        policy = {"answers": "auto", "misses": "never", "rejects": "reject"}[subscriber]
+        async with AsyncExitStack() as stack:
+            line = await stack.enter_async_context(Phone(gw.ws_url, gw.phone_key))
+            await line.register(gw.number, answer=policy)
+            caller = await stack.enter_async_context(Phone(gw.ws_url, gw.phone_key))
+            await caller.dial(to=gw.number, caller="+15550001")
+            await line.wait_incoming()
+            await caller.wait_answered(timeout=10)
+            start = caller.frames_received
+            if subscriber == "answers":
+                await line.wait_answered(timeout=5)
+                await line.play(tone(FREQS["callee"], 0.4, 8000, AMPLITUDE))
+                await caller.wait_frames(start + 25)
+                assert who_is_heard(caller.received()[start * 160:], 8000) == {"callee"}
+                await line.hangup()
+                assert await caller.wait_hangup() == "OTHER_PARTY_HANGUP"
+            else:
+                assert await line.wait_hangup() in ("RING_TIMEOUT", "DECLINED")
+                await caller.wait_frames(start + 25)
+                assert who_is_heard(caller.received()[start * 160:], 8000) == {"agent"}
+                await caller.hangup()
+        await sm.__aexit__(None, None, None)
+    assert offered.is_set() is (subscriber != "answers")
+    assert len(answered) == (0 if subscriber == "answers" else 1)

@@ -12,7 +12,8 @@
 IDLE: no callee (before connect, or after the callee hung up or did not
 answer; connect may be tried again). RINGING: the subscriber line is being
 rung. BARGE / WHISPER / SPY: three-way, the mode says whom the agent reaches.
-LEFT: the agent has gone and the caller and callee talk on their own.
+LEFT: no agent on the call — it left, or never joined (a MISSED_ONLY call
+the subscriber answered itself: ``direct``) — and caller and callee talk.
 
 The default mode after the callee answers is BARGE: until then the agent was
 talking to the caller, and going silent for the caller the moment a third
@@ -46,6 +47,7 @@ class Control(StrEnum):
     BARGE = "agent.barge"
     SPY = "agent.spy"
     AGENT_LEFT = "agent_left"
+    DIRECT = "direct"  # the subscriber answered before any agent was involved
 
 
 CONFERENCED = (Mode.BARGE, Mode.WHISPER, Mode.SPY)
@@ -64,6 +66,7 @@ _MODE_COMMANDS = {Control.WHISPER: Mode.WHISPER, Control.BARGE: Mode.BARGE, Cont
 
 TRANSITIONS: dict[tuple[Mode, Control], Mode] = {
     (Mode.IDLE, Control.CONNECT): Mode.RINGING,
+    (Mode.IDLE, Control.DIRECT): Mode.LEFT,
     (Mode.RINGING, Control.CALLEE_ANSWERED): Mode.BARGE,
     (Mode.RINGING, Control.CALLEE_FAILED): Mode.IDLE,
     **{(m, c): target for m in CONFERENCED for c, target in _MODE_COMMANDS.items()},

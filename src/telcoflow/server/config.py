@@ -14,6 +14,7 @@ TOML shape::
     ring_timeout_s = 30
     resume_grace_s = 30
     connect_ring_cap_s = 120             # longest call.connect rings the subscriber
+    missed_ring_s = 20                   # MISSED_ONLY: subscriber rings this long first
     [[connectors]]
     uuid = "…"
     api_keys = ["…"]
@@ -73,6 +74,8 @@ class GatewayConfig:
     # the longest call.connect rings a subscriber line, whatever the agent asks (an
     # operator's cap, as carriers have; tests lower it to exercise CALL_UNANSWERED)
     connect_ring_cap_s: float = 120.0
+    # inboundCall MISSED_ONLY: how long the subscriber's line rings before agents get the call
+    missed_ring_s: float = 20.0
     tls: TlsConfig | None = None
     generated: bool = False  # True when keys were made up at start (embedded defaults)
 
@@ -116,7 +119,7 @@ def load_file(path: str | Path) -> GatewayConfig:
     cfg = GatewayConfig(connectors, list(phone), tls=tls)
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
-                 "playout_prebuffer_ms", "connect_ring_cap_s"):
+                 "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s"):
         if name in server:
             setattr(cfg, name, server[name])
     validate(cfg)

@@ -114,6 +114,18 @@ class CallControl:
         call.bridge.caller_left()
         return True
 
+    def ring_subscriber_first(self, call: Call) -> bool:
+        """MISSED_ONLY: ring the number's own line before any agent; False if none is free."""
+        line = self.lines.get(call.callee)
+        if line is None or line.call is not None:
+            return False
+        ring_s = self.engine.config.missed_ring_s
+        call.ringing_line, line.call = line, call
+        line.offer(call.id, call.caller, ring_s)
+        call.set_timer("connect", self.engine.loop().call_later(ring_s, self._ring_over, call,
+                                                                ring_s))
+        return True
+
     # ── the subscriber line ──────────────────────────────────────────────────
     def line_answered(self, line: LineLink) -> None:
         call = line.call
@@ -121,7 +133,10 @@ class CallControl:
             raise GatewayError("there is no call ringing on this line", "INVALID_STATE")
         call.cancel_timer("connect")
         call.ringing_line = None
-        call.control(Control.CALLEE_ANSWERED)
+        direct = call.state is CallState.RINGING  # MISSED_ONLY: no agent has the call
+        if direct:
+            self.engine.answer_direct(call)
+        call.control(Control.DIRECT if direct else Control.CALLEE_ANSWERED)
         call.bridge = Bridge(call.phone, line)
         call.bridge.set_agent_routes(*AGENT_ROUTES[call.mode])
         line.send_text(pp.build_answered(call.id))
@@ -182,6 +197,8 @@ class CallControl:
         if call.mode is Mode.RINGING:
             call.control(Control.CALLEE_FAILED)
         self._fail_pending(call, code, message)
+        if call.live and call.state is CallState.RINGING:
+            self.engine.offer_to_agents(call)  # MISSED_ONLY: the subscriber missed it
 
     def _reply(self, call: Call, result: dict[str, object]) -> None:
         pending = self._pending.pop(call.id, None)

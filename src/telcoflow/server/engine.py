@@ -84,18 +84,33 @@ class Engine:
         if connector is None:
             phone.end(pp.NOT_IN_SERVICE, f"the number {dial.to} is not in service")
             return None
-        if self.inbound_mode[connector.uuid] == "NO":
+        mode = self.inbound_mode[connector.uuid]
+        if mode == "NO":
             phone.end(pp.DECLINED, f"the number {dial.to} does not take calls")
             return None
-        session = self.sessions.add(Session(connector.uuid, "TELCO", dial.caller, dial.to))
+        # the session joins the registry only when agents are offered the call
+        session = Session(connector.uuid, "TELCO", dial.caller, dial.to)
         call = Call(session, phone, dial.caller, dial.to)
         session.call = call
         self.calls[call.id] = call
         phone.send_text(pp.build_ringing(call.id))
+        # MISSED_ONLY: the subscriber's own line rings first; agents get what it misses
+        if mode != "MISSED_ONLY" or not self.control.ring_subscriber_first(call):
+            self.offer_to_agents(call)
+        return call
+
+    def offer_to_agents(self, call: Call) -> None:
+        session = self.sessions.add(call.session)
         call.set_timer("ring", self.loop().call_later(
             self.config.ring_timeout_s, self.end_call, call, CallEvent.RING_TIMEOUT))
-        self._notify(self.links[connector.uuid], session, "NEW_INCOMING_CALL")
-        return call
+        self._notify(self.links[session.connector_uuid], session, "NEW_INCOMING_CALL")
+
+    def answer_direct(self, call: Call) -> None:
+        """The subscriber took a MISSED_ONLY call itself: caller and line talk, no agent."""
+        call.transition(CallEvent.ANSWER)
+        call.start_media(self.config.playout_target_ms, self.config.playout_prebuffer_ms)
+        call.phone.send_text(pp.build_answered(call.id))
+        self._media.add(call)
 
     def phone_hung_up(self, call: Call) -> None:
         if call.live and not self.control.caller_left(call):
