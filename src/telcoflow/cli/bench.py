@@ -29,6 +29,7 @@ from .bench_procs import (
     Child,
     Credentials,
     cpu_seconds,
+    cpu_times,
     default_refsdk_dir,
     ensure_refsdk,
     external_gateway,
@@ -160,6 +161,9 @@ class Bench:
             resources[f"{who}_cpu_cores"] = None if used is None else round(used / plan.duration, 3)
             resources[f"{who}_cpu_s_per_call_min"] = None if used is None else round(
                 used / minutes, 4)
+        if "gateway" in before and after["gateway"] > before["gateway"]:
+            resources["gateway_sys_share"] = round((after["gateway_sys"] - before["gateway_sys"])
+                                                   / (after["gateway"] - before["gateway"]), 3)
         if rss and self.idle_rss is not None:
             resources["gateway_rss_mb"] = round(rss[0] / 2**20, 1)
             resources["gateway_rss_kb_per_call"] = round(
@@ -181,6 +185,7 @@ class Bench:
         cpu = {"agent": sum(cpu_seconds(a.pid) for a in agents), "bench": time.process_time()}
         if self.gateway is not None:
             cpu["gateway"] = cpu_seconds(self.gateway.pid)
+            cpu["gateway_sys"] = cpu_times(self.gateway.pid)[1]
         return cpu
 
     def _start_profiler(self, pid: int | None) -> subprocess.Popen[bytes] | None:
