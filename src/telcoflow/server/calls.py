@@ -54,10 +54,6 @@ class Call:
     _downlink: Downlink | None = None
 
     @property
-    def downlink(self) -> Downlink | None:
-        return self._downlink
-
-    @property
     def frame_bytes(self) -> int:
         return self.agent_rate // 50 * 2
 
