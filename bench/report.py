@@ -212,6 +212,9 @@ def frames_and_resources(run: dict[str, Any]) -> list[tuple[str, str]]:
         ("agent processes", str(res.get("agent_processes"))),
         ("agent CPU, s per call-minute", _v(res.get("agent_cpu_s_per_call_min"))),
         ("callers (bench process) cores busy", _v(res.get("bench_cpu_cores"))),
+        ("whole machine: cores busy / idle / stolen by the hypervisor",
+         f"{_v(res.get('machine_busy_cores'))} / {_v(res.get('machine_idle_cores'))} / "
+         f"{_v(res.get('machine_steal_cores'))}"),
     ]
 
 
@@ -219,8 +222,9 @@ def ramp_table(ramp: dict[str, Any]) -> str:
     lines = [f"Capacity (agents on the {ramp['agent']} SDK): **{ramp['capacity']} calls** "
              f"(stopped by: {ramp['stopped_by'] or 'the last step passed'}).", "",
              "| calls | p99 uplink | p99 downlink | p99 jitter | underruns | lost | gateway cores "
-             "| gateway CPU s / call-min | gateway kB / call | agent cores | bench cores |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| gateway CPU s / call-min | gateway kB / call | agent cores | bench cores "
+             "| machine busy / stolen |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in ramp["steps"]:
         res, m = s["resources"], s["metrics"]
         lines.append(
@@ -229,7 +233,8 @@ def ramp_table(ramp: dict[str, Any]) -> str:
             f"{s['targets']['lost_frames']['value']} | {_v(res.get('gateway_cpu_cores'))} | "
             f"{_v(res.get('gateway_cpu_s_per_call_min'))} | "
             f"{_v(res.get('gateway_rss_kb_per_call'))} | {_v(res.get('agent_cpu_cores'))} | "
-            f"{_v(res.get('bench_cpu_cores'))} |")
+            f"{_v(res.get('bench_cpu_cores'))} | {_v(res.get('machine_busy_cores'))} / "
+            f"{_v(res.get('machine_steal_cores'))} |")
     return "\n".join(lines)
 
 

@@ -34,6 +34,7 @@ from .bench_procs import (
     ensure_refsdk,
     external_gateway,
     machine,
+    machine_cpu,
     rss_bytes,
     start_agent,
     start_gateway,
@@ -161,6 +162,10 @@ class Bench:
             resources[f"{who}_cpu_cores"] = None if used is None else round(used / plan.duration, 3)
             resources[f"{who}_cpu_s_per_call_min"] = None if used is None else round(
                 used / minutes, 4)
+        for what in ("busy", "idle", "steal"):
+            # other work on the machine, and a hypervisor taking CPU away, both show here
+            spent = after[f"machine_{what}"] - before[f"machine_{what}"]
+            resources[f"machine_{what}_cores"] = round(spent / plan.duration, 3)
         if "gateway" in before and after["gateway"] > before["gateway"]:
             resources["gateway_sys_share"] = round((after["gateway_sys"] - before["gateway_sys"])
                                                    / (after["gateway"] - before["gateway"]), 3)
@@ -182,7 +187,8 @@ class Bench:
         return logs
 
     def _cpu(self, agents: list[Child]) -> dict[str, float]:
-        cpu = {"agent": sum(cpu_seconds(a.pid) for a in agents), "bench": time.process_time()}
+        cpu = {"agent": sum(cpu_seconds(a.pid) for a in agents), "bench": time.process_time(),
+               **machine_cpu()}
         if self.gateway is not None:
             cpu["gateway"] = cpu_seconds(self.gateway.pid)
             cpu["gateway_sys"] = cpu_times(self.gateway.pid)[1]

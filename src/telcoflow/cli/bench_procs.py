@@ -193,6 +193,15 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_times(pid))
 
 
+def machine_cpu() -> dict[str, float]:
+    """Seconds the whole machine spent busy, idle and stolen (by a hypervisor) so far."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+    return {"machine_busy": (user + nice + system + irq + softirq) / tick,
+            "machine_idle": (idle + iowait) / tick, "machine_steal": steal / tick}
+
+
 def rss_bytes(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

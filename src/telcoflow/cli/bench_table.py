@@ -41,6 +41,9 @@ def run_table(run: dict[str, Any], title: str) -> str:
            for who in ("gateway", "agent", "bench")]
     lines.append("CPU (cores busy / s per call-minute): "
                  + ", ".join(f"{who} {_cell(cores)} / {_cell(rate)}" for who, cores, rate in cpu))
+    lines.append(f"whole machine (cores): busy {_cell(res.get('machine_busy_cores'))}, "
+                 f"idle {_cell(res.get('machine_idle_cores'))}, "
+                 f"stolen by the hypervisor {_cell(res.get('machine_steal_cores'))}")
     if res.get("gateway_rss_mb") is not None:
         lines.append(f"gateway RSS: {res['gateway_rss_mb']} MB, "
                      f"{res['gateway_rss_kb_per_call']} kB per call")
