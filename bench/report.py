@@ -28,6 +28,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 IMG = ROOT / "docs" / "img"
 REFSDK = Path(".cache") / "refsdk-1.0.0"  # relative to ROOT, where the bench runs
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
+WHO = {"ours": "our SDK", "reference": "published SDK 1.0.0"}
 IDLE_LEAF = "Runner.run (asyncio/runners.py)"  # uvloop's C loop: polling, reads, idle
 
 LATENCY_ROWS = (("uplink_ms", "uplink latency"), ("downlink_ms", "downlink latency"),
@@ -62,7 +63,7 @@ def plot_cdfs(compare: dict[str, Any]) -> Path:
             values = run["cdf"][key]
             if values:
                 quantiles = [i / (len(values) - 1) for i in range(len(values))]
-                ax.plot(values, quantiles, label=f"{run['agent']} SDK, {run['answered']} calls")
+                ax.plot(values, quantiles, label=f"{WHO[run['agent']]}, {run['answered']} calls")
         ax.set_xscale("log")
         ax.set_xlabel("latency (ms, log scale)")
         ax.set_ylabel("fraction of frames")
@@ -87,16 +88,17 @@ def plot_ramp(ramp: dict[str, Any]) -> list[Path]:
     ax.plot(calls, [s["metrics"]["uplink_ms"]["p99"] for s in steps], "o-", label="p99 uplink")
     ax.plot(calls, [s["metrics"]["jitter_ms"]["p99"] for s in steps], "s-",
             label="p99 downlink jitter")
-    ax.axhline(20, color="grey", linestyle="--", linewidth=1)
+    ax.axhline(20, color="tab:blue", linestyle="--", linewidth=1, label="p99 uplink limit")
     ax.set_xlabel("concurrent calls")
     ax.set_ylabel("ms")
     ax.set_yscale("log")
     ax2 = ax.twinx()
     ax2.plot(calls, [s["underrun_pct"] or 0 for s in steps], "r^:", label="underruns (%)")
+    ax2.axhline(0.1, color="r", linestyle="--", linewidth=1, label="underrun limit")
     ax2.set_ylabel("underruns, % of talk slots", color="r")
     ax.legend(loc="upper left")
     ax2.legend(loc="lower right")
-    ax.set_title(f"capacity ramp ({ramp['agent']} SDK): latency and underruns vs calls")
+    ax.set_title(f"capacity ramp ({WHO[ramp['agent']]}): latency and underruns vs calls")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     latency = IMG / "bench_ramp_latency.png"
@@ -172,18 +174,18 @@ def _v(value: Any) -> str:
 
 def comparison(compare: dict[str, Any]) -> str:
     runs = compare["runs"]
-    head = " | ".join(f"{r['agent']} p50 | p90 | p99 | max" for r in runs)
+    head = " | ".join(f"{WHO[r['agent']]} p50 | p90 | p99 | max" for r in runs)
     lines = [f"| metric (ms) | {head} |", "|---|" + "---:|" * (4 * len(runs))]
     for key, label in LATENCY_ROWS:
         cells = " | ".join(" | ".join(_v(r["metrics"][key][q]) for q in ("p50", "p90", "p99",
                                                                           "max")) for r in runs)
         lines.append(f"| {label} | {cells} |")
-    lines += ["", "| frames and resources | " + " | ".join(r["agent"] for r in runs) + " |",
+    lines += ["", "| frames and resources | " + " | ".join(WHO[r["agent"]] for r in runs) + " |",
               "|---|" + "---:|" * len(runs)]
     columns = [frames_and_resources(r) for r in runs]
     for i, (label, _) in enumerate(columns[0]):
         lines.append(f"| {label} | " + " | ".join(col[i][1] for col in columns) + " |")
-    lines += ["", "| target (issue 6) | " + " | ".join(r["agent"] for r in runs) + " |",
+    lines += ["", "| target (issue 6) | " + " | ".join(WHO[r["agent"]] for r in runs) + " |",
               "|---|" + "---|" * len(runs)]
     for key in runs[0]["targets"]:
         target = runs[0]["targets"][key]["target"]
@@ -219,7 +221,7 @@ def frames_and_resources(run: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def ramp_table(ramp: dict[str, Any]) -> str:
-    lines = [f"Capacity (agents on the {ramp['agent']} SDK): **{ramp['capacity']} calls** "
+    lines = [f"Capacity (agents on {WHO[ramp['agent']]}): **{ramp['capacity']} calls** "
              f"(stopped by: {ramp['stopped_by'] or 'the last step passed'}).", "",
              "| calls | p99 uplink | p99 downlink | p99 jitter | underruns | lost | gateway cores "
              "| gateway CPU s / call-min | gateway kB / call | agent cores | bench cores "
@@ -294,7 +296,7 @@ def main() -> None:
         runs = [bench(["--calls", str(args.calls), "--duration", f"{args.duration:g}",
                        "--agent", "both", "--refsdk", str(REFSDK), *extra])]
         if args.ramp:
-            runs.append(bench(["--ramp", "--steps", args.steps, "--duration",
+            runs.append(bench(["--ramp", "--steps", args.steps, "--ramp-extra", "2", "--duration",
                                f"{args.ramp_duration or args.duration:g}"]))
         (OUT / "commands.json").write_text(json.dumps([c for c, _ in runs]))
         (OUT / "compare.json").write_text(json.dumps(runs[0][1]))

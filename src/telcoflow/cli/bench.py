@@ -59,6 +59,8 @@ def add_parser(sub: Any) -> None:
     size.add_argument("--ramp", action="store_true",
                       help="step the calls up (--steps) until a limit is passed")
     bench.add_argument("--steps", default=DEFAULT_STEPS, help="call counts for --ramp")
+    bench.add_argument("--ramp-extra", type=int, default=0, metavar="K",
+                       help="steps to run past the first failing one, to show the trend")
     bench.add_argument("--duration", type=float, default=30.0,
                        help="seconds every caller talks, per step (default 30)")
     bench.add_argument("--rate", type=int, default=16000, choices=(8000, 16000, 24000),
@@ -90,6 +92,7 @@ class Plan:
     dial_concurrency: int
     agent_procs: int
     profile: str | None
+    ramp_extra: int = 0
     refsdk: Path | None = None
 
     @property
@@ -209,12 +212,15 @@ class Bench:
         if not self.plan.ramp:
             return await self.step(which, self.plan.counts[0])
         steps: list[dict[str, Any]] = []
+        extra = self.plan.ramp_extra
         for calls in self.plan.counts:
             step = await self.step(which, calls)
             step["passed"], step["stopped_by"] = ramp_verdict(step)
             steps.append(step)
-            if not step["passed"]:
-                break
+            if not all(s["passed"] for s in steps):
+                if extra <= 0:
+                    break
+                extra -= 1
         return steps
 
 
@@ -270,10 +276,12 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
         for which in agents:
             result = await bench.run(which)
             if isinstance(result, list):
-                good = [s["calls"] for s in result if s["passed"]]
+                first_bad = next((s for s in result if not s["passed"]), None)
+                good = [s["calls"] for s in result[:result.index(first_bad)]] \
+                    if first_bad is not None else [s["calls"] for s in result]
                 out["ramps"].append({"agent": which, "steps": result,
                                      "capacity": good[-1] if good else 0,
-                                     "stopped_by": result[-1]["stopped_by"]})
+                                     "stopped_by": first_bad["stopped_by"] if first_bad else None})
             else:
                 out["runs"].append({"agent": which, **result})
     finally:
@@ -296,7 +304,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     counts = [int(n) for n in args.steps.split(",")] if args.ramp else [args.calls]
     plan = Plan(counts, args.ramp, args.duration, args.rate, args.codec, args.dial_concurrency,
-                args.agent_procs, args.profile)
+                args.agent_procs, args.profile, args.ramp_extra)
     with tempfile.TemporaryDirectory(prefix="telcoflow-bench-") as tmp, \
             asyncio.Runner(loop_factory=_new_loop) as runner:
         out = runner.run(_bench(args, plan, Path(tmp)))
