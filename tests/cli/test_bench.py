@@ -82,3 +82,18 @@ def test_bench_records_machine_and_command(bench_json: dict[str, object]) -> Non
     assert machine["cores"] >= 1 and machine["python"]  # type: ignore[index]
     assert bench_json["command"][:2] == ["telcoflow", "bench"]  # type: ignore[index]
     assert bench_json["config"]["codec"] == "pcm16"  # type: ignore[index]
+
+
+def test_bench_pcmu_callers_arrive_bit_exact() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "telcoflow.cli.main", "bench", "--calls", "2", "--duration", "2",
+         "--codec", "pcmu", "--json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = json.loads(done.stdout)["runs"][0]
+    assert json.loads(done.stdout)["config"]["rate"] == 8000
+    counts = run["counts"]
+    # a marker that did not survive µ-law both ways would show as unmarked or foreign
+    assert counts["uplink_received"] == counts["frames_sent"] == 200
+    assert counts["uplink_unmarked"] == counts["downlink_foreign"] == 0
+    assert counts["uplink_lost"] == counts["downlink_lost"] == 0
+    assert counts["downlink_heard"] > 0

@@ -63,8 +63,8 @@ def add_parser(sub: Any) -> None:
                        help="steps to run past the first failing one, to show the trend")
     bench.add_argument("--duration", type=float, default=30.0,
                        help="seconds every caller talks, per step (default 30)")
-    bench.add_argument("--rate", type=int, default=16000, choices=(8000, 16000, 24000),
-                       help="phone and agent sample rate (pcmu: 8000)")
+    bench.add_argument("--rate", type=int, choices=(8000, 16000, 24000),
+                       help="phone and agent sample rate (default: 16000; pcmu: 8000)")
     bench.add_argument("--codec", choices=("pcm16", "pcmu"), default="pcm16")
     bench.add_argument("--agent", choices=("ours", "reference", "both"), default="ours",
                        help="the SDK the echo agents run on")
@@ -299,6 +299,8 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.rate is None:
+        args.rate = 8000 if args.codec == "pcmu" else 16000
     if args.codec == "pcmu" and args.rate != 8000:
         print("pcmu runs at 8000 Hz: pass --rate 8000", file=sys.stderr)
         return 2
