@@ -21,7 +21,7 @@ from .errors import (
     WSSCallStateError,
     WSSSessionError,
 )
-from .voice import AudioChannel, BufferSize, _VoiceConnection
+from .voice import AudioChannel, BufferSize, ChannelStream, _VoiceConnection
 
 if TYPE_CHECKING:
     from .session import Session
@@ -265,8 +265,8 @@ class Call:
         BufferClosedError once the call has ended.
         """
         voice = self._voice
-        if voice is None or self._state != CallState.LIVE:
-            if self._state == CallState.TERMINATED:
+        if voice is None or self._state is not CallState.LIVE:
+            if self._state is CallState.TERMINATED:
                 raise BufferClosedError("Call has ended; audio can no longer be sent")
             try:
                 voice = await self._ensure_voice_open()
@@ -299,24 +299,17 @@ class Call:
         return _CallAudioStream(self, channel_id)
 
 
-class _CallAudioStream:
+class _CallAudioStream(ChannelStream):
+    """A channel stream that first waits for the call's voice link (if not open yet)."""
+
     def __init__(self, call: Call, channel_id: int) -> None:
+        super().__init__(None)
         self._call = call
         self._channel_id = channel_id
-        self._channel: AudioChannel | None = None
 
-    def __aiter__(self) -> _CallAudioStream:
-        return self
-
-    async def __anext__(self) -> bytes:
-        channel = self._channel
-        if channel is None:
-            call = self._call
-            await call._settled.wait()
-            if call._voice is None:
-                raise StopAsyncIteration
-            channel = self._channel = call._voice._channel(self._channel_id)
-        chunk = await channel.get()
-        if chunk is None:
+    async def _open(self) -> AudioChannel:
+        call = self._call
+        await call._settled.wait()
+        if call._voice is None:
             raise StopAsyncIteration
-        return chunk
+        return call._voice._channel(self._channel_id)

@@ -15,12 +15,13 @@ DEFAULT_FRAME_BYTES = 960
 class ByteRing:
     """Fixed-capacity FIFO of bytes; capacity is a power of two so wrapping is a mask."""
 
-    __slots__ = ("_buf", "_mask", "_read", "_size", "closed")
+    __slots__ = ("_buf", "_view", "_mask", "_read", "_size", "closed")
 
     def __init__(self, capacity: int) -> None:
         if capacity <= 0 or capacity & (capacity - 1):
             raise ValueError("Capacity must be a positive power of 2")
         self._buf = bytearray(capacity)
+        self._view = memoryview(self._buf)  # the buffer never resizes
         self._mask = capacity - 1
         self._read = 0
         self._size = 0
@@ -40,17 +41,23 @@ class ByteRing:
         """Append all of ``data`` or nothing."""
         if self.closed:
             raise BufferClosedError("Buffer is closed")
+        if type(data) is not bytes and type(data) is not bytearray:
+            data = memoryview(data).cast("B")  # count bytes, not items (an int16 array)
         n = len(data)
-        if n > self.free():
+        size = self._size
+        capacity = self._mask + 1
+        if n > capacity - size:
             raise BufferFullError(
                 f"Buffer does not have enough space to write all the data "
                 f"({n} bytes, {self.free()} free)")
-        start = (self._read + self._size) & self._mask
-        first = min(n, self.capacity - start)
-        self._buf[start:start + first] = data[:first]
-        if first < n:
+        start = (self._read + size) & self._mask
+        if start + n <= capacity:
+            self._buf[start:start + n] = data
+        else:
+            first = capacity - start
+            self._buf[start:] = data[:first]
             self._buf[:n - first] = data[first:]
-        self._size += n
+        self._size = size + n
 
     def read_into(self, out: bytearray, n: int) -> None:
         """Move the oldest ``n`` bytes (n <= len(self)) to the end of ``out``."""
@@ -61,6 +68,18 @@ class ByteRing:
             out += self._buf[:n - first]
         self._read = (start + n) & self._mask
         self._size -= n
+
+    def take(self, n: int, prefix: bytes = b"") -> bytes:
+        """``prefix`` + the oldest ``n`` bytes (n <= len(self)), removed from the ring."""
+        start = self._read
+        stop = start + n
+        if stop <= self._mask + 1:
+            out = prefix + self._view[start:stop]
+        else:
+            out = prefix + self._view[start:] + self._view[:stop - self._mask - 1]
+        self._read = stop & self._mask
+        self._size -= n
+        return out
 
     def read(self, n: int) -> bytes:
         out = bytearray()
@@ -103,7 +122,18 @@ class OutboundAudio:
         want = min(self.frame_bytes, self.owed)
         if want <= 0 or len(self.ring) < want:
             return None
-        out = bytearray(prefix)
-        self.ring.read_into(out, want)
         self.owed -= want
-        return bytes(out)
+        return self.ring.take(want, prefix)
+
+    def due_frames(self, prefix: bytes = b"") -> list[bytes]:
+        """Every frame due now (see :meth:`next_frame`), in order."""
+        ring = self.ring
+        frame_bytes = self.frame_bytes
+        frames: list[bytes] = []
+        while True:
+            owed = self.owed
+            want = frame_bytes if frame_bytes < owed else owed
+            if want <= 0 or ring._size < want:
+                return frames
+            self.owed = owed - want
+            frames.append(ring.take(want, prefix))

@@ -57,24 +57,31 @@ class BufferSize(int):
 
 
 class AudioChannel:
-    """Caller audio of one channel, in arrival order; ``None`` from get() is end of stream."""
+    """Caller audio of one channel, in arrival order, until ``closed`` and drained.
 
-    __slots__ = ("_chunks", "_waiters", "closed", "dropped")
+    Read through :class:`ChannelStream`; a reader of an empty channel waits
+    on a future that the next push (or close) resolves.
+    """
+
+    __slots__ = ("_chunks", "_waiters", "_loop", "closed", "dropped")
 
     def __init__(self) -> None:
         self._chunks: deque[bytes] = deque()
         self._waiters: list[asyncio.Future[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
         self.dropped = 0
 
     def push(self, chunk: bytes) -> None:
-        if len(self._chunks) >= MAX_QUEUED_CHUNKS:
-            self._chunks.popleft()
+        chunks = self._chunks
+        if len(chunks) >= MAX_QUEUED_CHUNKS:
+            chunks.popleft()
             self.dropped += 1
             if self.dropped == 1:
                 logger.warning("Caller audio is not being read; dropping the oldest chunks")
-        self._chunks.append(chunk)
-        self._wake()
+        chunks.append(chunk)
+        if self._waiters:
+            self._wake()
 
     def close(self, *, drop: bool = False) -> None:
         self.closed = True
@@ -88,30 +95,43 @@ class AudioChannel:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def get(self) -> bytes | None:
-        while not self._chunks:
-            if self.closed:
-                return None
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-        return self._chunks.popleft()
+    def waiter(self) -> asyncio.Future[None]:
+        """A future resolved by the next push or close (await it, then look again)."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiters.append(waiter)
+        return waiter
 
 
 class ChannelStream:
-    """``async for chunk in ...`` over one :class:`AudioChannel`."""
+    """``async for chunk in ...`` over one :class:`AudioChannel`.
 
-    def __init__(self, channel: AudioChannel) -> None:
+    ``__anext__`` is the whole read path: a queued chunk is returned without
+    suspending, an empty channel is waited on directly (no inner coroutine).
+    """
+
+    def __init__(self, channel: AudioChannel | None) -> None:
         self._channel = channel
 
     def __aiter__(self) -> ChannelStream:
         return self
 
+    async def _open(self) -> AudioChannel:
+        """The channel, for a stream created before it was known."""
+        raise StopAsyncIteration
+
     async def __anext__(self) -> bytes:
-        chunk = await self._channel.get()
-        if chunk is None:
-            raise StopAsyncIteration
-        return chunk
+        channel = self._channel
+        if channel is None:
+            channel = self._channel = await self._open()
+        chunks = channel._chunks
+        while not chunks:
+            if channel.closed:
+                raise StopAsyncIteration
+            await channel.waiter()
+        return chunks.popleft()
 
 
 class _VoiceConnection:
@@ -282,9 +302,13 @@ class _VoiceConnection:
     # ── outgoing audio ──────────────────────────────────────────────────────
 
     def write_audio(self, audio_data: bytes | bytearray | memoryview) -> None:
-        """Queue agent audio (all or nothing); BufferFullError / BufferClosedError."""
-        self._out.ring.write(audio_data)
-        if self._out.owed:
+        """Queue agent audio (all or nothing); BufferFullError / BufferClosedError.
+
+        With credit outstanding the due frames go out right here, in one write.
+        """
+        out = self._out
+        out.ring.write(audio_data)
+        if out.owed:
             self._pump()
 
     async def send_audio(self, audio_data: bytes) -> None:
@@ -294,9 +318,9 @@ class _VoiceConnection:
         ws = self._ws
         if ws is None or not ws.is_open:
             return
-        next_frame = self._out.next_frame
-        while (frame := next_frame(_CHANNEL0)) is not None:
-            ws.send_binary(frame)
+        frames = self._out.due_frames(_CHANNEL0)
+        if frames:
+            ws.send_binary_frames(frames)
 
     def get_send_audio_buffer_size(self) -> BufferSize:
         return BufferSize(len(self._out.ring))
