@@ -76,6 +76,8 @@ def add_parser(sub: Any) -> None:
                        help="py-spy the gateway during the first talking window (raw stacks)")
     bench.add_argument("--dial-concurrency", type=int, default=20,
                        help="calls being set up at once (default 20)")
+    bench.add_argument("--dial-rate", type=float, default=50.0,
+                       help="calls placed per second and agent process (default 50)")
     bench.add_argument("--agent-procs", type=int, default=1,
                        help="agent processes, each on its own connector (default 1; the "
                        f"published SDK gets one per {REFERENCE_CALLS_PER_PROCESS} calls)")
@@ -93,6 +95,7 @@ class Plan:
     agent_procs: int
     profile: str | None
     ramp_extra: int = 0
+    dial_rate: float = 50.0
     refsdk: Path | None = None
 
     @property
@@ -140,7 +143,7 @@ class Bench:
         phones = [BenchPhone(i, plan.codec, plan.rate) for i in range(calls)]
         numbers = [c.number for c in self.creds.connectors[:len(agents)]]
         failures = await place_calls(phones, self.creds.url, self.creds.phone_key, numbers,
-                                     plan.dial_concurrency, 60.0)
+                                     plan.dial_concurrency, plan.dial_rate * len(agents), 60.0)
         live = [p for p in phones if "answered" in p.events]
         loop = asyncio.get_running_loop()
         rss: list[int] = []
@@ -306,7 +309,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     counts = [int(n) for n in args.steps.split(",")] if args.ramp else [args.calls]
     plan = Plan(counts, args.ramp, args.duration, args.rate, args.codec, args.dial_concurrency,
-                args.agent_procs, args.profile, args.ramp_extra)
+                args.agent_procs, args.profile, args.ramp_extra, args.dial_rate)
     with tempfile.TemporaryDirectory(prefix="telcoflow-bench-") as tmp, \
             asyncio.Runner(loop_factory=_new_loop) as runner:
         out = runner.run(_bench(args, plan, Path(tmp)))

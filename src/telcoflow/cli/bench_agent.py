@@ -145,10 +145,11 @@ class EchoAgents:
         self._changed = asyncio.Condition()
 
     async def on_notification(self, sm: SessionManager, noti: SessionNotification) -> None:
-        log = CallLog()
-        log.events["notify"] = perf_counter()
+        now = perf_counter()
         index = caller_index(noti.remote_address)
-        self.logs[index] = log
+        # a call is notified again after a session-manager reconnect: keep what it logged
+        log = self.logs.setdefault(index, CallLog())
+        log.events.setdefault("notify", now)
         session = await sm.open_session(noti.session_id)
 
         @session.on_incoming_call

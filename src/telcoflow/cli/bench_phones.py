@@ -147,22 +147,28 @@ def _settle(future: asyncio.Future[None]) -> None:
 
 
 async def place_calls(phones: list[BenchPhone], url: str, key: str, numbers: list[str],
-                      concurrency: int, timeout: float) -> list[str]:
-    """Set every call up, ``concurrency`` at a time; returns the failures.
+                      concurrency: int, rate: float, timeout: float) -> list[str]:
+    """Set every call up, ``rate`` a second at most, ``concurrency`` at a time.
 
     Caller ``i`` dials ``numbers[i % len(numbers)]``: one number per agent process.
+    Returns the failures.
     """
     gate = asyncio.Semaphore(concurrency)
     failures: list[str] = []
+    loop = asyncio.get_running_loop()
+    start = loop.time()
 
-    async def one(phone: BenchPhone) -> None:
+    async def one(n: int, phone: BenchPhone) -> None:
+        # paced: the gateway limits each session-manager link to 200 frames a second, and
+        # a call's set-up costs its agent two or three of them
+        await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
         async with gate:
             try:
                 await phone.call(url, key, numbers[phone.index % len(numbers)], timeout)
             except (OSError, ConnectionError, TimeoutError) as exc:
                 failures.append(f"caller {phone.index}: {type(exc).__name__}: {exc}")
 
-    await asyncio.gather(*(one(p) for p in phones))
+    await asyncio.gather(*(one(n, p) for n, p in enumerate(phones)))
     return failures
 
 
