@@ -102,6 +102,7 @@ class WsConnection(asyncio.BufferedProtocol):
         self._frag_op: Opcode | None = None
         self._frag = bytearray()
         self._opened = False
+        self._open = False  # proto.state is OPEN, refreshed after every call into websockets
         # Received bytes not yet consumed are self._buf[self._start:self._end].
         self._buf = bytearray(RECV_BUFFER)
         self._view = memoryview(self._buf)
@@ -146,6 +147,7 @@ class WsConnection(asyncio.BufferedProtocol):
             timer.cancel()
         self._timers.clear()
         self._proto.receive_eof()
+        self._open = False
         if not self._handshake.done():
             self._handshake.set_exception(ConnectionError("connection closed during handshake"))
         if not self._closed.done():
@@ -158,7 +160,7 @@ class WsConnection(asyncio.BufferedProtocol):
 
     @property
     def is_open(self) -> bool:
-        return self._proto.state is State.OPEN
+        return self._open
 
     def send_text(self, text: str) -> None:
         self._write(self._frame(_FIN_TEXT, text.encode()))
@@ -178,6 +180,7 @@ class WsConnection(asyncio.BufferedProtocol):
         """Run the closing handshake; abort the TCP link if the peer does not finish it."""
         if self._proto.state is State.OPEN:
             self._proto.send_close(code, reason)
+            self._open = False
             self._flush()
             self._arm("close", CLOSE_TIMEOUT, self.abort)
         elif self._transport is not None and self._proto.state is State.CONNECTING:
@@ -195,7 +198,7 @@ class WsConnection(asyncio.BufferedProtocol):
 
     def _write(self, data: bytes) -> None:
         transport = self._transport
-        if transport is None or self._proto.state is not State.OPEN:
+        if transport is None or not self._open:
             raise ConnectionError("WebSocket is not open")
         transport.write(data)
 
@@ -242,7 +245,7 @@ class WsConnection(asyncio.BufferedProtocol):
         self._start = stop
         self._feed(head)
         # After a 101 websockets has consumed exactly the head: frames start at self._start.
-        self._mode = _FRAMES if self._proto.state is State.OPEN else _WEBSOCKETS
+        self._mode = _FRAMES if self._open else _WEBSOCKETS
         if self._start < self._end:
             self.buffer_updated(0)
         else:
@@ -250,11 +253,11 @@ class WsConnection(asyncio.BufferedProtocol):
 
     def _read_frames(self) -> None:
         """Deliver every complete frame in the buffer; keep a partial one for the next read."""
-        buf, view, proto, handler = self._buf, self._view, self._proto, self._handler
+        buf, view, handler = self._buf, self._view, self._handler
         pos, end = self._start, self._end
         to_websockets = False
         while end - pos >= 2:
-            if proto.state is not State.OPEN:
+            if not self._open:
                 to_websockets = True  # closing: websockets runs the rest of the handshake
                 break
             b0 = buf[pos]
@@ -316,6 +319,7 @@ class WsConnection(asyncio.BufferedProtocol):
         self._process()
 
     def _process(self) -> None:
+        self._open = self._proto.state is State.OPEN
         for event in self._proto.events_received():
             if isinstance(event, Frame):
                 self._on_frame(event)
