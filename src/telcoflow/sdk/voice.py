@@ -1,9 +1,9 @@
 """The voice WebSocket of one call: commands, caller audio in, agent audio out.
 
-Everything runs in the connection's ``data_received`` callback: audio goes
-to per-channel queues, ``buffer_request`` grants are answered at once from
-the ring buffer, command responses resolve their futures. No task, lock or
-poll per call.
+Everything runs in the connection's read callback: audio goes to
+per-channel queues, ``buffer_request`` grants are answered at once from the
+ring buffer, command responses resolve their futures. No task, lock or poll
+per call; ``send_audio`` with credit outstanding writes to the socket itself.
 """
 
 from __future__ import annotations
