@@ -18,7 +18,7 @@ from ..protocol import voice as vp
 from .auth import Authenticator
 from .call_states import CallEvent, CallState, TransitionRefused
 from .calls import Call
-from .clock import MediaClock
+from .clock import PHASES, MediaClock
 from .conference import ConferenceTicker
 from .config import Connector, GatewayConfig
 from .control import CallControl
@@ -56,15 +56,31 @@ class Engine:
         self.links: dict[str, set[SmLink]] = {c.uuid: set() for c in config.connectors}
         self.inbound_mode: dict[str, str] = {c.uuid: "ALL" for c in config.connectors}
         self._routes = {n: c for c in config.connectors for n in c.numbers}
-        self._media: set[Call] = set()
+        # calls with media, by clock phase: each phase ticks once per 20 ms, a quarter
+        # of the calls at a time (see clock.py)
+        self._media: list[set[Call]] = [set() for _ in range(PHASES)]
+        self._phase_of: dict[Call, int] = {}
+        self._next_phase = 0
         self._conferences: dict[int, ConferenceTicker] = {}
         self.control = CallControl(self)
         self.clock = MediaClock(self._tick)
 
     # ── media clock ─────────────────────────────────────────────────────────
-    def _tick(self, now: float) -> None:
+    def _media_add(self, call: Call) -> None:
+        if call in self._phase_of:
+            return
+        phase, self._next_phase = self._next_phase, (self._next_phase + 1) % PHASES
+        self._phase_of[call] = phase
+        self._media[phase].add(call)
+
+    def _media_discard(self, call: Call) -> None:
+        phase = self._phase_of.pop(call, None)
+        if phase is not None:
+            self._media[phase].discard(call)
+
+    def _tick(self, now: float, phase: int) -> None:
         bridged: dict[int, list[Call]] = {}
-        for call in tuple(self._media):
+        for call in tuple(self._media[phase]):
             if call.bridge is None:
                 call.tick()
             else:
@@ -110,7 +126,7 @@ class Engine:
         call.transition(CallEvent.ANSWER)
         call.start_media(self.config.playout_target_ms, self.config.playout_prebuffer_ms)
         call.phone.send_text(pp.build_answered(call.id))
-        self._media.add(call)
+        self._media_add(call)
 
     def phone_hung_up(self, call: Call) -> None:
         if call.live and not self.control.caller_left(call):
@@ -236,7 +252,7 @@ class Engine:
         if old is not None:
             old.close(4001, "superseded by a newer voice connection for this call")
         if call.state is CallState.ANSWERED:
-            self._media.add(call)
+            self._media_add(call)
 
     def voice_detach(self, call: Call, link: VoiceLink) -> None:
         if call.voice is not link:
@@ -270,7 +286,7 @@ class Engine:
         call.cancel_timer("ring")
         call.start_media(self.config.playout_target_ms, self.config.playout_prebuffer_ms)
         call.phone.send_text(pp.build_answered(call.id))
-        self._media.add(call)
+        self._media_add(call)
         return {"callId": call.id}
 
     def end_call(self, call: Call, event: CallEvent) -> None:
@@ -281,7 +297,7 @@ class Engine:
             return
         call.end_reason = event.value
         call.cancel_timers()
-        self._media.discard(call)
+        self._media_discard(call)
         self.control.call_ended(call, event)
         if event is not CallEvent.CALLER_HANGUP:
             reason, message = _PHONE_END.get(event, (pp.AGENT_HANGUP, "the call ended"))
