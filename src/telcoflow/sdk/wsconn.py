@@ -49,7 +49,7 @@ from ._log import WS_LOGGER, get_logger
 logger = get_logger("wsconn")
 
 CLOSE_TIMEOUT = 5.0
-RECV_BUFFER = 64 * 1024      # initial read buffer; grows for a frame that does not fit
+RECV_BUFFER = 16 * 1024      # read buffer; grows for a frame that does not fit, then shrinks
 MIN_READ = 4096              # free space offered to each read at least
 MAX_HEAD = 64 * 1024         # an HTTP response head longer than this is websockets' to refuse
 MASK_POOL = 1024             # bytes of os.urandom per refill: 256 masking keys
@@ -304,6 +304,9 @@ class WsConnection(asyncio.BufferedProtocol):
             self._feed_rest()
         elif pos == end:
             self._start = self._end = 0
+            if len(buf) > RECV_BUFFER:  # grown for a big message: give the memory back
+                self._buf = bytearray(RECV_BUFFER)
+                self._view = memoryview(self._buf)
 
     def _feed_rest(self) -> None:
         data = bytes(self._view[self._start:self._end])
