@@ -29,11 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from telcoflow.cli.bench_procs import REFSDK_VERSION, cpu_times, ensure_refsdk
 from telcoflow.server.testing import GatewayThread
 from telcoflow.telephony.phone import Phone
 
 ROOT = Path(__file__).resolve().parent.parent
-REFSDK_DIR = ROOT / ".cache" / "refsdk-1.0.0"
+REFSDK_DIR = ROOT / ".cache" / f"refsdk-{REFSDK_VERSION}"
 RATE = 16000
 
 AGENT = '''
@@ -75,26 +76,11 @@ asyncio.run(main())
 '''
 
 
-def ensure_refsdk() -> Path:
-    if not (REFSDK_DIR / ".complete").exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target",
-                        str(REFSDK_DIR), "telcoflow==1.0.0"], check=True)
-        (REFSDK_DIR / ".complete").touch()
-    return REFSDK_DIR
-
-
 def _uvloop_dir(wanted: bool) -> list[str]:
     if not wanted:
         return []
     import uvloop
     return [str(Path(uvloop.__file__).resolve().parent.parent)]
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def start_agent(which: str, gw: GatewayThread, script: Path,
@@ -107,7 +93,7 @@ def start_agent(which: str, gw: GatewayThread, script: Path,
     if which == "published":
         # -S keeps our (editable) package out; uvloop comes from our site-packages, after
         # the published SDK's own directory so its pinned dependencies win.
-        env["PYTHONPATH"] = os.pathsep.join([str(ensure_refsdk()), *_uvloop_dir(uvloop)])
+        env["PYTHONPATH"] = os.pathsep.join([str(ensure_refsdk(REFSDK_DIR)), *_uvloop_dir(uvloop)])
         cmd = [sys.executable, "-S", "-u", str(script)]  # -S: our package is not importable
     else:
         cmd = [sys.executable, "-u", str(script)]
@@ -136,9 +122,9 @@ async def run_calls(gw: GatewayThread, calls: int, seconds: float,
         await asyncio.gather(*(p.dial(to=gw.number, caller=f"+1555000{i:04d}", codec="pcm16",
                                       sample_rate=RATE) for i, p in enumerate(phones)))
         await asyncio.gather(*(p.wait_answered(timeout=30) for p in phones))
-        user0, sys0 = cpu_seconds(pid)
+        user0, sys0 = cpu_times(pid)
         await asyncio.gather(*(p.play(signal) for p in phones))
-        user1, sys1 = cpu_seconds(pid)
+        user1, sys1 = cpu_times(pid)
         heard = sum(int(np.count_nonzero(p.received())) for p in phones)
         await asyncio.gather(*(p.hangup() for p in phones))
     finally:

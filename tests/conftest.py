@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from telcoflow.cli.bench_procs import REFSDK_VERSION, ensure_refsdk
 from telcoflow.server.testing import GatewayThread
 
 ROOT = Path(__file__).resolve().parent.parent
-REFSDK_VERSION = "1.0.0"
 REFSDK_DIR = ROOT / ".cache" / f"refsdk-{REFSDK_VERSION}"
 
 
 def install_refsdk() -> Path:
     """pip-install the published SDK into its own directory, once (never beside ours)."""
-    REFSDK_DIR.parent.mkdir(parents=True, exist_ok=True)
-    with open(REFSDK_DIR.parent / "refsdk.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        marker = REFSDK_DIR / ".complete"
-        if not marker.exists():
-            subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                 "--target", str(REFSDK_DIR), f"telcoflow=={REFSDK_VERSION}"],
-                check=True)
-            marker.touch()
-    return REFSDK_DIR
+    return ensure_refsdk(REFSDK_DIR)
 
 
 @pytest.fixture(scope="session")

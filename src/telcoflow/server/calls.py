@@ -148,8 +148,13 @@ class Call:
             return
         self.phone.send_audio(downlink.process(playout.tick()))
         self.stats.downlink_frames += 1
-        voice = self.voice
-        if voice is not None:
-            want = playout.credit_to_request()
-            if want:
-                voice.send_text(vp.build_buffer_request(want, self.frame_bytes, 0))
+        self.request_credit()
+
+    def request_credit(self) -> None:
+        """Ask the agent for audio to keep the playout buffer near its target."""
+        voice, playout = self.voice, self.playout
+        if voice is None or playout is None:
+            return
+        want = playout.credit_to_request()
+        if want:
+            voice.send_text(vp.build_buffer_request(want, self.frame_bytes, 0))

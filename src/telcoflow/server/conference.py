@@ -27,7 +27,6 @@ import numpy.typing as npt
 
 from ..audio.mixer import AGENT, CALLEE, CALLER, BatchMixer, routes_for
 from ..audio.polyphase import FrameBatchResampler
-from ..protocol import voice as vp
 from .legs import decode, encode
 from .links import LineLink, PhoneLink
 
@@ -56,7 +55,6 @@ class Bridge:
         self.down_state: dict[int, State] = {}
         self.agent_to = (True, True)
         self.routes = routes_for(*self.agent_to)
-        self.late_frames = 0  # ticks a present leg had nothing queued
 
     def set_agent_routes(self, to_caller: bool, to_callee: bool) -> None:
         self.agent_to = (to_caller, to_callee)
@@ -111,8 +109,7 @@ class ConferenceTicker:
                 rate = bridge.links[party].sample_rate
                 size, inbox = _frame_bytes(rate), bridge.inbox[party]
                 if len(inbox) < size:
-                    bridge.late_frames += 1
-                    continue
+                    continue  # nothing from this leg yet: it is heard as silence
                 by_rate[rate].append((i, party, bytes(inbox[:size])))
                 del inbox[:size]
             # accepted agent audio keeps playing after the agent leaves: nothing is lost
@@ -165,11 +162,7 @@ def _to_agent(call: Call, frames: npt.NDArray[np.int16], mixed: npt.NDArray[np.i
         voice.send_binary(b"\x01" + frames[CALLER].tobytes())
         voice.send_binary(b"\x02" + frames[CALLEE].tobytes())
     call.stats.uplink_frames += 1
-    playout = call.playout
-    if playout is not None:
-        want = playout.credit_to_request()
-        if want:
-            voice.send_text(vp.build_buffer_request(want, call.frame_bytes, 0))
+    call.request_credit()
 
 
 def _frame_bytes(rate: int) -> int:

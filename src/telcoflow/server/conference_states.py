@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .call_states import TransitionRefused
+from .call_states import step
 
 
 class Mode(StrEnum):
@@ -89,10 +89,4 @@ REFUSALS: dict[tuple[Mode, Control], tuple[str, str]] = {
 
 
 def next_mode(mode: Mode, control: Control) -> Mode:
-    target = TRANSITIONS.get((mode, control))
-    if target is None:
-        default = ("INVALID_STATE", f"'{control.value}' is not allowed while call control is "
-                   f"{mode.value}")
-        code, message = REFUSALS.get((mode, control), default)
-        raise TransitionRefused(code, message)
-    return target
+    return step(TRANSITIONS, REFUSALS, mode, control, "call control")
