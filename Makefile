@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck clean serve
+.PHONY: demo test bench lint typecheck clean serve refsdk
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+refsdk: $(STAMP)  # the published SDK 1.0.0, isolated in .cache/ (tests and benches use it)
+	$(PY) tests/refsdk.py
 
 bench: $(STAMP)
 	$(PY) bench/audio.py

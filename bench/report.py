@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.refsdk import REFSDK_DIR, ensure_refsdk  # noqa: E402
+
 OUT = ROOT / "out" / "bench"
 DOC = ROOT / "docs" / "benchmarks.md"
 IMG = ROOT / "docs" / "img"
-REFSDK = Path(".cache") / "refsdk-1.0.0"  # relative to ROOT, where the bench runs
 BEGIN, END = "<!-- report:begin -->", "<!-- report:end -->"
 WHO = {"ours": "our SDK", "reference": "published SDK 1.0.0"}
 IDLE_LEAF = "Runner.run (asyncio/runners.py)"  # uvloop's C loop: polling, reads, idle
@@ -294,7 +296,7 @@ def main() -> None:
         spy = shutil.which("py-spy") or Path(sys.executable).parent / "py-spy"
         extra = ["--profile", str(profile)] if Path(spy).exists() else []
         runs = [bench(["--calls", str(args.calls), "--duration", f"{args.duration:g}",
-                       "--agent", "both", "--refsdk", str(REFSDK), *extra])]
+                       "--agent", "both", "--refsdk", str(ensure_refsdk(REFSDK_DIR)), *extra])]
         if args.ramp:
             runs.append(bench(["--ramp", "--steps", args.steps, "--ramp-extra", "2", "--duration",
                                f"{args.ramp_duration or args.duration:g}"]))

@@ -29,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from telcoflow.cli.bench_procs import REFSDK_VERSION, cpu_times, ensure_refsdk
-from telcoflow.server.testing import GatewayThread
-from telcoflow.telephony.phone import Phone
+from telcoflow.loadgen.procs import cpu_times
+from telcoflow.testing import GatewayThread, Phone
 
 ROOT = Path(__file__).resolve().parent.parent
-REFSDK_DIR = ROOT / ".cache" / f"refsdk-{REFSDK_VERSION}"
+sys.path.insert(0, str(ROOT))
+from tests.refsdk import REFSDK_DIR, ensure_refsdk  # noqa: E402
+
 RATE = 16000
 
 AGENT = '''

@@ -9,21 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from telcoflow.cli.bench_procs import REFSDK_VERSION, ensure_refsdk
-from telcoflow.server.testing import GatewayThread
+from telcoflow.testing import GatewayThread
+
+from .refsdk import REFSDK_DIR, ensure_refsdk
 
 ROOT = Path(__file__).resolve().parent.parent
-REFSDK_DIR = ROOT / ".cache" / f"refsdk-{REFSDK_VERSION}"
-
-
-def install_refsdk() -> Path:
-    """pip-install the published SDK into its own directory, once (never beside ours)."""
-    return ensure_refsdk(REFSDK_DIR)
 
 
 @pytest.fixture(scope="session")
 def refsdk_path() -> Path:
-    return install_refsdk()
+    """The published SDK in its own directory (installed on first use, never beside ours)."""
+    return ensure_refsdk(REFSDK_DIR)
 
 
 def refsdk_command(script: Path | str, *args: str) -> list[str]:

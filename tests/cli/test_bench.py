@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from telcoflow.audio import g711
-from telcoflow.cli import bench_agent as marker
+from telcoflow.loadgen import agent as marker
 
 LATENCIES = ("uplink_ms", "downlink_ms", "roundtrip_ms", "jitter_ms", "interrupt_ms",
              "setup_ms", "notify_ms", "call_in_ms", "answer_ms", "first_audio_ms")

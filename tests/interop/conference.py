@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from telcoflow.server.testing import GatewayThread
+from telcoflow.testing import GatewayThread
 
 from ..conftest import refsdk_command, refsdk_env
 

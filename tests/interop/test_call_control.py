@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telcoflow.server.testing import GatewayThread
-from telcoflow.telephony.phone import Phone
+from telcoflow.testing import GatewayThread, Phone
 
 from .agent_process import AgentProcess
 from .conference import AMPLITUDE, FREQS, agent_command, who_is_heard

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from telcoflow.server.testing import GatewayThread
-from telcoflow.telephony.phone import Phone
+from telcoflow.testing import GatewayThread, Phone
 
 from ..conftest import refsdk_command, refsdk_env
 from .agent_process import AgentProcess

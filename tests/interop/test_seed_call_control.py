@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from telcoflow.server.testing import GatewayThread
-from telcoflow.telephony.phone import Phone
+from telcoflow.testing import GatewayThread, Phone
 
 from ..conftest import ROOT
 from .agent_process import AgentProcess

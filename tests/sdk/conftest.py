@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from telcoflow import SessionManager, SessionManagerConfig
-from telcoflow.server.testing import GatewayThread
-from telcoflow.telephony.phone import Phone
+from telcoflow.testing import GatewayThread, Phone
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from telcoflow.server.testing import GatewayThread
+from telcoflow.testing import GatewayThread
 
 from ..interop.agent_process import AgentProcess
 from .conftest import dialled, example_command, example_env, find, noise

@@ -32,8 +32,7 @@ from telcoflow import (
 )
 from telcoflow.sdk import session as session_module
 from telcoflow.sdk.errors import WSSSessionBusy
-from telcoflow.server.testing import GatewayThread
-from telcoflow.telephony.phone import PhoneError
+from telcoflow.testing import GatewayThread, PhoneError
 
 from .conftest import config_for, dialled, find, manager, noise
 

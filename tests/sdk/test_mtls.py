@@ -23,7 +23,7 @@ from telcoflow import (
     WSSAuthenticationError,
 )
 from telcoflow.server.config import TlsConfig, embedded_defaults
-from telcoflow.server.testing import GatewayThread
+from telcoflow.testing import GatewayThread
 
 from .conftest import dialled, find, noise
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from telcoflow.server.testing import GatewayThread
+from telcoflow.testing import GatewayThread
 
 
 async def sm_connect(gw: GatewayThread, rate: int = 16000, setup: bool = True) -> ClientConnection:

@@ -7,8 +7,7 @@ import pytest
 from telcoflow.server.auth import Authenticator
 from telcoflow.server.config import embedded_defaults
 from telcoflow.server.errors import AuthError
-from telcoflow.server.testing import GatewayThread
-from telcoflow.telephony.phone import Phone, PhoneError
+from telcoflow.testing import GatewayThread, Phone, PhoneError
 
 from .rawclient import recv_type, request, sm_connect
 

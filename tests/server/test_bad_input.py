@@ -11,8 +11,7 @@ import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from telcoflow.server.testing import GatewayThread
-from telcoflow.telephony.phone import Phone
+from telcoflow.testing import GatewayThread, Phone
 
 from .rawclient import claim_call, command, recv_json, recv_type, request, sm_connect, voice_connect
 

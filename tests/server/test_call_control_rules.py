@@ -18,8 +18,7 @@ from telcoflow import (
     SessionManager,
     SessionNotification,
 )
-from telcoflow.server.testing import GatewayThread
-from telcoflow.telephony.phone import Phone, PhoneError
+from telcoflow.testing import GatewayThread, Phone, PhoneError
 
 from ..interop.conference import AMPLITUDE, FREQS, who_is_heard
 from ..interop.signals import tone

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from telcoflow.server.config import Connector, GatewayConfig
-from telcoflow.server.testing import GatewayThread
-from telcoflow.telephony.phone import Phone
+from telcoflow.testing import GatewayThread, Phone
 
 from .rawclient import claim_call, recv_type, sm_connect
 

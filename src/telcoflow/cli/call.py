@@ -11,7 +11,7 @@ import numpy as np
 
 from ..audio.resample import resample
 from ..audio.wav import read_wav, write_wav
-from ..telephony.phone import Phone, PhoneError
+from ..testing import Phone, PhoneError
 from . import credentials
 
 

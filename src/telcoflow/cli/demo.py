@@ -24,8 +24,7 @@ import numpy.typing as npt
 from ..audio import synth
 from ..audio.align import best_lag
 from ..audio.wav import write_wav
-from ..server.testing import GatewayThread
-from ..telephony.phone import Phone
+from ..testing import GatewayThread, Phone
 
 PHRASE = "Hello, this is the Telcoflow demo calling. Can you hear me clearly?"
 RATE = 8000

@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="gateway + simulated call + agent + recording + report")
     demo.add_argument("--out", default="out/demo", help="directory for the recording and report")
 
-    from .bench import add_parser as add_bench
+    from ..loadgen.run import add_parser as add_bench
     add_bench(sub)
     return parser
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return call_main(args.to, args.caller, args.play, args.record, args.duration, args.url,
                          args.key, args.codec, args.rate)
     if args.command == "bench":
-        from .bench import main as bench_main
+        from ..loadgen.run import main as bench_main
         return bench_main(args)
     from .demo import main as demo_main
     return demo_main(args.out)

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from ..audio.codec import decode, encode
 from ..audio.mixer import AGENT, CALLEE, CALLER, BatchMixer, routes_for
 from ..audio.polyphase import FrameBatchResampler
-from .legs import decode, encode
 from .links import LineLink, PhoneLink
 
 if TYPE_CHECKING:

@@ -7,26 +7,8 @@ One :class:`Uplink` and one :class:`Downlink` per leg; synchronous, stateful
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..audio import g711
+from ..audio.codec import decode, encode
 from ..audio.polyphase import PolyphaseResampler
-
-
-def decode(codec: str, payload: bytes) -> bytes:
-    """Phone codec → PCM16 LE bytes at the phone's rate."""
-    if codec == "pcm16":
-        return payload
-    if codec == "pcmu":
-        return g711.ulaw_decode_bytes(payload)
-    return g711.alaw_decode_bytes(payload)
-
-
-def encode(codec: str, pcm: bytes) -> bytes:
-    if codec == "pcm16":
-        return pcm
-    samples = np.frombuffer(pcm, dtype="<i2")
-    return g711.ulaw_encode(samples) if codec == "pcmu" else g711.alaw_encode(samples)
 
 
 class Uplink:

@@ -1,7 +1,7 @@
 """The bench's echo agents, and the frame marker both ends of the bench share.
 
-Run as a script, once per bench step set: ``python -u -P bench_agent.py`` for
-our SDK, ``python -S -P -u bench_agent.py`` with ``PYTHONPATH`` = the
+Run as a script, once per bench step set: ``python -u -P loadgen/agent.py`` for
+our SDK, ``python -S -P -u loadgen/agent.py`` with ``PYTHONPATH`` = the
 published SDK's directory for the reference. It may import only the standard
 library and ``telcoflow``'s public names, because under ``-S`` nothing else
 (numpy included) is importable beside the published SDK; ``-P`` keeps this

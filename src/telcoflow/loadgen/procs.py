@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import platform
 import re
@@ -15,8 +14,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from ..cli import credentials
 from ..server.config import DEV_NUMBER
-from . import bench_agent, credentials
+from . import agent as bench_agent
 
 REFSDK_VERSION = "1.0.0"
 START_TIMEOUT_S = 60.0
@@ -143,24 +143,20 @@ def external_gateway(url: str) -> Credentials:
     return Credentials(url, phone_key, [Connector(api_key, connector, str(numbers[0]))])
 
 
-def default_refsdk_dir() -> Path:
-    override = os.environ.get("TELCOFLOW_REFSDK_DIR")
-    if override:
-        return Path(override)
-    return credentials.credentials_path().parent / f"refsdk-{REFSDK_VERSION}"
-
-
-def ensure_refsdk(target: Path) -> Path:
-    """The published SDK, pip-installed into its own directory once (never beside ours)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / "refsdk.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / ".complete").exists():
-            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                            "--disable-pip-version-check", "--target", str(target),
-                            f"telcoflow=={REFSDK_VERSION}"], check=True)
-            (target / ".complete").touch()
-    return target
+def find_refsdk(given: str | None) -> Path:
+    """The published SDK's directory: ``--refsdk``, ``TELCOFLOW_REFSDK_DIR``, or the
+    checkout's ``.cache``; this package never installs it (``make refsdk`` does)."""
+    candidates = [Path(given)] if given else []
+    if os.environ.get("TELCOFLOW_REFSDK_DIR"):
+        candidates.append(Path(os.environ["TELCOFLOW_REFSDK_DIR"]))
+    candidates.append(Path.cwd() / ".cache" / f"refsdk-{REFSDK_VERSION}")
+    for path in candidates:
+        if (path / "telcoflow" / "__init__.py").exists():
+            return path
+    raise SystemExit(f"the published SDK {REFSDK_VERSION} was not found (looked in "
+                     f"{', '.join(str(p) for p in candidates)}): run 'make refsdk' in the "
+                     "checkout, or pip install --target DIR telcoflow=="
+                     f"{REFSDK_VERSION} and pass --refsdk DIR")
 
 
 def start_agent(which: str, url: str, connector: Connector, rate: int,

@@ -30,9 +30,9 @@ import numpy.typing as npt
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from ..audio.codec import decode, encode
 from ..protocol import phone as pp
-from ..server.legs import decode, encode
-from ..server.netio import NoDebugLogger
+from ..sdk._log import WS_LOGGER
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Phone:
     async def __aenter__(self) -> Phone:
         self._ws = await connect(
             self.url, additional_headers={"Authorization": f"Bearer {self._key}"},
-            compression=None, max_size=1 << 16, logger=NoDebugLogger(logger, {}))
+            compression=None, max_size=1 << 16, logger=WS_LOGGER)
         self._reader = asyncio.create_task(self._read())
         return self
 

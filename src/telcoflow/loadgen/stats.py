@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .bench_phones import HEARD_BURST, HEARD_CALLER, HEARD_OTHER, HEARD_SILENCE, BenchPhone
+from .phones import HEARD_BURST, HEARD_CALLER, HEARD_OTHER, HEARD_SILENCE, BenchPhone
 
 FloatArray = npt.NDArray[np.float64]
 GRID_WINDOW = 50  # frames either side when estimating the delivery grid

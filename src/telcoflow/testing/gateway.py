@@ -6,8 +6,8 @@ import asyncio
 import threading
 from types import TracebackType
 
-from .app import Gateway
-from .config import GatewayConfig, TlsConfig, embedded_defaults
+from ..server.app import Gateway
+from ..server.config import GatewayConfig, TlsConfig, embedded_defaults
 
 
 class GatewayThread:

@@ -1,6 +1,6 @@
 """The bench's callers: many simulated phones on one event loop, one sender for all.
 
-Why not :class:`telcoflow.telephony.phone.Phone`: it runs on the
+Why not :class:`telcoflow.testing.Phone`: it runs on the
 ``websockets`` asyncio client and paces each phone with its own sleeps, which
 costs the bench process more per frame than the gateway spends; at a few
 hundred calls the bench, not the gateway, would be measured. These phones
@@ -20,7 +20,7 @@ from time import perf_counter
 
 from ..protocol import phone as pp
 from ..sdk.wsconn import WsConnection, open_ws
-from .bench_agent import (
+from .agent import (
     BURST,
     CALLER,
     caller_number,

@@ -2,7 +2,7 @@
 
 Three kinds of process share one clock (CLOCK_MONOTONIC): the gateway (started
 here with ``telcoflow serve`` on a free port, or ``--gateway URL``), the echo
-agents (``bench_agent.py`` on our SDK or the published 1.0.0) and this one,
+agents (``loadgen/agent.py`` on our SDK or the published 1.0.0) and this one,
 which runs the callers (``bench_phones``) and merges the time stamps
 (``bench_stats``). ``--ramp`` steps the number of calls up until p99 uplink
 latency passes 20 ms, underruns pass 0.1 % or a frame is lost; the last step
@@ -24,22 +24,21 @@ from pathlib import Path
 from typing import Any
 
 from ..server.config import GatewayConfig
-from .bench_phones import BenchPhone, place_calls, talk
-from .bench_procs import (
+from .phones import BenchPhone, place_calls, talk
+from .procs import (
     Child,
     Credentials,
     cpu_seconds,
     cpu_times,
-    default_refsdk_dir,
-    ensure_refsdk,
     external_gateway,
+    find_refsdk,
     machine,
     machine_cpu,
     rss_bytes,
     start_agent,
     start_gateway,
 )
-from .bench_stats import step_figures
+from .stats import step_figures
 
 DEFAULT_STEPS = "25,50,100,200,300,400,500,600,800,1000"
 RAMP_P99_UPLINK_MS = 20.0
@@ -71,7 +70,8 @@ def add_parser(sub: Any) -> None:
     bench.add_argument("--gateway", metavar="URL",
                        help="bench a running gateway (credentials from the environment)")
     bench.add_argument("--refsdk", metavar="DIR",
-                       help="where the published SDK is (installed there if missing)")
+                       help="the published SDK's directory (default: .cache/refsdk-1.0.0, "
+                       "which 'make refsdk' fills)")
     bench.add_argument("--profile", metavar="FILE",
                        help="py-spy the gateway during the first talking window (raw stacks)")
     bench.add_argument("--dial-concurrency", type=int, default=20,
@@ -260,7 +260,7 @@ def ramp_verdict(step: dict[str, Any]) -> tuple[bool, str | None]:
 async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[str, Any]:
     agents = ["ours", "reference"] if args.agent == "both" else [args.agent]
     if "reference" in agents:
-        plan.refsdk = ensure_refsdk(Path(args.refsdk) if args.refsdk else default_refsdk_dir())
+        plan.refsdk = find_refsdk(args.refsdk)
     gateway: Child | None = None
     if args.gateway:
         creds = external_gateway(args.gateway)
@@ -316,6 +316,6 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
     else:
-        from .bench_table import render
+        from .table import render
         print(render(out))
     return 0

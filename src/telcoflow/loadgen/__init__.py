@@ -1,0 +1,1 @@
+"""Load generation for ``telcoflow bench``: callers, echo agents, their processes, figures."""
