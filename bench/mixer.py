@@ -36,43 +36,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from telcoflow.audio import g711  # noqa: E402
 from telcoflow.audio.mixer import CALLEE, BatchMixer, routes_for  # noqa: E402
 from telcoflow.audio.pcm import mix  # noqa: E402
-from telcoflow.server.call_states import CallState  # noqa: E402
-from telcoflow.server.calls import Call  # noqa: E402
-from telcoflow.server.conference import Bridge, ConferenceTicker  # noqa: E402
-from telcoflow.server.sessions import Session  # noqa: E402
-
-
-class NullPhone:
-    def __init__(self, codec: str, rate: int, number: str = "") -> None:
-        self.codec, self.sample_rate, self.number = codec, rate, number
-        self.call: Call | None = None
-        self.sent = 0
-
-    def send_text(self, text: str) -> None:
-        pass
-
-    def send_audio(self, payload: bytes) -> None:
-        self.sent += 1
-
-    def end(self, reason: str, message: str) -> None:
-        pass
-
-    def offer(self, call_id: str, caller: str, ring_s: float) -> None:
-        pass
-
-    def release(self, reason: str, message: str, call_id: str) -> None:
-        pass
-
-
-class NullVoice:
-    def send_text(self, text: str) -> None:
-        pass
-
-    def send_binary(self, data: bytes) -> None:
-        pass
-
-    def close(self, code: int, reason: str) -> None:
-        pass
+from telcoflow.engine.bridge import Bridge  # noqa: E402
+from telcoflow.engine.call_states import CallState  # noqa: E402
+from telcoflow.engine.calls import Call  # noqa: E402
+from telcoflow.engine.conference import ConferenceTicker  # noqa: E402
+from telcoflow.engine.sessions import Session  # noqa: E402
+from telcoflow.testing.fakes import FakeAgentLink, FakeLeg  # noqa: E402
 
 
 def make_calls(n: int, rate: int, same_rate: bool) -> list[Call]:
@@ -80,11 +49,12 @@ def make_calls(n: int, rate: int, same_rate: bool) -> list[Call]:
     caller_fmt = ("pcm16", rate) if same_rate else ("pcmu", 8000)
     callee_fmt = ("pcm16", rate) if same_rate else ("pcma", 8000)
     for i in range(n):
-        call = Call(Session("c", "TELCO", f"+1{i}", "+15550100"), NullPhone(*caller_fmt),
-                    f"+1{i}", "+15550100", agent_rate=rate, state=CallState.ANSWERED)
+        call = Call(Session("c", "TELCO", f"+1{i}", "+15550100", 0),
+                    FakeLeg(*caller_fmt, keep_audio=False), f"+1{i}", "+15550100",
+                    agent_rate=rate, state=CallState.ANSWERED)
         call.start_media(120, 40)
-        call.voice = NullVoice()
-        call.bridge = Bridge(call.phone, NullPhone(*callee_fmt, "+15550100"))
+        call.agent = FakeAgentLink(keep_audio=False)
+        call.bridge = Bridge(call.caller_leg, FakeLeg(*callee_fmt, keep_audio=False))
         call.bridge.set_agent_routes(False, True)  # whisper
         calls.append(call)
     return calls
@@ -108,7 +78,7 @@ def bench_tick(n: int, rate: int, ticks: int, same_rate: bool = False) -> float:
     for _ in range(ticks):
         started = time.perf_counter()
         for call in calls:
-            call.on_phone_audio(caller_frame)
+            call.on_caller_audio(caller_frame)
             assert call.bridge is not None
             call.bridge.push(CALLEE, callee_frame)
             call.on_agent_audio(agent_frame)

@@ -51,7 +51,7 @@ def start_agent(gw: GatewayThread, log_path: Path) -> subprocess.Popen[bytes]:
 
 async def wait_for_agent(gw: GatewayThread, proc: subprocess.Popen[bytes]) -> None:
     def connected() -> bool:
-        return any(gw.gateway.engine.links.values())
+        return bool(gw.gateway.engine.session_links(gw.connector_uuid))
     while not gw.run(connected):
         if proc.poll() is not None:
             raise RuntimeError("the demo agent exited; see agent.log")

@@ -13,6 +13,7 @@ import sys
 # conference tick cost 2x more per call with OpenBLAS threads on this 2-core machine).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from .. import telephony  # noqa: E402
 from ..server.app import Gateway  # noqa: E402
 from ..server.config import (  # noqa: E402
     GatewayConfig,
@@ -52,6 +53,7 @@ def show_credentials(config: GatewayConfig, out: object = sys.stdout) -> None:
 
 async def run(config: GatewayConfig) -> None:
     gateway = Gateway(config)
+    telephony.install(gateway)
     await gateway.start()
     logger = logging.getLogger("telcoflow.server")
     logger.info("gateway ready on %s (%d connector(s); key prefix %s)", config.voice_base_url(),

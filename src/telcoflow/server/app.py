@@ -1,20 +1,26 @@
-"""The gateway: configuration + engine + one listening socket for every plane."""
+"""The gateway: configuration + engine + one listening socket for every plane.
+
+The agent planes (session manager, voice, REST) are built in. Phone-side
+adapters register their own routes (:meth:`Gateway.add_ws_route`) and
+diallers (``gateway.engine.add_dialler``); nothing here names one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import ssl
+import time
+from collections.abc import Callable
 
+from ..engine import Engine
 from ..protocol import sm
 from ..protocol import voice as vp
-from ..protocol.phone import PHONE_PATH
-from ..telephony.simulated import PhoneConn
 from . import rest
 from .auth import Authenticator
 from .config import GatewayConfig
-from .engine import Engine
 from .errors import AuthError, GatewayError
 from .netio import HttpRequest, HttpResponse, WsAccept, WsReject, serve
 from .sm_ws import SmLink
@@ -25,29 +31,84 @@ logger = logging.getLogger(__name__)
 SM_PATH = "/v1/agent/session-manager"
 _VOICE = re.compile(r"^/v1/voice/([A-Za-z0-9-]{1,64})$")
 
+WsRoute = Callable[[HttpRequest], "WsAccept | WsReject"]
+
+
+class LoopClock:
+    """The engine's clock: the event loop's (which its timers run on) once started."""
+
+    def __init__(self) -> None:
+        self.now: Callable[[], float] = time.monotonic
+        self.wall: Callable[[], float] = time.time
+
+
+class EngineDriver:
+    """Holds the engine's only timer handle: armed at ``next_deadline()``, re-armed
+    after every firing and whenever the engine says a deadline came earlier."""
+
+    def __init__(self, engine: Engine, loop: asyncio.AbstractEventLoop) -> None:
+        self._engine, self._loop = engine, loop
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed = math.inf
+        engine.set_waker(self.arm)
+
+    def arm(self) -> None:
+        deadline = self._engine.next_deadline()
+        if deadline is None or deadline >= self._armed:
+            return  # an armed timer that finds nothing due just re-arms
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle, self._armed = self._loop.call_at(deadline, self._fire), deadline
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle, self._armed = None, math.inf
+
+    def _fire(self) -> None:
+        self._handle, self._armed = None, math.inf
+        try:
+            self._engine.handle_timer(self._loop.time())
+        except Exception:  # a bug in one timer's handling must not stop every call's clock
+            logger.exception("engine timer handling failed")
+        self.arm()
+
 
 class Gateway:
     def __init__(self, config: GatewayConfig) -> None:
         self.config = config
         self.auth = Authenticator(config)
-        self.engine = Engine(config, self.auth)
+        self.clock = LoopClock()
+        self.engine = Engine(config.engine_settings(), self.clock)
+        self._ws_routes: dict[str, WsRoute] = {}
         self._server: asyncio.Server | None = None
+        self._driver: EngineDriver | None = None
 
     @property
     def port(self) -> int:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
+    def add_ws_route(self, path: str, accept: WsRoute) -> None:
+        """A phone-side adapter's WebSocket endpoint; ``accept`` authenticates."""
+        if path in self._ws_routes or path in (SM_PATH,):
+            raise ValueError(f"{path} is already routed")
+        self._ws_routes[path] = accept
+
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.clock.now = loop.time
+        self._driver = EngineDriver(self.engine, loop)
         self._server = await serve(self.route, self.config.host, self.config.port,
                                    self._ssl_context())
         if self.config.port == 0:
             self.config.port = self.port
-        self.engine.clock.start()
         logger.info("gateway listening on %s", self.config.voice_base_url())
 
     async def stop(self) -> None:
         self.engine.shutdown()
+        if self._driver is not None:
+            self._driver.stop()
         if self._server is not None:
             self._server.close()
             await asyncio.sleep(0)  # let close frames reach the transports
@@ -73,28 +134,29 @@ class Gateway:
                 if not websocket:
                     return HttpResponse(426, b"upgrade required: this endpoint is a WebSocket",
                                         "text/plain")
-                return WsAccept(SmLink(self.engine, connector), sm.MAX_FRAME_BYTES)
+                return WsAccept(SmLink(self.engine, connector, self.auth,
+                                       self.config.voice_base_url()), sm.MAX_FRAME_BYTES)
             if path.startswith("/public/"):
                 connector = self.auth.connector_for(request.headers, request.peer_cert)
                 return rest.handle(self.engine, connector, request)
             match = _VOICE.match(path)
             if match and websocket:
                 return self._voice(match.group(1), request)
-            if path == PHONE_PATH and websocket:
-                self.auth.check_phone(request.headers)
-                return WsAccept(PhoneConn(self.engine), 1 << 16)
+            accept = self._ws_routes.get(path)
+            if accept is not None and websocket:
+                return accept(request)
         except AuthError as exc:
             return _reject(websocket, exc)
         return _reject(websocket, GatewayError(f"no endpoint at {path}", "NOT_FOUND"), 404)
 
     def _voice(self, call_id: str, request: HttpRequest) -> WsAccept | WsReject:
         connector_uuid = self.auth.verify_voice_token(request.headers, call_id)
-        call = self.engine.calls.get(call_id)
-        if call is None or not call.live:
+        owner = self.engine.call_connector(call_id)
+        if owner is None:
             return WsReject(410, f"call {call_id} has ended or does not exist")
-        if call.session.connector_uuid != connector_uuid:
+        if owner != connector_uuid:
             return WsReject(403, "voice token belongs to another connector")
-        return WsAccept(VoiceConn(self.engine, call), vp.MAX_AUDIO_BYTES + 1)
+        return WsAccept(VoiceConn(self.engine, call_id), vp.MAX_AUDIO_BYTES + 1)
 
 
 def _reject(websocket: bool, exc: GatewayError,

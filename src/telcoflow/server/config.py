@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..engine.settings import ConnectorSpec, EngineSettings
 from .errors import ConfigError
 
 DEV_NUMBER = "+15550100"
@@ -78,6 +79,16 @@ class GatewayConfig:
     missed_ring_s: float = 20.0
     tls: TlsConfig | None = None
     generated: bool = False  # True when keys were made up at start (embedded defaults)
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            connectors=[ConnectorSpec(c.uuid, tuple(c.numbers), c.max_sessions)
+                        for c in self.connectors],
+            ring_timeout_s=self.ring_timeout_s, resume_grace_s=self.resume_grace_s,
+            agent_reconnect_grace_s=self.agent_reconnect_grace_s,
+            playout_target_ms=self.playout_target_ms,
+            playout_prebuffer_ms=self.playout_prebuffer_ms,
+            connect_ring_cap_s=self.connect_ring_cap_s, missed_ring_s=self.missed_ring_s)
 
     def voice_base_url(self) -> str:
         if self.public_url:

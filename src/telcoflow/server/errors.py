@@ -14,16 +14,11 @@ Protocol-level errors (malformed frames) are :mod:`telcoflow.protocol.errors`.
 
 from __future__ import annotations
 
+from ..coded_error import CodedError
 
-class GatewayError(Exception):
-    code = "INTERNAL_ERROR"
-    status = 500
 
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
+class GatewayError(CodedError):
+    """The base of the gateway server's errors."""
 
 
 class AuthError(GatewayError):

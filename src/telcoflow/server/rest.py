@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
+from ..coded_error import CodedError
+from ..engine import Engine
+from .config import Connector
 from .errors import GatewayError, NotFoundError
 from .netio import HttpRequest, HttpResponse
-
-if TYPE_CHECKING:
-    from .config import Connector
-    from .engine import Engine
 
 _CLOSE = re.compile(r"^/public/v1/sessions/([^/]+)/close$")
 
@@ -22,14 +21,14 @@ def json_response(status: int, body: Any) -> HttpResponse:
     return HttpResponse(status, json.dumps(body, separators=(",", ":")).encode())
 
 
-def error_response(exc: GatewayError) -> HttpResponse:
+def error_response(exc: CodedError) -> HttpResponse:
     return json_response(exc.status, {"code": exc.code, "message": exc.message})
 
 
 def handle(engine: Engine, connector: Connector, request: HttpRequest) -> HttpResponse:
     try:
         return _route(engine, connector, request)
-    except GatewayError as exc:
+    except CodedError as exc:
         return error_response(exc)
 
 
@@ -51,7 +50,7 @@ def _route(engine: Engine, connector: Connector, request: HttpRequest) -> HttpRe
     if match:
         if request.method != "POST":
             raise _method(request.method, "POST")
-        session = engine.close_session(connector, match.group(1))
+        session = engine.close_session(connector.uuid, match.group(1))
         return json_response(200, {"closedAt": session.closed_at or int(time.time()),
                                    "reason": session.close_reason})
     raise NotFoundError(f"no endpoint at {path}", "NOT_FOUND")

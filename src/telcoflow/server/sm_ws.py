@@ -1,21 +1,27 @@
-"""The session-manager WebSocket: one :class:`SmLink` per connected SDK."""
+"""The session-manager WebSocket: one :class:`SmLink` per connected SDK.
+
+It is the engine's :class:`~telcoflow.engine.ports.SessionLink` adapter:
+frames in become engine calls, the engine's offers and closings become
+frames out. Voice URLs and tokens are made here, where the gateway's
+address and keys are known.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+from ..engine import Engine, EngineError
+from ..engine.ports import Activity, CallOffer, SessionEnd, SessionView
 from ..protocol import errors as perr
 from ..protocol import sm
+from .auth import Authenticator
 from .config import Connector
-from .errors import GatewayError
 from .limits import TokenBucket
 from .netio import WsConnection
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -24,41 +30,59 @@ MAX_ERRORS = 50          # a client that keeps sending garbage is closed
 
 
 class SmLink:
-    def __init__(self, engine: Engine, connector: Connector) -> None:
+    def __init__(self, engine: Engine, connector: Connector, auth: Authenticator,
+                 voice_base_url: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.connector = connector
+        self.auth = auth
+        self.voice_base_url = voice_base_url
         self.id = f"smws-{uuid.uuid4()}"
         self.sample_rate = 16000
         self.audio_mode = "mixed"
         self.setup_done = False
-        self.alive = False
         self._conn: WsConnection | None = None
-        self._bucket = TokenBucket(FRAMES_PER_SECOND, 2 * FRAMES_PER_SECOND, time.monotonic())
+        self._clock = clock
+        self._bucket = TokenBucket(FRAMES_PER_SECOND, 2 * FRAMES_PER_SECOND, clock())
         self._errors = 0
 
     @property
-    def ready_for_pushes(self) -> bool:
-        return self.alive and self.setup_done
+    def connector_uuid(self) -> str:
+        return self.connector.uuid
 
-    # ── WsHandler ─────────────────────────────────────────────────────────
+    # ── SessionLink (the engine's port) ──────────────────────────────────────
+    def notify(self, session: SessionView, activity: Activity) -> None:
+        self.send_text(sm.build_session_notify(session.id, session.channel,
+                                               session.remote_address, session.local_address,
+                                               activity.value, int(time.time())))
+
+    def offer_call(self, offer: CallOffer) -> None:
+        token = self.auth.issue_voice_token(offer.call_id, self.connector.uuid)
+        url = f"{self.voice_base_url}/v1/voice/{offer.call_id}"
+        self.send_text(sm.build_call_in(offer.session_id, offer.call_id, self.connector.org_uuid,
+                                        offer.caller, offer.callee, url, token))
+
+    def session_closed(self, session_id: str, reason: SessionEnd) -> None:
+        self.send_text(sm.build_session_closed(session_id, reason.value))
+
+    # ── WsHandler ────────────────────────────────────────────────────────────
     def on_open(self, conn: WsConnection) -> None:
         self._conn = conn
-        self.alive = True
         logger.info("SM-WS %s connected for connector %s", self.id, self.connector.uuid)
 
     def on_close(self, code: int | None, reason: str) -> None:
-        if not self.alive:
+        if self._conn is None:
             return
-        self.alive = False
+        self._conn = None
         logger.info("SM-WS %s closed (%s %s)", self.id, code, reason)
-        self.engine.link_down(self)
+        if self.setup_done:
+            self.engine.link_down(self)
 
     def on_binary(self, data: bytes) -> None:
         self._error(None, "INVALID_REQUEST",
                     "the session-manager plane takes JSON text frames only")
 
     def on_text(self, text: str) -> None:
-        if not self._bucket.take(time.monotonic()):
+        if not self._bucket.take(self._clock()):
             self.close(1008, "too many frames: slow down")
             return
         try:
@@ -79,7 +103,7 @@ class SmLink:
             return
         try:
             self._dispatch(frame)
-        except GatewayError as exc:
+        except EngineError as exc:
             self._error(getattr(frame, "req_id", None), exc.code, exc.message,
                         getattr(exc, "bound_id", None))
 
@@ -91,7 +115,7 @@ class SmLink:
         if self._conn is not None:
             self._conn.close(code, reason)
 
-    # ── frames ────────────────────────────────────────────────────────────
+    # ── frames ───────────────────────────────────────────────────────────────
     def _setup(self, frame: sm.Setup) -> None:
         if self.setup_done:
             self._error(None, "INVALID_REQUEST", "setup was already done on this connection")
@@ -112,13 +136,13 @@ class SmLink:
             sid, created = engine.create_session(self, frame.channel, frame.remote_address)
             self.send_text(sm.build_response(frame.req_id, {"sessionId": sid, "created": created}))
         elif isinstance(frame, sm.CallFlowSetup):
-            engine.inbound_mode[self.connector.uuid] = frame.inbound_call
+            engine.set_call_flow(self.connector.uuid, frame.inbound_call)
             self.send_text(sm.build_response(frame.req_id, {
                 "inboundCall": frame.inbound_call, "outboundCall": frame.outbound_call,
                 "inboundMessage": frame.inbound_message,
                 "outboundMessage": frame.outbound_message}))
         elif isinstance(frame, sm.WaMsgOut):
-            raise GatewayError("this gateway has no WA channel configured", "INVALID_CHANNEL")
+            raise EngineError("this gateway has no WA channel configured", "INVALID_CHANNEL")
 
     def _error(self, req_id: str | None, code: str, message: str, bound_id: Any = None) -> None:
         if req_id:

@@ -1,82 +1,98 @@
-"""The per-call voice WebSocket: agent commands, agent audio, caller audio out."""
+"""The per-call voice WebSocket: the engine's :class:`~telcoflow.engine.ports.AgentLink`.
+
+Frames in are parsed here and handed to the engine (commands, agent audio);
+the engine's audio, credit, events and command answers go out as frames.
+What each command does is the engine's business, not this connection's.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+from ..engine import Engine, EngineError
+from ..engine.ports import AgentCommand, AgentEvent, LinkClose
 from ..protocol import errors as perr
 from ..protocol import voice as vp
-from .call_states import CallEvent, CallState, TransitionRefused
-from .calls import Call
-from .conference_states import Control
-from .errors import CommandError, GatewayError
 from .limits import TokenBucket
 from .netio import WsConnection
-
-if TYPE_CHECKING:
-    from .engine import Engine
 
 logger = logging.getLogger(__name__)
 
 COMMANDS_PER_SECOND = 100
 MAX_ERRORS = 50
-
-_MODES = {c.value: c for c in (Control.WHISPER, Control.BARGE, Control.SPY)}
+_CHANNEL_BYTE = tuple(bytes((n,)) for n in range(3))
 
 
 class VoiceConn:
-    def __init__(self, engine: Engine, call: Call) -> None:
+    def __init__(self, engine: Engine, call_id: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
-        self.call = call
+        self.call_id = call_id
         self._conn: WsConnection | None = None
-        self._bucket = TokenBucket(COMMANDS_PER_SECOND, 2 * COMMANDS_PER_SECOND, time.monotonic())
+        self._clock = clock
+        self._bucket = TokenBucket(COMMANDS_PER_SECOND, 2 * COMMANDS_PER_SECOND, clock())
         self._errors = 0
 
-    # ── VoiceLink ─────────────────────────────────────────────────────────
+    # ── AgentLink (the engine's port) ───────────────────────────────────────
+    def send_audio(self, channel: int, pcm: bytes) -> None:
+        if self._conn is not None:
+            self._conn.send_binary(_CHANNEL_BYTE[channel] + pcm)
+
+    def request_audio(self, nbytes: int, frame_bytes: int) -> None:
+        self.send_text(vp.build_buffer_request(nbytes, frame_bytes, 0))
+
+    def call_event(self, event: AgentEvent) -> None:
+        self.send_text(vp.build_call_event(event.value))
+
+    def command_done(self, command_id: str, result: dict[str, Any]) -> None:
+        self.send_text(vp.build_command_response(command_id, result))
+
+    def command_failed(self, command_id: str, code: str, message: str) -> None:
+        self._errors += 1
+        self.send_text(vp.build_command_error(command_id, code, message))
+
+    def close(self, why: LinkClose | None = None, code: int = 1000) -> None:
+        if self._conn is not None:
+            reason = why.value if why is not None else ""
+            self._conn.close(4001 if why is LinkClose.SUPERSEDED else code, reason)
+
     def send_text(self, text: str) -> None:
         if self._conn is not None:
             self._conn.send_text(text)
 
-    def send_binary(self, data: bytes) -> None:
-        if self._conn is not None:
-            self._conn.send_binary(data)
-
-    def close(self, code: int, reason: str) -> None:
-        if self._conn is not None:
-            self._conn.close(code, reason)
-
-    # ── WsHandler ─────────────────────────────────────────────────────────
+    # ── WsHandler ────────────────────────────────────────────────────────────
     def on_open(self, conn: WsConnection) -> None:
         self._conn = conn
-        logger.info("voice connection open for call %s", self.call.id)
-        self.engine.voice_attach(self.call, self)
+        logger.info("voice connection open for call %s", self.call_id)
+        try:
+            self.engine.agent_attach(self.call_id, self)
+        except EngineError as exc:  # the call ended between the upgrade and now
+            self.send_text(vp.build_error(exc.code, exc.message))
+            conn.close(1000, exc.message)
 
     def on_close(self, code: int | None, reason: str) -> None:
-        logger.info("voice connection for call %s closed (%s %s)", self.call.id, code, reason)
-        self.engine.voice_detach(self.call, self)
+        logger.info("voice connection for call %s closed (%s %s)", self.call_id, code, reason)
+        self.engine.agent_detach(self)
         self._conn = None
 
     def on_text(self, text: str) -> None:
-        if not self._bucket.take(time.monotonic()):
-            self.close(1008, "too many commands: slow down")
+        if not self._bucket.take(self._clock()):
+            if self._conn is not None:
+                self._conn.close(1008, "too many commands: slow down")
             return
         try:
             command = vp.parse_client_text(text)
+            ring_s = float(vp.ring_time_s(command)) if command.name == "call.connect" else 0.0
         except perr.ProtocolError as exc:
             self._fail(exc.request_id, exc.code, exc.message)
             return
-        try:
-            result = self._run(command)
-        except (TransitionRefused, GatewayError, perr.ProtocolError) as exc:
-            self._fail(command.command_id, exc.code, exc.message)
-            return
-        if result is not _RESPONDED:
-            self.send_text(vp.build_command_response(command.command_id, result))
+        self.engine.command(self, AgentCommand(command.command_id, command.name,
+                                               command.timeout_ms / 1000, ring_s))
 
     def on_binary(self, data: bytes) -> None:
-        call = self.call
         try:
             channel, pcm = vp.split_audio(data)
         except perr.ProtocolError as exc:
@@ -84,39 +100,11 @@ class VoiceConn:
             return
         if channel != 0:
             self._fail(None, "INVALID_AUDIO", f"agent audio goes on channel 0, not {channel}")
-        elif call.state is not CallState.ANSWERED:
-            self._fail(None, "AUDIO_BEFORE_ANSWER" if call.live else "CALL_TERMINATED",
-                       "agent audio before call.answer was dropped" if call.live
-                       else "the call has ended; audio dropped")
-        elif call.on_agent_audio(pcm) < len(pcm):
-            call.stats.agent_audio_rejected += 1
-            self._fail(None, "AUDIO_OVERFLOW", "the playout buffer is full; audio dropped")
-
-    # ── commands ──────────────────────────────────────────────────────────
-    def _run(self, command: vp.Command) -> Any:
-        call, engine, name = self.call, self.engine, command.name
-        if not call.live or call.voice is not self:
-            raise CommandError("the call has already ended" if not call.live else
-                               "this voice connection is no longer the call's",
-                               "CALL_TERMINATED")
-        if name == "call.answer":
-            return engine.answer(call)
-        if name == "agent.interrupt":
-            return {"droppedBytes": call.interrupt()}
-        if name in ("call.close", "call.disconnect"):
-            # answer first: the SDK treats the voice connection closing as the end
-            self.send_text(vp.build_command_response(command.command_id, {"callId": call.id}))
-            if name == "call.close":
-                engine.agent_close(call)
-            else:
-                engine.end_call(call, CallEvent.DISCONNECT)
-            return _RESPONDED
-        if name in _MODES:
-            return engine.control.set_mode(call, _MODES[name])
-        if name == "call.connect":
-            engine.control.connect(call, command, self)
-            return _RESPONDED
-        raise CommandError(f"unknown command '{name}'", "UNKNOWN_COMMAND")
+            return
+        try:
+            self.engine.agent_audio(self, pcm)
+        except EngineError as exc:
+            self._fail(None, exc.code, exc.message)
 
     def _fail(self, command_id: str | None, code: str, message: str) -> None:
         self._errors += 1
@@ -124,8 +112,5 @@ class VoiceConn:
             self.send_text(vp.build_command_error(command_id, code, message))
         elif self._errors <= MAX_ERRORS:
             self.send_text(vp.build_error(code, message))
-        if self._errors > MAX_ERRORS and command_id is None:
-            self.close(1008, "too many invalid frames")
-
-
-_RESPONDED = object()  # sentinel: the response was sent already
+        if self._errors > MAX_ERRORS and command_id is None and self._conn is not None:
+            self._conn.close(1008, "too many invalid frames")

@@ -1,0 +1,15 @@
+"""Phone-side adapters: each one a protocol codec plus the engine's Leg / Dialler ports.
+
+:func:`install` puts the configured ones on a gateway; the gateway itself
+names none of them.
+"""
+
+from __future__ import annotations
+
+from ..server.app import Gateway
+from . import simulated
+
+
+def install(gateway: Gateway) -> None:
+    """Every phone-side adapter this gateway's configuration asks for."""
+    simulated.install(gateway)

@@ -1,160 +1,256 @@
-"""Ingress adapter for the simulated phone network (``/v1/phone``).
+"""The simulated phone network (``/v1/phone``): an adapter on the engine's ports.
 
-One :class:`PhoneConn` per connected phone. A caller dials once, then
-streams audio in its codec; it is a :class:`~telcoflow.server.links.PhoneLink`
-for the engine, like the SIP or Twilio adapters will be. A subscriber line
-registers a number instead and is a :class:`~telcoflow.server.links.LineLink`:
-the engine offers it calls (``call.connect``) and it answers or rejects them.
+A connection either *dials* once (a caller: its :class:`CallerLeg` is an
+inbound call's leg) or *registers* a number (a subscriber line). The network
+is a :class:`~telcoflow.engine.ports.Dialler` for registered numbers: when
+the engine dials one, the line is offered the call and a :class:`LineLeg`
+carries it. Everything a phone says goes to the engine, and the engine's
+meanings (ringing, answered, ended with a reason) become the frames of
+:mod:`telcoflow.protocol.phone`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from ..audio.mixer import CALLEE
+from ..audio.codec import encode
+from ..coded_error import CodedError
+from ..engine import Engine
+from ..engine.ports import AudioFormat, DialError, DialFailure, EndReason
 from ..protocol import errors as perr
 from ..protocol import phone as pp
-from ..server.errors import GatewayError
+from ..server.app import Gateway
 from ..server.limits import TokenBucket
-from ..server.netio import WsConnection
-
-if TYPE_CHECKING:
-    from ..server.calls import Call
-    from ..server.engine import Engine
+from ..server.netio import HttpRequest, WsAccept, WsConnection
+from .errors import NumberInUse, TelephonyError
+from .line_states import LINE, Line, LineEvent
 
 logger = logging.getLogger(__name__)
 
 AUDIO_BURST_S = 1.0   # a phone may run this far ahead of real time
 AUDIO_RATE_X = 1.5    # and sustain this multiple of real time
 
+# the wire's hang-up reasons, per engine reason
+_REASON = {reason: getattr(pp, reason.name) for reason in EndReason}
 
-class PhoneConn:
+
+class SimulatedNetwork:
+    """The numbers registered by subscriber lines; dials them for the engine."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.codec = "pcm16"
-        self.sample_rate = 8000
-        self.call: Call | None = None
-        self.number = ""  # set when this is a registered subscriber line
-        self._conn: WsConnection | None = None
-        self._audio_bucket: TokenBucket | None = None
-        self._ended = False
-        self.audio_dropped = 0
+        self.lines: dict[str, PhoneConn] = {}
 
-    # ── PhoneLink ─────────────────────────────────────────────────────────
+    def register(self, number: str, conn: PhoneConn) -> None:
+        current = self.lines.get(number)
+        if current is not None and current is not conn:
+            raise NumberInUse(f"the number {number} already has a registered line")
+        self.lines[number] = conn
+
+    def unregister(self, number: str, conn: PhoneConn) -> None:
+        if self.lines.get(number) is conn:
+            del self.lines[number]
+
+    # ── Dialler ──────────────────────────────────────────────────────────────
+    def reaches(self, number: str) -> bool:
+        return number in self.lines
+
+    def dial(self, call_id: str, number: str, caller: str, ring_s: float) -> LineLeg:
+        conn = self.lines.get(number)
+        if conn is None:
+            raise DialError(DialFailure.UNREACHABLE, f"the subscriber of {number} is "
+                            "unreachable: no line is registered for it")
+        if conn.leg is not None:
+            raise DialError(DialFailure.BUSY, f"the line of {number} is busy")
+        conn.leg = LineLeg(conn, call_id)
+        conn.send_text(pp.build_incoming(call_id, caller, ring_s))
+        return conn.leg
+
+
+class CallerLeg:
+    """The leg of a caller that dialled in."""
+
+    def __init__(self, conn: PhoneConn) -> None:
+        self.conn = conn
+
+    @property
+    def format(self) -> AudioFormat:
+        return self.conn.format
+
+    def ringing(self, call_id: str) -> None:
+        self.conn.send_text(pp.build_ringing(call_id))
+
+    def answered(self, call_id: str) -> None:
+        self.conn.send_text(pp.build_answered(call_id))
+
+    def ended(self, reason: EndReason, message: str) -> None:
+        """The network ends the call: tell the phone why, then hang up the line."""
+        self.conn.hang_up(_REASON[reason], message)
+
+    def send_audio(self, frame: bytes | None) -> None:
+        self.conn.send_audio(frame)
+
+
+class LineLeg:
+    """One call offered to a registered line; the line stays when the call is over."""
+
+    def __init__(self, conn: PhoneConn, call_id: str) -> None:
+        self.conn = conn
+        self.call_id = call_id
+
+    @property
+    def format(self) -> AudioFormat:
+        return self.conn.format
+
+    def ringing(self, call_id: str) -> None:
+        pass  # the line was offered the call when it was dialled
+
+    def answered(self, call_id: str) -> None:
+        self.conn.send_text(pp.build_answered(call_id))
+
+    def ended(self, reason: EndReason, message: str) -> None:
+        if self.conn.leg is self:
+            self.conn.leg = None
+        self.conn.send_text(pp.build_hangup(_REASON[reason], message, self.call_id))
+
+    def send_audio(self, frame: bytes | None) -> None:
+        self.conn.send_audio(frame)
+
+
+class PhoneConn:
+    """One phone's WebSocket: a caller or a subscriber line."""
+
+    def __init__(self, network: SimulatedNetwork,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.network = network
+        self.engine = network.engine
+        self.state = Line.IDLE
+        self.format = AudioFormat("pcm16", 8000)
+        self.number = ""                  # set when this is a registered subscriber line
+        self.caller_leg: CallerLeg | None = None
+        self.leg: LineLeg | None = None   # the call this line is offered or is in
+        self.audio_dropped = 0
+        self._conn: WsConnection | None = None
+        self._clock = clock
+        self._audio_bucket: TokenBucket | None = None
+        self._silence = b""
+
+    # ── what the legs send ───────────────────────────────────────────────────
     def send_text(self, text: str) -> None:
         if self._conn is not None:
             self._conn.send_text(text)
 
-    def send_audio(self, payload: bytes) -> None:
+    def send_audio(self, frame: bytes | None) -> None:
         if self._conn is not None:
-            self._conn.send_binary(payload)
+            self._conn.send_binary(self._silence if frame is None else frame)
 
-    # ── LineLink ──────────────────────────────────────────────────────────
-    def offer(self, call_id: str, caller: str, ring_s: float) -> None:
-        self.send_text(pp.build_incoming(call_id, caller, ring_s))
-
-    def release(self, reason: str, message: str, call_id: str) -> None:
-        """This line's part in a call is over; the line stays registered."""
-        self.send_text(pp.build_hangup(reason, message, call_id))
-
-    def end(self, reason: str, message: str) -> None:
-        """The network ends this leg: tell the phone why, then hang up the line."""
-        if self._ended:
+    def hang_up(self, reason: str, message: str) -> None:
+        if self.state is Line.ENDED:
             return
-        self._ended = True
+        self.state = Line.ENDED
         self.send_text(pp.build_hangup(reason, message))
         if self._conn is not None:
             self._conn.close(1000, reason)
 
-    # ── WsHandler ─────────────────────────────────────────────────────────
+    # ── WsHandler ────────────────────────────────────────────────────────────
     def on_open(self, conn: WsConnection) -> None:
         self._conn = conn
 
     def on_close(self, code: int | None, reason: str) -> None:
         self._conn = None
-        self._ended = True
         if self.number:
-            self.engine.control.unregister(self)
-        elif self.call is not None:
-            self.engine.phone_hung_up(self.call)
+            self.network.unregister(self.number, self)
+            if self.leg is not None:
+                self.engine.leg_hung_up(self.leg)
+        elif self.caller_leg is not None and self.state is not Line.ENDED:
+            self.state = Line.ENDED
+            self.engine.leg_hung_up(self.caller_leg)
+        self.state = Line.ENDED
 
     def on_text(self, text: str) -> None:
         try:
             frame = pp.parse_phone_text(text)
-        except perr.ProtocolError as exc:
-            self.send_text(pp.build_error(exc.code, exc.message))
-            return
-        if self.number:
-            self._on_line_text(frame)
-            return
-        if isinstance(frame, pp.Register) and self.call is None and not self._ended:
-            self._register(frame)
-            return
-        if isinstance(frame, (pp.Answer, pp.Reject, pp.Register)):
-            self.send_text(pp.build_error("INVALID_STATE", f"'{type(frame).__name__.lower()}' "
-                                          "is for a registered subscriber line"))
-            return
-        if isinstance(frame, pp.Hangup):
-            if self.call is not None:
-                self.engine.phone_hung_up(self.call)
-            self._ended = True
-            if self._conn is not None:
-                self._conn.close(1000, "caller hung up")
-            return
-        if self.call is not None or self._ended:
-            self.send_text(pp.build_error("INVALID_STATE", "this line has already dialled"))
-            return
-        self._set_format(frame.codec, frame.sample_rate)
-        self.call = self.engine.place_call(self, frame)
-
-    def _set_format(self, codec: str, sample_rate: int) -> None:
-        self.codec, self.sample_rate = codec, sample_rate
-        bytes_per_s = pp.bytes_per_frame(codec, sample_rate) * 50
-        self._audio_bucket = TokenBucket(bytes_per_s * AUDIO_RATE_X, bytes_per_s * AUDIO_BURST_S,
-                                         time.monotonic())
-
-    # ── subscriber line ───────────────────────────────────────────────────
-    def _register(self, frame: pp.Register) -> None:
-        self.number = frame.number
-        try:
-            self.engine.control.register(self)
-        except GatewayError as exc:
-            self.number = ""
-            self.send_text(pp.build_error(exc.code, exc.message))
-            return
-        self._set_format(frame.codec, frame.sample_rate)
-        self.send_text(pp.build_registered(frame.number))
-
-    def _on_line_text(self, frame: pp.PhoneFrame) -> None:
-        control = self.engine.control
-        try:
-            if isinstance(frame, pp.Answer):
-                control.line_answered(self)
-            elif isinstance(frame, pp.Reject):
-                control.line_rejected(self)
-            elif isinstance(frame, pp.Hangup):
-                control.line_left(self)
-            else:
-                raise GatewayError("this line is registered already", "INVALID_STATE")
-        except GatewayError as exc:
+            self._handle(frame)
+        except (perr.ProtocolError, CodedError) as exc:
             self.send_text(pp.build_error(exc.code, exc.message))
 
     def on_binary(self, data: bytes) -> None:
-        call, bucket = self.call, self._audio_bucket
-        if call is None or bucket is None:
-            if not self.number:
-                self.send_text(pp.build_error("INVALID_STATE", "dial before sending audio"))
+        try:
+            self.state = LINE.step(self.state, LineEvent.AUDIO)
+        except TelephonyError as exc:
+            self.send_text(pp.build_error(exc.code, exc.message))
             return
-        sample_bytes = 2 if self.codec == "pcm16" else 1
-        if len(data) % sample_bytes:
+        leg = self.leg if self.number else self.caller_leg
+        if leg is None or self._audio_bucket is None:
+            return
+        if len(data) % (2 if self.format.codec == "pcm16" else 1):
             self.send_text(pp.build_error("INVALID_AUDIO", "pcm16 audio needs an even byte count"))
             return
-        if not bucket.take(time.monotonic(), len(data)):
+        if not self._audio_bucket.take(self._clock(), len(data)):
             self.audio_dropped += len(data)
             return
-        if not self.number:
-            call.on_phone_audio(data)
-        elif call.bridge is not None and call.bridge.callee is self:
-            call.bridge.push(CALLEE, data)
+        self.engine.leg_audio(leg, data)
+
+    # ── frames ───────────────────────────────────────────────────────────────
+    def _handle(self, frame: pp.PhoneFrame) -> None:
+        event = _EVENTS[type(frame)]
+        state = LINE.step(self.state, event)
+        if isinstance(frame, pp.Dial):
+            self.state = state
+            self._set_format(frame.codec, frame.sample_rate)
+            self.caller_leg = CallerLeg(self)
+            self.engine.inbound_call(self.caller_leg, frame.to, frame.caller)
+        elif isinstance(frame, pp.Register):
+            self.network.register(frame.number, self)
+            self.state, self.number = state, frame.number
+            self._set_format(frame.codec, frame.sample_rate)
+            self.send_text(pp.build_registered(frame.number))
+        elif self.number:
+            self._line_frame(event)
+        else:  # a caller hangs up
+            self.state = state
+            if self.caller_leg is not None:
+                self.engine.leg_hung_up(self.caller_leg)
+            if self._conn is not None:
+                self._conn.close(1000, "caller hung up")
+
+    def _line_frame(self, event: LineEvent) -> None:
+        leg = self.leg
+        if leg is None:
+            if event is LineEvent.HANGUP:
+                return  # an idle line hanging up: nothing to end
+            raise TelephonyError("there is no call ringing on this line", "INVALID_STATE")
+        if event is LineEvent.ANSWER:
+            self.engine.leg_answered(leg)
+        elif event is LineEvent.REJECT:
+            self.engine.leg_failed(leg, DialFailure.REJECTED, f"{self.number} declined the call")
+        else:
+            self.leg = None
+            self.engine.leg_hung_up(leg)
+
+    def _set_format(self, codec: str, sample_rate: int) -> None:
+        self.format = AudioFormat(codec, sample_rate)
+        self._silence = encode(codec, bytes(sample_rate // 50 * 2))
+        bytes_per_s = self.format.frame_bytes * 50
+        self._audio_bucket = TokenBucket(bytes_per_s * AUDIO_RATE_X, bytes_per_s * AUDIO_BURST_S,
+                                         self._clock())
+
+
+_EVENTS: dict[type, LineEvent] = {
+    pp.Dial: LineEvent.DIAL, pp.Register: LineEvent.REGISTER, pp.Answer: LineEvent.ANSWER,
+    pp.Reject: LineEvent.REJECT, pp.Hangup: LineEvent.HANGUP}
+
+
+def install(gateway: Gateway) -> SimulatedNetwork:
+    """Route ``/v1/phone`` (phone-network keys) and dial registered numbers."""
+    network = SimulatedNetwork(gateway.engine)
+    gateway.engine.add_dialler(network)
+
+    def accept(request: HttpRequest) -> WsAccept:
+        gateway.auth.check_phone(request.headers)
+        return WsAccept(PhoneConn(network), 1 << 16)
+
+    gateway.add_ws_route(pp.PHONE_PATH, accept)
+    return network

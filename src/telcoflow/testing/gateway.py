@@ -6,6 +6,7 @@ import asyncio
 import threading
 from types import TracebackType
 
+from .. import telephony
 from ..server.app import Gateway
 from ..server.config import GatewayConfig, TlsConfig, embedded_defaults
 
@@ -21,6 +22,7 @@ class GatewayThread:
         for name, value in overrides.items():
             setattr(self.config, name, value)
         self.gateway = Gateway(self.config)
+        telephony.install(self.gateway)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
         self._started = threading.Event()
@@ -72,9 +74,10 @@ class GatewayThread:
     def drop_sm_connections(self) -> None:
         """Close every SM-WS from the server side, as a network drop would."""
         def drop() -> None:
-            for links in self.gateway.engine.links.values():
-                for link in tuple(links):
-                    link.close(1012, "service restart (test)")
+            engine = self.gateway.engine
+            for connector in engine.connectors:
+                for link in engine.session_links(connector):
+                    link.close(1012, "service restart (test)")  # type: ignore[attr-defined]
         self.run(drop)
 
     def _run(self) -> None:

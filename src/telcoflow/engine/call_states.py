@@ -11,9 +11,10 @@ ringing. Every event not in the table is refused with a specific reason.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
-from typing import TypeVar
+
+from ..fsm import Table
+from .errors import TransitionRefused
 
 
 class CallState(StrEnum):
@@ -51,29 +52,4 @@ REFUSALS: dict[tuple[CallState, CallEvent], tuple[str, str]] = {
 }
 
 
-S = TypeVar("S", bound=StrEnum)
-E = TypeVar("E", bound=StrEnum)
-
-
-class TransitionRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def step(transitions: Mapping[tuple[S, E], S], refusals: Mapping[tuple[S, E], tuple[str, str]],
-         state: S, event: E, machine: str) -> S:
-    """One transition of a table machine; anything not in the table is refused, with
-    the table's specific reason or a generic INVALID_STATE naming ``machine``."""
-    target = transitions.get((state, event))
-    if target is None:
-        default = ("INVALID_STATE", f"'{event.value}' is not allowed while {machine} is "
-                   f"{state.value}")
-        code, message = refusals.get((state, event), default)
-        raise TransitionRefused(code, message)
-    return target
-
-
-def next_state(state: CallState, event: CallEvent) -> CallState:
-    return step(TRANSITIONS, REFUSALS, state, event, "the call")
+CALL = Table[CallState, CallEvent]("the call", TRANSITIONS, REFUSALS, TransitionRefused)

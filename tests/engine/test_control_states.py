@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from telcoflow.server.call_states import TransitionRefused
-from telcoflow.server.conference_states import (
+from telcoflow.engine.control_states import (
     AGENT_ROUTES,
     CONFERENCED,
+    CONTROL,
     TRANSITIONS,
     Control,
     Mode,
-    next_mode,
 )
+from telcoflow.engine.errors import TransitionRefused
+
+next_mode = CONTROL.step
 
 
 def test_connect_then_answer_defaults_to_barge_and_modes_switch_freely() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telcoflow.server.playout import PlayoutBuffer
+from telcoflow.engine.playout import PlayoutBuffer
 
 FB = 640  # 20 ms at 16 kHz
 

@@ -33,7 +33,7 @@ class Uplink:
 
 
 class Downlink:
-    """Agent PCM16 (one 20 ms frame per tick) → exactly one phone frame per tick."""
+    """Agent PCM16 (one 20 ms frame per tick) → one phone frame per tick, or silence."""
 
     def __init__(self, codec: str, phone_rate: int, agent_rate: int) -> None:
         self.codec = codec
@@ -43,12 +43,23 @@ class Downlink:
         self._phone_frame = phone_rate // 50 * 2
         self._agent_silence = bytes(agent_rate // 50 * 2)
         self._pending = bytearray()
+        self._idle = True  # nothing of the agent's is left in the filter
 
-    def process(self, agent_frame: bytes | None) -> bytes:
+    def process(self, agent_frame: bytes | None) -> bytes | None:
+        """The phone frame for this tick; ``None`` when the leg has only silence to hear."""
+        if agent_frame is None:
+            if self._idle:
+                return None
+            # one frame of silence through the filter carries the talkspurt's tail out
+            self._idle = True
+            if self._resampler.is_passthrough:
+                return None
+            agent_frame = self._agent_silence
+        else:
+            self._idle = False
         if self._resampler.is_passthrough:
-            pcm = agent_frame if agent_frame is not None else self._agent_silence
-            return encode(self.codec, pcm)
-        self._pending += self._resampler.process(agent_frame or self._agent_silence)
+            return encode(self.codec, agent_frame)
+        self._pending += self._resampler.process(agent_frame)
         fb = self._phone_frame
         if len(self._pending) >= fb:
             pcm = bytes(self._pending[:fb])
@@ -62,3 +73,4 @@ class Downlink:
         """After an interrupt: forget the resampler's history of the dropped audio."""
         self._resampler = PolyphaseResampler(self._agent_rate, self._phone_rate)
         self._pending.clear()
+        self._idle = True

@@ -20,62 +20,16 @@ lookup, so the Python work left per call is a few row copies and the sends
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from ..audio.codec import decode, encode
-from ..audio.mixer import AGENT, CALLEE, CALLER, BatchMixer, routes_for
+from ..audio.codec import encode
+from ..audio.mixer import AGENT, CALLEE, CALLER, BatchMixer
 from ..audio.polyphase import FrameBatchResampler
-from .links import LineLink, PhoneLink
-
-if TYPE_CHECKING:
-    from .calls import Call
-
-# Frames a leg may run ahead of the tick before its oldest is dropped: bounds the
-# delay a phone clock faster than ours can build up to 60 ms.
-LEG_QUEUE_FRAMES = 3
-
-State = npt.NDArray[np.float32]
-
-
-class Bridge:
-    """The callee's leg of one call, and each human leg's inbox and filter states."""
-
-    def __init__(self, caller: PhoneLink, callee: LineLink) -> None:
-        self.callee = callee
-        self.links: dict[int, PhoneLink] = {CALLER: caller, CALLEE: callee}
-        # decoded PCM16 at each leg's own rate, waiting for the tick
-        self.inbox: dict[int, bytearray] = {CALLER: bytearray(), CALLEE: bytearray()}
-        self.present = {CALLER: True, CALLEE: True}
-        # resampler histories, made by the ticker on first use (a fresh filter: the
-        # two-party path's history is not carried over, a ~2 ms settle at bridging)
-        self.up_state: dict[int, State] = {}
-        self.down_state: dict[int, State] = {}
-        self.agent_to = (True, True)
-        self.routes = routes_for(*self.agent_to)
-
-    def set_agent_routes(self, to_caller: bool, to_callee: bool) -> None:
-        self.agent_to = (to_caller, to_callee)
-        self._update()
-
-    def caller_left(self) -> None:
-        self.present[CALLER] = False
-        self.inbox[CALLER].clear()
-        self._update()
-
-    def push(self, party: int, payload: bytes) -> None:
-        """Phone audio of ``party`` in its codec, in any chunking."""
-        link = self.links[party]
-        inbox = self.inbox[party]
-        inbox += decode(link.codec, payload)
-        limit = LEG_QUEUE_FRAMES * _frame_bytes(link.sample_rate)
-        if len(inbox) > limit:
-            del inbox[:len(inbox) - limit]
-
-    def _update(self) -> None:
-        self.routes = routes_for(*self.agent_to, caller=self.present[CALLER])
+from .bridge import Bridge, State, frame_bytes
+from .calls import Call
+from .ports import Channel, Leg
 
 
 class ConferenceTicker:
@@ -106,8 +60,8 @@ class ConferenceTicker:
             for party in (CALLER, CALLEE):
                 if not bridge.present[party]:
                     continue
-                rate = bridge.links[party].sample_rate
-                size, inbox = _frame_bytes(rate), bridge.inbox[party]
+                rate = bridge.legs[party].format.rate
+                size, inbox = frame_bytes(rate), bridge.inbox[party]
                 if len(inbox) < size:
                     continue  # nothing from this leg yet: it is heard as silence
                 by_rate[rate].append((i, party, bytes(inbox[:size])))
@@ -128,14 +82,14 @@ class ConferenceTicker:
             frames[[i for i, _, _ in items], [p for _, p, _ in items]] = out
 
     def _legs_out(self, calls: list[Call], mixed: npt.NDArray[np.int16]) -> None:
-        by_format: dict[tuple[str, int], list[tuple[int, int, PhoneLink]]] = defaultdict(list)
+        by_format: dict[tuple[str, int], list[tuple[int, int, Leg]]] = defaultdict(list)
         for i, call in enumerate(calls):
             bridge = call.bridge
             assert bridge is not None
             for party in (CALLER, CALLEE):
                 if bridge.present[party]:
-                    link = bridge.links[party]
-                    by_format[(link.codec, link.sample_rate)].append((i, party, link))
+                    leg = bridge.legs[party]
+                    by_format[(leg.format.codec, leg.format.rate)].append((i, party, leg))
         for (codec, rate), items in by_format.items():
             resampler = self._down.get(rate)
             if resampler is None:
@@ -147,26 +101,22 @@ class ConferenceTicker:
                                     states)
             payload = memoryview(encode(codec, np.ascontiguousarray(out).tobytes()))
             size = len(payload) // len(items)
-            for n, (i, party, link) in enumerate(items):
-                link.send_audio(bytes(payload[n * size:(n + 1) * size]))
+            for n, (i, party, leg) in enumerate(items):
+                leg.send_audio(bytes(payload[n * size:(n + 1) * size]))
                 if party == CALLER:
                     calls[i].stats.downlink_frames += 1
 
 
 def _to_agent(call: Call, frames: npt.NDArray[np.int16], mixed: npt.NDArray[np.int16]) -> None:
-    voice = call.voice
-    if voice is None:
+    agent = call.agent
+    if agent is None:
         return
-    voice.send_binary(b"\x00" + mixed[AGENT].tobytes())
+    agent.send_audio(Channel.MIXED, mixed[AGENT].tobytes())
     if call.audio_mode == "isolated":
-        voice.send_binary(b"\x01" + frames[CALLER].tobytes())
-        voice.send_binary(b"\x02" + frames[CALLEE].tobytes())
+        agent.send_audio(Channel.CALLER, frames[CALLER].tobytes())
+        agent.send_audio(Channel.CALLEE, frames[CALLEE].tobytes())
     call.stats.uplink_frames += 1
     call.request_credit()
-
-
-def _frame_bytes(rate: int) -> int:
-    return rate // 50 * 2
 
 
 def _state(bridge: Bridge | None, party: int, resampler: FrameBatchResampler,

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from .call_states import step
+from ..fsm import Table
+from .errors import TransitionRefused
 
 
 class Mode(StrEnum):
@@ -88,5 +89,4 @@ REFUSALS: dict[tuple[Mode, Control], tuple[str, str]] = {
 }
 
 
-def next_mode(mode: Mode, control: Control) -> Mode:
-    return step(TRANSITIONS, REFUSALS, mode, control, "call control")
+CONTROL = Table[Mode, Control]("call control", TRANSITIONS, REFUSALS, TransitionRefused)

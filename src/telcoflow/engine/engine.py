@@ -1,0 +1,513 @@
+"""The call engine: calls, sessions and the rules that tie phone legs to agents.
+
+No I/O and no event loop: adapters call in with what they received and the
+engine answers through the ports (:mod:`.ports`). It is given the time: the
+I/O layer asks :meth:`Engine.next_deadline`, sleeps until then and calls
+:meth:`Engine.handle_timer` (which also runs the media tick); the engine
+calls the waker it was given when a new deadline comes earlier than the
+last one it reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from ..audio.mixer import CALLEE, CALLER
+from .call_states import CallEvent, CallState
+from .calls import Call
+from .control import CallControl, Then
+from .control_states import Control, Mode
+from .errors import (
+    ChannelNotConfigured,
+    CommandError,
+    EngineError,
+    NotFound,
+    QuotaExceeded,
+    SessionBusy,
+    SessionClosed,
+    SessionNotOpen,
+    TransitionRefused,
+)
+from .media import MediaPlane
+from .ports import (
+    Activity,
+    AgentCommand,
+    AgentEvent,
+    AgentLink,
+    CallOffer,
+    Clock,
+    DialFailure,
+    Dialler,
+    EndReason,
+    Leg,
+    LinkClose,
+    SessionEnd,
+    SessionLink,
+)
+from .session_states import BindingEvent
+from .sessions import Session, SessionStore
+from .settings import ConnectorSpec, EngineSettings
+from .timers import Due, TimerQueue
+
+logger = logging.getLogger(__name__)
+
+# what the caller is told, per way a call can end
+_CALLER_END = {
+    CallEvent.CLOSE: (EndReason.AGENT_HANGUP, "the agent ended the call"),
+    CallEvent.DISCONNECT: (EndReason.AGENT_HANGUP, "the agent ended the call"),
+    CallEvent.RING_TIMEOUT: (EndReason.NO_ANSWER,
+                             "nobody answered: no agent claimed the call in time"),
+    CallEvent.REST_CLOSE: (EndReason.CONNECTOR_CLOSED, "the connector closed the session"),
+    CallEvent.AGENT_LOST: (EndReason.AGENT_LOST,
+                           "the agent's connection was lost and did not return"),
+    CallEvent.SHUTDOWN: (EndReason.SERVER_SHUTDOWN, "the gateway is shutting down"),
+    CallEvent.CALLEE_HANGUP: (EndReason.OTHER_PARTY_HANGUP, "the other party hung up"),
+}
+
+_ANSWERED = object()  # a command handler answered through the agent link itself
+
+
+class Engine:
+    def __init__(self, settings: EngineSettings, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.timers = TimerQueue()
+        self.sessions = SessionStore()
+        self.calls: dict[str, Call] = {}
+        self.connectors: dict[str, ConnectorSpec] = {c.uuid: c for c in settings.connectors}
+        self.inbound_mode: dict[str, str] = {c.uuid: "ALL" for c in settings.connectors}
+        self._routes = {n: c for c in settings.connectors for n in c.numbers}
+        self._links: dict[str, dict[str, SessionLink]] = {c.uuid: {} for c in settings.connectors}
+        self.legs: dict[Leg, tuple[Call, int]] = {}    # every leg in a call: (call, party)
+        self._agents: dict[AgentLink, Call] = {}
+        self._resume_to: dict[str, set[str]] = {}      # call id → links offered a RESUME
+        self.diallers: list[Dialler] = []
+        self.control = CallControl(settings, self.timers, self.diallers, self.legs)
+        self.media = MediaPlane()
+        self._wake: Callable[[], None] | None = None
+        self._due: dict[Due, Callable[..., None]] = {
+            Due.RING: self._ring_timeout, Due.CONNECT: self._connect_ring_over,
+            Due.RESUME_OFFER: self._resume_offer, Due.RESUME_GRACE: self._resume_grace_over,
+            Due.AGENT_LOST: self._agent_lost}
+        modes = (Control.WHISPER, Control.BARGE, Control.SPY)
+        self._commands: dict[str, Callable[[Call, AgentLink, AgentCommand], Any]] = {
+            "call.answer": self._cmd_answer, "agent.interrupt": self._cmd_interrupt,
+            "call.close": self._cmd_end, "call.disconnect": self._cmd_end,
+            "call.connect": self._cmd_connect,
+            **{m.value: partial(self._cmd_mode, m) for m in modes}}
+
+    # ── time ─────────────────────────────────────────────────────────────────
+    def set_waker(self, wake: Callable[[], None]) -> None:
+        """``wake()`` is called when :meth:`next_deadline` moved earlier."""
+        self._wake = self.timers.on_earlier = wake
+
+    def next_deadline(self) -> float | None:
+        timer, media = self.timers.next_deadline(), self.media.next_deadline()
+        if timer is None or media is None:
+            return timer if media is None else media
+        return min(timer, media)
+
+    def handle_timer(self, now: float) -> None:
+        """Run the media tick and every timer that is due at ``now``."""
+        self.media.tick(now)
+        for key in self.timers.pop_due(now):
+            self._due[key[0]](*key[1:])  # type: ignore[index]
+
+    def tick(self, now: float) -> None:
+        """The media tick alone (every call's 20 ms of audio, by clock phase)."""
+        self.media.tick(now)
+
+    def add_dialler(self, dialler: Dialler) -> None:
+        self.diallers.append(dialler)
+
+    # ── phone legs ───────────────────────────────────────────────────────────
+    def inbound_call(self, leg: Leg, to: str, caller: str) -> str | None:
+        """A call for ``to`` arrived on ``leg``; returns its call id, None if refused."""
+        connector = self._routes.get(to)
+        if connector is None:
+            leg.ended(EndReason.NOT_IN_SERVICE, f"the number {to} is not in service")
+            return None
+        mode = self.inbound_mode[connector.uuid]
+        if mode == "NO":
+            leg.ended(EndReason.DECLINED, f"the number {to} does not take calls")
+            return None
+        # the session joins the store only when agents are offered the call
+        session = Session(connector.uuid, "TELCO", caller, to, int(self.clock.wall()))
+        call = Call(session, leg, caller, to)
+        session.call_id = call.id
+        self.calls[call.id] = call
+        self.legs[leg] = (call, CALLER)
+        leg.ringing(call.id)
+        # MISSED_ONLY: the subscriber's own line rings first; agents get what it misses
+        if mode != "MISSED_ONLY" or not self.control.ring_subscriber_first(call, self._now()):
+            self._offer_to_agents(call)
+        return call.id
+
+    def leg_audio(self, leg: Leg, payload: bytes) -> None:
+        """Audio a leg heard from its party, in the leg's format, in any chunking."""
+        slot = self.legs.get(leg)
+        if slot is None:
+            return
+        call, party = slot
+        if party == CALLER:
+            call.on_caller_audio(payload)
+        elif call.bridge is not None and call.bridge.callee is leg:
+            call.bridge.push(CALLEE, payload)
+
+    def leg_answered(self, leg: Leg) -> None:
+        """A dialled leg answered."""
+        call = self._ringing_call(leg)
+        if call.state is CallState.RINGING:  # MISSED_ONLY: the subscriber took it itself
+            self._answer(call)
+        self.control.callee_answered(call, leg)
+
+    def leg_failed(self, leg: Leg, failure: DialFailure, message: str) -> None:
+        """A dialled leg will not join: declined, busy, or gone while ringing."""
+        call = self._ringing_call(leg)
+        self._then(call, self.control.callee_failed(call, failure, message))
+
+    def leg_hung_up(self, leg: Leg) -> None:
+        """The party of ``leg`` left (caller or callee, ringing or in the call)."""
+        slot = self.legs.get(leg)
+        if slot is None:
+            return
+        call, party = slot
+        if call.ringing_leg is leg:
+            self.leg_failed(leg, DialFailure.REJECTED, "the callee hung up while ringing")
+        elif party == CALLER:
+            del self.legs[leg]
+            self._then(call, self.control.caller_left(call), CallEvent.CALLER_HANGUP)
+        else:
+            self._then(call, self.control.callee_left(call, leg), CallEvent.CALLEE_HANGUP)
+
+    # ── session-manager links ────────────────────────────────────────────────
+    def link_up(self, link: SessionLink) -> None:
+        """An agent's session-manager connection finished its setup."""
+        self._links[link.connector_uuid][link.id] = link
+        for session in self.sessions.open_of(link.connector_uuid):
+            call = self._call_of(session)
+            if call is None or session.bound is not None:
+                continue
+            if call.state is CallState.ANSWERED:
+                self._resume_to.setdefault(call.id, set()).add(link.id)
+                self.timers.set((Due.RESUME_OFFER, call.id, link.id),
+                                self._now() + self.settings.resume_delay_s)
+            else:
+                link.notify(session, Activity.NEW_INCOMING_CALL)
+
+    def link_down(self, link: SessionLink) -> None:
+        if self._links[link.connector_uuid].pop(link.id, None) is None:
+            return
+        for session in self.sessions.open_of(link.connector_uuid):
+            if session.bound != link.id:
+                continue
+            session.step(BindingEvent.UNBIND)
+            call = self._call_of(session)
+            if call is None:
+                continue
+            if call.state is CallState.RINGING:
+                # claimed but never answered: offer it to the connector's other links
+                self._notify(session, Activity.NEW_INCOMING_CALL)
+            else:
+                self.timers.set((Due.RESUME_GRACE, call.id),
+                                self._now() + self.settings.resume_grace_s)
+
+    def session_links(self, connector_uuid: str) -> list[SessionLink]:
+        return list(self._links.get(connector_uuid, {}).values())
+
+    def open_session(self, link: SessionLink, session_id: str) -> Session:
+        session = self._session(link.connector_uuid, session_id)
+        if not session.is_open:
+            raise SessionClosed(f"session {session_id} is closed ({session.close_reason})")
+        if session.bound is not None and session.bound != link.id:
+            raise SessionBusy(session.bound)
+        session.step(BindingEvent.OPEN)
+        session.bound = link.id
+        if session.call_id is not None:
+            self.timers.cancel((Due.RESUME_GRACE, session.call_id))
+        return session
+
+    def session_ready(self, link: SessionLink, session_id: str) -> None:
+        session = self._session(link.connector_uuid, session_id)
+        if session.is_open and session.bound != link.id:
+            raise SessionNotOpen(f"session.ready for session {session_id}, which this "
+                                 "connection has not opened: send session.open first")
+        if session.ready:
+            return
+        session.step(BindingEvent.READY)
+        call = self._call_of(session)
+        if call is not None and session.call_in_sent_to != link.id:
+            if call.state is CallState.RINGING or call.playout is None:
+                call.agent_rate, call.audio_mode = link.sample_rate, link.audio_mode
+            session.call_in_sent_to = link.id
+            link.offer_call(CallOffer(session.id, call.id, call.caller, call.callee))
+
+    def create_session(self, link: SessionLink, channel: str, remote: str) -> tuple[str, bool]:
+        """An SDK-initiated session; ``(id, False)`` if one is open for that address."""
+        connector = self.connectors[link.connector_uuid]
+        if channel != "TELCO":
+            raise ChannelNotConfigured(f"channel {channel} is not configured on this gateway")
+        for existing in self.sessions.find(connector.uuid, channel, remote, "OPEN"):
+            if existing.initiator == "SDK":
+                return existing.id, False
+        if self.sessions.count_open(connector.uuid) >= connector.max_sessions:
+            raise QuotaExceeded(f"connector has {connector.max_sessions} open sessions, "
+                                "its quota")
+        local = connector.numbers[0] if connector.numbers else ""
+        session = self.sessions.add(Session(connector.uuid, channel, remote, local,
+                                            int(self.clock.wall()), "SDK"))
+        return session.id, True
+
+    def set_call_flow(self, connector_uuid: str, inbound: str) -> None:
+        self.inbound_mode[connector_uuid] = inbound
+
+    def close_session(self, connector_uuid: str, session_id: str) -> Session:
+        """The connector closed a session (REST): ends its call for every party;
+        closing a closed session changes nothing."""
+        session = self._session(connector_uuid, session_id)
+        if session.is_open:
+            call = self._call_of(session)
+            if call is not None:
+                self.end_call(call, CallEvent.REST_CLOSE)
+            else:
+                self._close_session(session, SessionEnd.SDK_REQUEST)
+        return session
+
+    # ── agent links ──────────────────────────────────────────────────────────
+    def call_connector(self, call_id: str) -> str | None:
+        """The connector a live call belongs to (None: ended or unknown)."""
+        call = self.calls.get(call_id)
+        return call.session.connector_uuid if call is not None and call.live else None
+
+    def agent_attach(self, call_id: str, link: AgentLink) -> None:
+        """An agent link for ``call_id`` opened; a newer one supersedes the older."""
+        call = self.calls.get(call_id)
+        if call is None or not call.live:
+            raise NotFound(f"call {call_id} has ended or does not exist", "CALL_NOT_FOUND")
+        old = call.attach_agent(link)
+        self._agents[link] = call
+        self.timers.cancel((Due.AGENT_LOST, call.id))
+        if old is not None:
+            self._agents.pop(old, None)
+            old.close(LinkClose.SUPERSEDED)
+        if call.state is CallState.ANSWERED:
+            self._media_add(call)
+
+    def agent_detach(self, link: AgentLink) -> None:
+        call = self._agents.pop(link, None)
+        if call is None or call.agent is not link:
+            return
+        call.agent = None
+        if call.live:
+            self.timers.set((Due.AGENT_LOST, call.id),
+                            self._now() + self.settings.agent_reconnect_grace_s)
+
+    def agent_audio(self, link: AgentLink, pcm: bytes) -> None:
+        """Agent audio for its call's playout; raises :class:`CommandError` if dropped."""
+        call = self._agents.get(link)
+        # after call.close on a bridged call (mode LEFT) the agent's link still delivers
+        # the audio it was granted credit for: it plays, nothing accepted is lost
+        if call is None or not call.live:
+            raise CommandError("the call has ended; audio dropped", "CALL_TERMINATED")
+        if call.agent is not link and call.mode is not Mode.LEFT:
+            raise CommandError("this voice connection is no longer the call's; audio dropped",
+                               "CALL_TERMINATED")
+        if call.state is not CallState.ANSWERED:
+            raise CommandError("agent audio before call.answer was dropped",
+                               "AUDIO_BEFORE_ANSWER")
+        if call.on_agent_audio(pcm) < len(pcm):
+            call.stats.agent_audio_rejected += 1
+            raise CommandError("the playout buffer is full; audio dropped", "AUDIO_OVERFLOW")
+
+    def command(self, link: AgentLink, command: AgentCommand) -> None:
+        """Run an agent command; it is answered exactly once through ``link``."""
+        call = self._agents.get(link)
+        try:
+            if call is None or not call.live or call.agent is not link:
+                raise CommandError("the call has already ended" if call is None or not call.live
+                                   else "this voice connection is no longer the call's",
+                                   "CALL_TERMINATED")
+            handler = self._commands.get(command.name)
+            if handler is None:
+                raise CommandError(f"unknown command '{command.name}'", "UNKNOWN_COMMAND")
+            result = handler(call, link, command)
+        except EngineError as exc:
+            link.command_failed(command.command_id, exc.code, exc.message)
+            return
+        if result is not _ANSWERED:
+            link.command_done(command.command_id, result)
+
+    # ── commands ─────────────────────────────────────────────────────────────
+    def _cmd_answer(self, call: Call, link: AgentLink, command: AgentCommand) -> dict[str, Any]:
+        if call.state is CallState.ANSWERED:  # an agent resuming after a reconnect
+            call.transition(CallEvent.ANSWER)
+            return {"callId": call.id, "alreadyAnswered": True}
+        self._answer(call)
+        return {"callId": call.id}
+
+    def _cmd_interrupt(self, call: Call, link: AgentLink, command: AgentCommand
+                       ) -> dict[str, Any]:
+        return {"droppedBytes": call.interrupt()}
+
+    def _cmd_end(self, call: Call, link: AgentLink, command: AgentCommand) -> object:
+        # answer first: an agent takes its link closing as the end of the call
+        link.command_done(command.command_id, {"callId": call.id})
+        if command.name == "call.close":
+            self._then(call, self.control.agent_left(call), CallEvent.CLOSE)
+        else:
+            self.end_call(call, CallEvent.DISCONNECT)
+        return _ANSWERED
+
+    def _cmd_mode(self, control: Control, call: Call, link: AgentLink, command: AgentCommand
+                  ) -> dict[str, object]:
+        return self.control.set_mode(call, control)
+
+    def _cmd_connect(self, call: Call, link: AgentLink, command: AgentCommand) -> object:
+        self.control.connect(call, command.command_id, link, command.ring_s, command.timeout_s,
+                             self._now())
+        return _ANSWERED
+
+    # ── the call's life ──────────────────────────────────────────────────────
+    def end_call(self, call: Call, event: CallEvent) -> None:
+        """End a call for every party, telling each one why, in the spec's order."""
+        try:
+            call.transition(event)
+        except TransitionRefused:
+            return
+        call.end_reason = event.value
+        self._cancel_timers(call)
+        self.media.discard(call)
+        self.control.call_ended(call, event)
+        caller_on = self.legs.pop(call.caller_leg, None) is not None
+        if caller_on and event is not CallEvent.CALLER_HANGUP:
+            call.caller_leg.ended(*_CALLER_END.get(event, (EndReason.AGENT_HANGUP,
+                                                           "the call ended")))
+        agent, call.agent = call.agent, None
+        if agent is not None:
+            self._agents.pop(agent, None)
+            if event not in (CallEvent.CLOSE, CallEvent.DISCONNECT):
+                agent.call_event(AgentEvent.TERMINATED)
+            agent.close(LinkClose.CALL_ENDED)
+        agent_asked = event in (CallEvent.CLOSE, CallEvent.DISCONNECT, CallEvent.REST_CLOSE)
+        self._close_session(call.session, SessionEnd.SDK_REQUEST if agent_asked
+                            else SessionEnd.CALL_TERMINATED)
+        self.calls.pop(call.id, None)
+
+    def shutdown(self) -> None:
+        for call in tuple(self.calls.values()):
+            self.end_call(call, CallEvent.SHUTDOWN)
+
+    def _answer(self, call: Call) -> None:
+        call.transition(CallEvent.ANSWER)
+        self.timers.cancel((Due.RING, call.id))
+        call.start_media(self.settings.playout_target_ms, self.settings.playout_prebuffer_ms)
+        call.caller_leg.answered(call.id)
+        self._media_add(call)
+
+    def _offer_to_agents(self, call: Call) -> None:
+        self.sessions.add(call.session)
+        self.timers.set((Due.RING, call.id), self._now() + self.settings.ring_timeout_s)
+        self._notify(call.session, Activity.NEW_INCOMING_CALL)
+
+    def _then(self, call: Call, then: Then, event: CallEvent = CallEvent.CALLEE_HANGUP) -> None:
+        """Do what call control decided."""
+        if then is Then.END_CALL:
+            self.end_call(call, event)
+        elif then is Then.OFFER_TO_AGENTS:
+            self._offer_to_agents(call)
+        elif then is Then.AGENT_LEAVES:
+            self._agent_leaves(call)
+
+    def _agent_leaves(self, call: Call) -> None:
+        """The agent is gone from a bridged call: caller and callee talk on."""
+        for kind in (Due.AGENT_LOST, Due.RESUME_GRACE):
+            self.timers.cancel((kind, call.id))
+        agent, call.agent = call.agent, None
+        if agent is not None:
+            agent.close(LinkClose.AGENT_LEFT)  # it stays known until it detaches (see above)
+        self._close_session(call.session, SessionEnd.SDK_REQUEST)
+
+    def _close_session(self, session: Session, reason: SessionEnd) -> None:
+        if not session.is_open:
+            return
+        bound = session.bound
+        self.sessions.close(session, reason.value, int(self.clock.wall()))
+        link = self._links[session.connector_uuid].get(bound) if bound is not None else None
+        if link is not None:
+            link.session_closed(session.id, reason)
+
+    def _media_add(self, call: Call) -> None:
+        was_idle = self.media.next_deadline() is None
+        self.media.add(call, self._now())
+        if was_idle and self._wake is not None:
+            self._wake()
+
+    # ── timers ───────────────────────────────────────────────────────────────
+    def _ring_timeout(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            self.end_call(call, CallEvent.RING_TIMEOUT)
+
+    def _connect_ring_over(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            self._then(call, self.control.ring_over(call))
+
+    def _resume_offer(self, call_id: str, link_id: str) -> None:
+        """Offer a live call back to a reconnected agent connection until it is claimed.
+
+        The delay and the repeats are for the published SDK, which drops its
+        call sessions right *after* setup.done on a reconnect: a RESUME that
+        arrives in that window is swallowed by its idempotent open_session.
+        """
+        call = self.calls.get(call_id)
+        link = self._links[call.session.connector_uuid].get(link_id) if call else None
+        if call is None or link is None or call.session.bound is not None:
+            return
+        link.notify(call.session, Activity.RESUME)
+        self.timers.set((Due.RESUME_OFFER, call_id, link_id),
+                        self._now() + self.settings.resume_retry_s)
+
+    def _resume_grace_over(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None and call.session.bound is None and call.agent is None:
+            self._then(call, self.control.agent_left(call), CallEvent.AGENT_LOST)
+
+    def _agent_lost(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None and call.agent is None:
+            self._then(call, self.control.agent_left(call), CallEvent.AGENT_LOST)
+
+    def _cancel_timers(self, call: Call) -> None:
+        for kind in (Due.RING, Due.CONNECT, Due.RESUME_GRACE, Due.AGENT_LOST):
+            self.timers.cancel((kind, call.id))
+        for link_id in self._resume_to.pop(call.id, ()):
+            self.timers.cancel((Due.RESUME_OFFER, call.id, link_id))
+
+    # ── helpers ──────────────────────────────────────────────────────────────
+    def _now(self) -> float:
+        return self.clock.now()
+
+    def _session(self, connector_uuid: str, session_id: str) -> Session:
+        session = self.sessions.get(session_id, connector_uuid)
+        if session is None:
+            raise NotFound(f"session {session_id} does not exist")
+        return session
+
+    def _call_of(self, session: Session) -> Call | None:
+        """The session's call, if it is still live."""
+        call = self.calls.get(session.call_id) if session.call_id is not None else None
+        return call if call is not None and call.live else None
+
+    def _ringing_call(self, leg: Leg) -> Call:
+        slot = self.legs.get(leg)
+        if slot is None or slot[0].ringing_leg is not leg:
+            raise CommandError("there is no call ringing on this leg", "INVALID_STATE")
+        return slot[0]
+
+    def _notify(self, session: Session, activity: Activity) -> None:
+        for link in tuple(self._links[session.connector_uuid].values()):
+            link.notify(session, activity)

@@ -1,0 +1,71 @@
+"""The media plane: which calls tick in which phase, and the tick itself.
+
+Every answered call belongs to one of the media clock's phases (assigned in
+turn, so the phases stay even). A two-party call ticks on its own
+(:meth:`Call.tick`); bridged calls of one agent rate go through one batch
+(:class:`~.conference.ConferenceTicker`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .calls import Call
+from .clock import PHASES, MediaClock
+from .conference import ConferenceTicker
+
+logger = logging.getLogger(__name__)
+
+
+class MediaPlane:
+    def __init__(self) -> None:
+        self.clock = MediaClock()
+        self._phases: list[set[Call]] = [set() for _ in range(PHASES)]
+        self._phase_of: dict[Call, int] = {}
+        self._next_phase = 0
+        self._conferences: dict[int, ConferenceTicker] = {}
+
+    def __len__(self) -> int:
+        return len(self._phase_of)
+
+    def add(self, call: Call, now: float) -> None:
+        if call in self._phase_of:
+            return
+        phase, self._next_phase = self._next_phase, (self._next_phase + 1) % PHASES
+        self._phase_of[call] = phase
+        self._phases[phase].add(call)
+        self.clock.start(now)
+
+    def discard(self, call: Call) -> None:
+        phase = self._phase_of.pop(call, None)
+        if phase is not None:
+            self._phases[phase].discard(call)
+        if not self._phase_of:
+            self.clock.stop()  # no wake-ups while no call has media
+
+    def next_deadline(self) -> float | None:
+        return self.clock.next_deadline()
+
+    def tick(self, now: float) -> None:
+        """Run every phase that is due at ``now`` (several after a stall)."""
+        for n in self.clock.due(now):
+            self._tick_phase(n % PHASES)
+
+    def _tick_phase(self, phase: int) -> None:
+        bridged: dict[int, list[Call]] = {}
+        for call in tuple(self._phases[phase]):
+            if call.bridge is None:
+                try:
+                    call.tick()
+                except Exception:  # one call's broken leg must not silence the others
+                    logger.exception("media tick failed for call %s", call.id)
+            else:
+                bridged.setdefault(call.agent_rate, []).append(call)
+        for rate, calls in bridged.items():
+            ticker = self._conferences.get(rate)
+            if ticker is None:
+                ticker = self._conferences[rate] = ConferenceTicker(rate)
+            try:
+                ticker.tick(calls)
+            except Exception:
+                logger.exception("media tick failed for %d bridged calls", len(calls))

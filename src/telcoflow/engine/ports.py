@@ -1,0 +1,218 @@
+"""What the engine needs from the world, as structural types, and the meanings it speaks.
+
+Every kind of connection plugs in through one of these ports; the engine
+never sees a wire format. Each adapter translates the engine's meanings
+(ringing, answered, ended with an :class:`EndReason`, …) to its own protocol.
+
+Phone side:
+    :class:`Leg`       one party's phone leg in a call (caller or callee)
+    :class:`Dialler`   places calls to numbers on some network (``call.connect``)
+Agent side:
+    :class:`SessionLink`  an agent's session-manager connection (offers, claims)
+    :class:`AgentLink`    an agent's media and command link for one call
+Time:
+    :class:`Clock`     the engine never reads a system clock itself
+
+Adapters call the engine's methods for what they receive; the engine calls
+the port methods below for what they must send. Calls in both directions
+happen on one thread and never block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """What a phone leg speaks: ``codec`` is pcm16 (LE), pcmu or pcma, at ``rate`` Hz."""
+
+    codec: str
+    rate: int
+
+    @property
+    def frame_bytes(self) -> int:
+        """Bytes in one 20 ms frame."""
+        samples = self.rate // 50
+        return samples * 2 if self.codec == "pcm16" else samples
+
+
+class Channel(IntEnum):
+    """The agent's audio channels: everyone but the agent mixed, then each party alone."""
+
+    MIXED = 0
+    CALLER = 1
+    CALLEE = 2
+
+
+class EndReason(StrEnum):
+    """Why a phone leg is ended, as the engine tells it to the leg."""
+
+    NO_ANSWER = "NO_ANSWER"                # no agent claimed the call in time
+    NOT_IN_SERVICE = "NOT_IN_SERVICE"      # the number is not routed to a connector
+    DECLINED = "DECLINED"                  # the connector takes no inbound calls / line refused
+    AGENT_HANGUP = "AGENT_HANGUP"          # the agent closed or disconnected the call
+    CONNECTOR_CLOSED = "CONNECTOR_CLOSED"  # the session was closed through the REST API
+    AGENT_LOST = "AGENT_LOST"              # the agent's link never came back
+    SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
+    OTHER_PARTY_HANGUP = "OTHER_PARTY_HANGUP"  # the last other party left
+    RING_TIMEOUT = "RING_TIMEOUT"          # a dialled leg did not answer in time
+    CALLER_GONE = "CALLER_GONE"            # the call ended while a dialled leg was ringing
+
+
+class DialFailure(StrEnum):
+    """Why a dialled leg did not join, as a dialler reports it."""
+
+    UNREACHABLE = "UNREACHABLE"  # nothing answers for the number (not registered, no route)
+    BUSY = "BUSY"
+    REJECTED = "REJECTED"        # the called party declined, or hung up while ringing
+
+
+class Activity(StrEnum):
+    """Why a session is offered to an agent's session-manager connection."""
+
+    NEW_INCOMING_CALL = "NEW_INCOMING_CALL"
+    RESUME = "RESUME"  # a live call whose agent connection dropped
+
+
+class SessionEnd(StrEnum):
+    """Why a session closed, as its agent is told."""
+
+    SDK_REQUEST = "SDK_REQUEST"
+    FORCE_CLOSE = "FORCE_CLOSE"
+    CALL_TERMINATED = "CALL_TERMINATED"
+
+
+class LinkClose(StrEnum):
+    """Why the engine closes an agent link."""
+
+    CALL_ENDED = "call terminated"
+    SUPERSEDED = "superseded by a newer voice connection for this call"
+    AGENT_LEFT = "the agent left the call"
+
+
+class AgentEvent(StrEnum):
+    TERMINATED = "call.terminated"
+    ERROR = "call.error"
+
+
+class Leg(Protocol):
+    """One party's phone leg (an inbound caller, or a callee a dialler reached)."""
+
+    @property
+    def format(self) -> AudioFormat: ...
+
+    def ringing(self, call_id: str) -> None:
+        """The call is being offered: the caller hears ringing."""
+
+    def answered(self, call_id: str) -> None:
+        """The party is now in the call: media flows both ways."""
+
+    def ended(self, reason: EndReason, message: str) -> None:
+        """This leg's part in the call is over; ``message`` is a sentence for people."""
+
+    def send_audio(self, frame: bytes | None) -> None:
+        """One 20 ms frame in :attr:`format`, once per media tick; ``None`` is silence."""
+
+
+class Dialler(Protocol):
+    """Reaches numbers on one network. It reports later, through the engine's
+    ``leg_answered``, ``leg_failed``, ``leg_hung_up`` and ``leg_audio``."""
+
+    def reaches(self, number: str) -> bool:
+        """True if this network is where ``number`` lives."""
+
+    def dial(self, call_id: str, number: str, caller: str, ring_s: float) -> Leg:
+        """Start ringing ``number``; raises :class:`DialError` when it cannot ring at all."""
+
+
+class DialError(Exception):
+    def __init__(self, failure: DialFailure, message: str) -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCommand:
+    """A command from an agent about its call, already checked by the adapter's parser."""
+
+    command_id: str
+    name: str              # call.answer, call.connect, agent.whisper, agent.interrupt, ...
+    timeout_s: float       # the agent's own deadline for the answer
+    ring_s: float = 60.0   # call.connect: how long to ring the callee
+
+
+@dataclass(frozen=True, slots=True)
+class CallOffer:
+    """What an agent is told about a call it claimed (``call.in``)."""
+
+    session_id: str
+    call_id: str
+    caller: str
+    callee: str
+
+
+class SessionLink(Protocol):
+    """An agent's session-manager connection, once set up."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def connector_uuid(self) -> str: ...
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def audio_mode(self) -> str: ...
+
+    def notify(self, session: SessionView, activity: Activity) -> None:
+        """Offer ``session`` (``session.notify``)."""
+
+    def offer_call(self, offer: CallOffer) -> None:
+        """Hand the claimed call over (``call.in``)."""
+
+    def session_closed(self, session_id: str, reason: SessionEnd) -> None: ...
+
+
+class SessionView(Protocol):
+    """The fields of a session an adapter may show."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def remote_address(self) -> str: ...
+    @property
+    def local_address(self) -> str: ...
+    @property
+    def opened_at(self) -> int: ...
+
+
+class AgentLink(Protocol):
+    """An agent's media and command link for one call (a voice WebSocket)."""
+
+    def send_audio(self, channel: Channel, pcm: bytes) -> None:
+        """20 ms of PCM16 at the agent's rate on one :class:`Channel`."""
+
+    def request_audio(self, nbytes: int, frame_bytes: int) -> None:
+        """Credit: the agent may send up to ``nbytes`` more, in ``frame_bytes`` chunks."""
+
+    def call_event(self, event: AgentEvent) -> None: ...
+
+    def command_done(self, command_id: str, result: dict[str, Any]) -> None:
+        """The answer to an :class:`AgentCommand`, exactly one per command."""
+
+    def command_failed(self, command_id: str, code: str, message: str) -> None: ...
+
+    def close(self, why: LinkClose) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Monotonic seconds; the same clock ``handle_timer(now)`` is given."""
+
+    def wall(self) -> float:
+        """Unix seconds, for the timestamps agents see."""

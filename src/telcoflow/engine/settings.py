@@ -1,0 +1,28 @@
+"""What the engine is told at start: routes, quotas and timings (no file formats here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorSpec:
+    uuid: str
+    numbers: tuple[str, ...] = ()
+    max_sessions: int = 1000
+
+
+@dataclass(slots=True)
+class EngineSettings:
+    connectors: list[ConnectorSpec] = field(default_factory=list)
+    ring_timeout_s: float = 30.0          # an inbound call nobody claims ends after this
+    resume_grace_s: float = 30.0          # a live call waits this long for its agent to return
+    agent_reconnect_grace_s: float = 10.0  # ... and this long for a lost voice link
+    playout_target_ms: int = 120          # agent audio queued + requested, per call
+    playout_prebuffer_ms: int = 40
+    connect_ring_cap_s: float = 120.0     # the longest call.connect rings a callee
+    missed_ring_s: float = 20.0           # MISSED_ONLY: the subscriber rings this long first
+    # RESUME offers: the first waits out the published SDK's reconnect bookkeeping (it
+    # drops its call sessions right after setup.done), then they repeat until claimed
+    resume_delay_s: float = 0.2
+    resume_retry_s: float = 2.0
