@@ -1,0 +1,110 @@
+"""The media path through the engine: uplink, playout credit, interrupt, the tick, stalls."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from telcoflow.audio import g711
+from telcoflow.engine.ports import Channel
+
+from .harness import Harness
+
+FRAME_16K = 640  # bytes of 20 ms PCM16 at 16 kHz
+
+
+def voiced(value: int, nbytes: int = FRAME_16K) -> bytes:
+    return np.full(nbytes // 2, value, "<i2").tobytes()
+
+
+def test_caller_audio_reaches_the_agent_in_20ms_frames_whatever_the_chunking() -> None:
+    h = Harness()
+    leg, _, agent, call = h.answered_call(mode="isolated")
+    audio = voiced(300, 3 * FRAME_16K)
+    for chunk in (audio[:100], audio[100:1000], audio[1000:]):
+        h.engine.leg_audio(leg, chunk)
+    assert [len(f) for f in agent.audio[Channel.MIXED]] == [FRAME_16K] * 3
+    assert b"".join(agent.audio[Channel.MIXED]) == audio
+    assert agent.audio[Channel.CALLER] == agent.audio[Channel.MIXED]
+    assert call.stats.uplink_frames == 3
+
+
+def test_a_pcmu_caller_is_decoded_and_resampled_for_a_16k_agent() -> None:
+    h = Harness()
+    leg, _, agent, _ = h.answered_call(codec="pcmu", rate=8000)
+    tone = (4000 * np.sin(2 * np.pi * 400 * np.arange(1600) / 8000)).astype(np.int16)
+    h.engine.leg_audio(leg, g711.ulaw_encode(tone))
+    heard = np.frombuffer(b"".join(agent.audio[Channel.MIXED]), "<i2")
+    assert len(heard) == 3200
+    spectrum = np.abs(np.fft.rfft(heard[400:].astype(float)))
+    assert abs(np.argmax(spectrum) * 16000 / len(heard[400:]) - 400) < 10
+
+
+def test_credit_keeps_the_target_and_agent_audio_plays_in_order_then_silence() -> None:
+    h = Harness()
+    leg, _, agent, call = h.answered_call()
+    h.run(0.02)
+    assert agent.credit == 6 * FRAME_16K  # 120 ms target
+    talk = [voiced(n) for n in range(1, 7)]
+    h.engine.agent_audio(agent, b"".join(talk))
+    leg.audio.clear()
+    h.run(0.2)
+    played = [f for f in leg.audio if f is not None]
+    assert played == talk  # every frame, in order, once
+    assert leg.audio[-1] is None  # then silence, sent as "nothing to hear"
+    assert agent.credit >= 12 * FRAME_16K  # topped up as it played
+
+
+def test_interrupt_silences_the_caller_on_the_next_tick() -> None:
+    h = Harness()
+    leg, _, agent, call = h.answered_call()
+    h.engine.agent_audio(agent, voiced(1000) * 50)  # a second of speech
+    h.run(0.2)
+    assert any(f is not None for f in leg.audio)
+    answer = h.command(agent, "agent.interrupt")
+    assert answer[0] == "done" and answer[2]["droppedBytes"] > 30 * FRAME_16K
+    leg.audio.clear()
+    h.run(0.1)
+    assert leg.audio and all(f is None for f in leg.audio)
+    assert call.stats.interrupted_at_frame > 0
+
+
+def test_a_resampled_leg_hears_the_talkspurt_tail_then_nothing() -> None:
+    h = Harness()
+    leg, _, agent, _ = h.answered_call(codec="pcmu", rate=8000)
+    h.engine.agent_audio(agent, voiced(2000) * 3)
+    h.run(0.2)
+    sent = [f for f in leg.audio if f is not None]
+    assert len(sent) == 4 and all(len(f) == 160 for f in sent)  # 3 frames + the filter's tail
+    assert leg.audio[-1] is None
+
+
+def test_every_call_ticks_once_per_20ms_spread_over_the_phases() -> None:
+    h = Harness()
+    calls = [h.answered_call() for _ in range(8)]
+    h.run(1.0)
+    assert {leg.frames for leg, *_ in calls} == {50}
+
+
+def test_a_short_stall_is_caught_up_a_long_one_is_not_burst() -> None:
+    h = Harness()
+    leg, _, agent, _ = h.answered_call()
+    h.run(0.1)
+    before = leg.frames
+    h.stall(0.065)  # the loop was blocked: the missed ticks all run now
+    assert leg.frames - before == 3
+    h.run(0.1)
+    before = leg.frames
+    h.stall(2.0)    # far too late to be worth catching up
+    assert leg.frames - before <= 1
+    h.run(1.0)
+    assert 49 <= leg.frames - before <= 51  # and back to real time
+
+
+def test_the_clock_runs_only_while_a_call_has_media() -> None:
+    h = Harness()
+    assert h.engine.next_deadline() is None
+    wakes = h.wakes
+    leg, _, agent, _ = h.answered_call()
+    assert h.wakes > wakes  # the I/O layer was told to re-arm its timer
+    h.engine.leg_hung_up(leg)
+    assert h.engine.next_deadline() is None
