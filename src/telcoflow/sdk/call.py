@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._log import get_logger
 from ._tasks import BACKGROUND, TaskSet, invoke
+from .call_states import CALL_STATES, CallStep
 from .config import CallAudioConfig
 from .enums import CALL_ERROR, CALL_TERMINATED, CallEvent, CallState
 from .errors import (
@@ -114,18 +115,22 @@ class Call:
                 raise WSSCallClosedError()
             if self._state == CallState.LIVE and self._voice is not None:
                 return self._voice
-            self._state = CallState.OPENING
+            self._state = CALL_STATES.step(self._state, CallStep.OPEN)
             voice = _VoiceConnection(self._session_url, self._session_token,
                                      self._audio_config.buffer_size)
             try:
                 await voice.connect()
             except Exception as exc:
-                self._state = CallState.NEW  # a retry or a handoff stays possible
+                if self._state is not CallState.TERMINATED:  # a retry or a handoff stays possible
+                    self._state = CALL_STATES.step(self._state, CallStep.OPEN_FAILED)
                 raise WSSCallError(f"Failed to open voice session: {exc}") from exc
+            if self._state is CallState.TERMINATED:  # ended while its link was opening
+                await voice.close()
+                raise WSSCallClosedError()
             voice.on_event(self._on_voice_event)
             voice._on_close(self._on_voice_closed)
             self._voice = voice
-            self._state = CallState.LIVE
+            self._state = CALL_STATES.step(self._state, CallStep.OPENED)
             self._settled.set()
             logger.debug("Call %s voice connection open (LIVE)", self.id)
             return voice
@@ -143,7 +148,7 @@ class Call:
 
     def _terminate(self) -> None:
         """Enter TERMINATED; on_terminated handlers run exactly once, whatever the cause."""
-        self._state = CallState.TERMINATED
+        self._state = CALL_STATES.step(self._state, CallStep.TERMINATE)
         self._settled.set()
         if self._voice is not None:
             self._voice._end_streams()

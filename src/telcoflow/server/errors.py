@@ -1,15 +1,17 @@
-"""Errors of the gateway server.
+"""Errors of the gateway server (its HTTP front, REST plane, auth and configuration).
 
 Tree::
 
     GatewayError                base; ``code`` is the wire error code, ``status`` the HTTP status
     ├── AuthError               bad or missing credentials            (UNAUTHORIZED, 401)
     ├── ForbiddenError          authenticated, but not allowed        (FORBIDDEN, 403)
-    ├── NotFoundError           no such session / call for this caller (SESSION_NOT_FOUND, 404)
-    ├── ConfigError             the configuration file or environment is invalid
-    └── CommandError            a voice command that cannot run now   (code set per instance)
+    ├── NotFoundError           no such endpoint or resource          (NOT_FOUND, 404)
+    ├── BadRequest              a request this endpoint cannot take   (INVALID_REQUEST, 400)
+    ├── MethodNotAllowed        the wrong HTTP method for the path    (METHOD_NOT_ALLOWED, 405)
+    └── ConfigError             the configuration file or environment is invalid
 
-Protocol-level errors (malformed frames) are :mod:`telcoflow.protocol.errors`.
+The engine's own refusals are :mod:`telcoflow.engine.errors` (a REST answer
+uses their ``status`` too); malformed frames are :mod:`telcoflow.protocol.errors`.
 """
 
 from __future__ import annotations
@@ -32,14 +34,19 @@ class ForbiddenError(GatewayError):
 
 
 class NotFoundError(GatewayError):
-    code = "SESSION_NOT_FOUND"
+    code = "NOT_FOUND"
     status = 404
+
+
+class BadRequest(GatewayError):
+    code = "INVALID_REQUEST"
+    status = 400
+
+
+class MethodNotAllowed(GatewayError):
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
 
 
 class ConfigError(GatewayError):
     code = "CONFIG_ERROR"
-
-
-class CommandError(GatewayError):
-    code = "INVALID_STATE"
-    status = 409

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 from ..coded_error import CodedError
 from ..engine import Engine
 from .config import Connector
-from .errors import GatewayError, NotFoundError
+from .errors import BadRequest, MethodNotAllowed, NotFoundError
 from .netio import HttpRequest, HttpResponse
 
 _CLOSE = re.compile(r"^/public/v1/sessions/([^/]+)/close$")
@@ -40,9 +40,7 @@ def _route(engine: Engine, connector: Connector, request: HttpRequest) -> HttpRe
         query = {k: v[-1] for k, v in parse_qs(request.query).items()}
         state = query.get("state")
         if state is not None and state not in ("OPEN", "CLOSED"):
-            exc = GatewayError("the state filter must be OPEN or CLOSED", "INVALID_REQUEST")
-            exc.status = 400
-            raise exc
+            raise BadRequest("the state filter must be OPEN or CLOSED")
         sessions = engine.sessions.find(connector.uuid, query.get("channel"),
                                         query.get("remoteAddress"), state)
         return json_response(200, {"items": [s.public() for s in sessions]})
@@ -53,10 +51,8 @@ def _route(engine: Engine, connector: Connector, request: HttpRequest) -> HttpRe
         session = engine.close_session(connector.uuid, match.group(1))
         return json_response(200, {"closedAt": session.closed_at or int(time.time()),
                                    "reason": session.close_reason})
-    raise NotFoundError(f"no endpoint at {path}", "NOT_FOUND")
+    raise NotFoundError(f"no endpoint at {path}")
 
 
-def _method(got: str, allowed: str) -> GatewayError:
-    exc = GatewayError(f"method {got} is not allowed here; use {allowed}", "METHOD_NOT_ALLOWED")
-    exc.status = 405
-    return exc
+def _method(got: str, allowed: str) -> MethodNotAllowed:
+    return MethodNotAllowed(f"method {got} is not allowed here; use {allowed}")
