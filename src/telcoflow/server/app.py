@@ -21,7 +21,7 @@ from ..protocol import voice as vp
 from . import rest
 from .auth import Authenticator
 from .config import GatewayConfig
-from .errors import AuthError, GatewayError
+from .errors import AuthError, GatewayError, NotFoundError
 from .netio import HttpRequest, HttpResponse, WsAccept, WsReject, serve
 from .sm_ws import SmLink
 from .voice_ws import VoiceConn
@@ -147,7 +147,7 @@ class Gateway:
                 return accept(request)
         except AuthError as exc:
             return _reject(websocket, exc)
-        return _reject(websocket, GatewayError(f"no endpoint at {path}", "NOT_FOUND"), 404)
+        return _reject(websocket, NotFoundError(f"no endpoint at {path}"))
 
     def _voice(self, call_id: str, request: HttpRequest) -> WsAccept | WsReject:
         connector_uuid = self.auth.verify_voice_token(request.headers, call_id)
@@ -159,9 +159,7 @@ class Gateway:
         return WsAccept(VoiceConn(self.engine, call_id), vp.MAX_AUDIO_BYTES + 1)
 
 
-def _reject(websocket: bool, exc: GatewayError,
-            status: int | None = None) -> HttpResponse | WsReject:
-    code = status or exc.status
+def _reject(websocket: bool, exc: GatewayError) -> HttpResponse | WsReject:
     if websocket:
-        return WsReject(code, exc.message)
-    return rest.json_response(code, {"code": exc.code, "message": exc.message})
+        return WsReject(exc.status, exc.message)
+    return rest.error_response(exc)
