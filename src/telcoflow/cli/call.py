@@ -11,8 +11,8 @@ import numpy as np
 
 from ..audio.resample import resample
 from ..audio.wav import read_wav, write_wav
+from ..server import credentials
 from ..testing import Phone, PhoneError
-from . import credentials
 
 
 async def place_call(url: str, key: str, to: str, caller: str, play: str | None,

@@ -14,6 +14,7 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from .. import telephony  # noqa: E402
+from ..server import credentials  # noqa: E402
 from ..server.app import Gateway  # noqa: E402
 from ..server.config import (  # noqa: E402
     GatewayConfig,
@@ -22,7 +23,6 @@ from ..server.config import (  # noqa: E402
     load_file,
     mask,
 )
-from . import credentials  # noqa: E402
 
 
 def build_config(config_path: str | None, host: str | None, port: int | None) -> GatewayConfig:

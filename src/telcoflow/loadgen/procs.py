@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from ..cli import credentials
+from ..server import credentials
 from ..server.config import DEV_NUMBER
 from . import agent as bench_agent
 

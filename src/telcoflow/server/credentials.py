@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..server.config import GatewayConfig
+from .config import GatewayConfig
 
 
 def credentials_path() -> Path:
