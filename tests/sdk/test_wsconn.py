@@ -1,10 +1,12 @@
 """The SDK's WebSocket client against websockets' server protocol, over a fake transport.
 
-The client frames data itself and reads frames straight out of its receive
-buffer, so these check what a user relies on from that: every message arrives
-whole and in order however TCP cuts the byte stream, control frames and
-fragmented messages keep working, the client's own frames are valid (masked)
-RFC 6455 frames, and protocol violations close the link with the right code.
+The client reads frames with the shared codec (telcoflow.protocol.ws, tested
+on its own in tests/protocol/test_ws.py) straight out of its receive buffer;
+these check the SDK end as a user relies on it: every message arrives whole
+and in order however TCP cuts the byte stream (the handshake response too),
+control frames and fragmented messages keep working, the client's own frames
+are valid (masked) RFC 6455 frames, protocol violations close the link with
+the right code, keepalive pings are answered, and the same over a real socket.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Wire:
         for event in self.server.events_received():
             if isinstance(event, Request):
                 self.request = event
-            else:
+            elif isinstance(event, Frame):
                 self.frames.append(event)
 
     def can_write_eof(self) -> bool:
@@ -180,6 +182,40 @@ async def test_masked_frame_from_the_server_is_a_protocol_error() -> None:
 
 
 @pytest.mark.asyncio
+async def test_invalid_utf8_text_from_the_server_closes_with_1007() -> None:
+    conn, wire, recorder, response = connect()
+    wire.server.send_text(b"ok")
+    wire.server.send_text(b"\xff\xfe")
+    feed(conn, response + wire.server_bytes(), 3)
+    assert recorder.messages == [("text", b"ok")]
+    assert not conn.is_open
+    assert [(f.opcode, Close.parse(f.data).code) for f in wire.frames] == [
+        (Opcode.CLOSE, CloseCode.INVALID_DATA)]
+
+
+@pytest.mark.asyncio
+async def test_keepalive_ping_and_its_pong() -> None:
+    recorder = Recorder()
+    proto = ClientProtocol(parse_uri("ws://gateway.test/v1/voice"))
+    conn = WsConnection(proto, recorder, {}, 20.0, 20.0)
+    wire = Wire()
+    conn.connection_made(wire)  # type: ignore[arg-type]
+    assert wire.request is not None
+    wire.server.send_response(wire.server.accept(wire.request))
+    feed(conn, wire.server_bytes(), 1 << 16)
+    assert set(conn._timers) == {"ping"}  # armed at open
+    conn._ping()  # what the timer does
+    assert [f.opcode for f in wire.frames] == [Opcode.PING] and "pong" in conn._timers
+    ping_timer = conn._timers["ping"]
+    feed(conn, wire.server_bytes(), 1)  # websockets answered the ping
+    assert "pong" not in conn._timers  # pong seen: no drop ...
+    assert conn._timers["ping"] is not ping_timer  # ... and the next ping scheduled
+    assert conn.is_open and not wire.closed
+    conn.connection_lost(None)
+    assert conn._timers == {}
+
+
+@pytest.mark.asyncio
 async def test_server_close_is_answered_and_reported() -> None:
     conn, wire, recorder, response = connect()
     wire.server.send_binary(b"\x00x")
@@ -221,7 +257,7 @@ async def test_open_ws_against_a_real_socket_server() -> None:
                 if isinstance(event, Request):
                     proto.send_response(proto.accept(event))
                 elif isinstance(event, Frame) and event.opcode is Opcode.BINARY:
-                    proto.send_binary(event.data * 2)  # a reply bigger than the request
+                    proto.send_binary(bytes(event.data) * 2)  # a reply bigger than the request
                 elif isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
                     pass
             for out in proto.data_to_send():
@@ -256,6 +292,6 @@ async def test_open_ws_against_a_real_socket_server() -> None:
 def test_ring_counts_bytes_of_a_sample_array() -> None:
     ring = ByteRing(64)
     samples = np.arange(8, dtype=np.int16)
-    ring.write(memoryview(samples))  # 8 samples are 16 bytes
+    ring.write(samples.data)  # 8 samples are 16 bytes
     assert len(ring) == 16
     assert ring.take(16, b"\x00") == b"\x00" + samples.tobytes()

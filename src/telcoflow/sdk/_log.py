@@ -7,9 +7,9 @@ SDK page shows. Nothing here ever formats a key, token or certificate.
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from ..protocol.ws import NoDebugLogger
 
 ROOT = "telcoflow"
 
@@ -20,23 +20,8 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(f"{ROOT}.{name}")
 
 
-class _NoFrameDump(logging.LoggerAdapter[logging.Logger]):
-    """Hands websockets a logger that can never emit DEBUG.
-
-    websockets logs every frame and handshake header at DEBUG; those carry the
-    API key and the voice token, so that level is switched off for good (it
-    also spares the per-frame formatting cost when an app enables DEBUG).
-    """
-
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging's name)
-        return level > logging.DEBUG and self.logger.isEnabledFor(level)
-
-    def process(self, msg: Any, kwargs: MutableMapping[str, Any]
-                ) -> tuple[Any, MutableMapping[str, Any]]:
-        return msg, kwargs
-
-
-WS_LOGGER = _NoFrameDump(get_logger("websockets"), {})
+# For websockets, which logs handshake headers (API key, voice token) at DEBUG: never DEBUG.
+WS_LOGGER = NoDebugLogger(get_logger("websockets"), {})
 
 
 def safe_url(url: str) -> str:
