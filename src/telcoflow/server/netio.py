@@ -4,43 +4,46 @@ Why not an ASGI server: the gateway needs the TLS peer certificate (mTLS
 connector identity), which ASGI servers do not expose, and audio frames are
 cheapest when a received frame goes straight from the transport callback to
 its handler with no per-connection reader task or queue. Parsing stays with
-the libraries that do it well: ``h11`` for HTTP requests and the sans-I/O
-``websockets.server.ServerProtocol`` for the WebSocket handshake and frames.
+the libraries that do it well: ``h11`` for HTTP requests, websockets'
+sans-I/O ``ServerProtocol`` for the upgrade handshake, and
+:class:`telcoflow.protocol.ws.WsCodec` (the SDK's codec too) for frames.
+Reads go into the codec's buffer (``BufferedProtocol``), not into a fresh
+``bytes`` per read.
+
+Every connection is bounded in time (:class:`NetTimeouts`): a request must be
+complete within ``handshake`` seconds, a keep-alive connection may idle
+``idle_http`` seconds, a silent WebSocket peer is pinged after
+``ping_interval`` and dropped if still silent ``pong_timeout`` later, and a
+peer has ``close`` seconds to finish a close the server started. What is due
+when is decided by :class:`TimeoutPolicy` (sans-I/O: it is given ``now``); one
+sweeper per server applies it to every connection each
+``NetTimeouts.sweep_interval``, so a read costs no timer, only a flag.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import h11
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request as WsRequest
-from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # websockets built without its C extension
-    from websockets.utils import apply_mask
+from ..protocol.ws import Event, NoDebugLogger, Role, TextMessage, WsCodec
 
 logger = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
+HTTP_READ_BYTES = 4096  # read size before an upgrade; a WebSocket reads into its codec's buffer
+WS_RECV_BUFFER = 8 * 1024  # per WebSocket: a few audio frames; grows for a big message, shrinks
 WRITE_BUFFER_LIMIT = 512 * 1024  # a reader this far behind is dropped, not buffered forever
-
-
-class NoDebugLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """For websockets, which logs every handshake header at DEBUG — credentials included."""
-
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging API
-        return level > logging.DEBUG and self.logger.isEnabledFor(level)
-
 
 _WS_LOGGER = NoDebugLogger(logging.getLogger("telcoflow.server.websocket"), {})
 
@@ -95,132 +98,233 @@ class WsReject:
 Router = Callable[[HttpRequest, bool], "HttpResponse | WsAccept | WsReject"]
 
 
+# ── timeouts: the policy, sans-I/O ──────────────────────────────────────────────
+
+@dataclass(frozen=True, slots=True)
+class NetTimeouts:
+    """Seconds a connection may spend in each state (see the module docstring)."""
+
+    handshake: float = 10.0      # from accept (or from the next request's first byte) to a
+    #                              complete request or upgrade
+    idle_http: float = 30.0      # keep-alive with no request
+    ping_interval: float = 20.0  # a WebSocket peer silent this long is pinged ...
+    pong_timeout: float = 20.0   # ... and dropped if still silent this long after
+    close: float = 5.0           # after the server starts closing, until the peer is gone
+
+    @property
+    def sweep_interval(self) -> float:
+        """How often deadlines are checked: a timeout fires at most this much late."""
+        shortest = min(self.handshake, self.idle_http, self.ping_interval, self.pong_timeout,
+                       self.close)
+        return max(0.01, min(1.0, shortest / 4))
+
+
+class Phase(enum.Enum):
+    REQUEST = "request"      # reading a request: the first one, or the next after idling
+    IDLE = "idle"            # keep-alive HTTP between requests
+    WEBSOCKET = "websocket"  # an open WebSocket
+    CLOSING = "closing"      # the server has started closing (close frame or TCP close)
+
+
+class Verdict(enum.Enum):
+    WAIT = "wait"
+    PING = "ping"                       # send a ping
+    REQUEST_TIMEOUT = "request timeout"  # answer 408 and close
+    IDLE_TIMEOUT = "idle timeout"        # close
+    PONG_TIMEOUT = "pong timeout"        # abort: silent since the ping
+    CLOSE_TIMEOUT = "close timeout"      # abort: the peer did not finish closing
+
+
+class TimeoutPolicy:
+    """One connection's deadlines. The connection sets ``seen`` on every read and calls
+    :meth:`enter` on a phase change; the sweeper calls :meth:`check` with the time."""
+
+    __slots__ = ("timeouts", "phase", "since", "ping_sent_at", "seen")
+
+    def __init__(self, timeouts: NetTimeouts, now: float) -> None:
+        self.timeouts = timeouts
+        self.phase = Phase.REQUEST
+        self.since = now  # start of the phase, or (WEBSOCKET) when the peer was last heard
+        self.ping_sent_at: float | None = None
+        self.seen = False  # bytes arrived since the last check
+
+    def enter(self, phase: Phase, now: float) -> None:
+        self.phase, self.since, self.ping_sent_at, self.seen = phase, now, None, False
+
+    def check(self, now: float) -> Verdict:
+        seen, self.seen = self.seen, False
+        phase, limits = self.phase, self.timeouts
+        if phase is Phase.WEBSOCKET:
+            if seen:  # data or a pong: the peer is alive
+                self.since, self.ping_sent_at = now, None
+                return Verdict.WAIT
+            if self.ping_sent_at is not None:
+                expired = now - self.ping_sent_at >= limits.pong_timeout
+                return Verdict.PONG_TIMEOUT if expired else Verdict.WAIT
+            if now - self.since >= limits.ping_interval:
+                self.ping_sent_at = now
+                return Verdict.PING
+            return Verdict.WAIT
+        if phase is Phase.REQUEST:
+            # Bytes trickling in do not extend it: a request must be whole in time.
+            expired = now - self.since >= limits.handshake
+            return Verdict.REQUEST_TIMEOUT if expired else Verdict.WAIT
+        if phase is Phase.IDLE:
+            if seen:  # the next request has begun
+                self.enter(Phase.REQUEST, now)
+                return Verdict.WAIT
+            return Verdict.IDLE_TIMEOUT if now - self.since >= limits.idle_http else Verdict.WAIT
+        return Verdict.CLOSE_TIMEOUT if now - self.since >= limits.close else Verdict.WAIT
+
+
+# ── connections ───────────────────────────────────────────────────────────────
+
 class WsConnection:
     """The send side of one accepted WebSocket, handed to its handler."""
 
-    __slots__ = ("_proto", "_transport", "_closed", "peer")
+    __slots__ = ("_codec", "_transport", "_owner", "_closed", "peer")
 
-    def __init__(self, proto: ServerProtocol, transport: asyncio.Transport,
+    def __init__(self, codec: WsCodec, transport: asyncio.Transport, owner: HttpWsProtocol,
                  peer: tuple[str, int] | None) -> None:
-        self._proto = proto
+        self._codec = codec
         self._transport = transport
+        self._owner = owner
         self._closed = False
         self.peer = peer
 
     @property
     def open(self) -> bool:
-        return not self._closed and self._proto.state is State.OPEN
+        return not self._closed and self._codec.open
 
-    # Data frames from a server are unmasked and unfragmented: their framing is two to ten
-    # header bytes, written here directly; going through the sans-I/O protocol cost more
-    # than the rest of a frame's handling. Control frames (close) still go through it.
     def send_text(self, text: str) -> None:
-        if self.open:
-            self._write_frame(0x81, text.encode())
+        if not self._closed and self._codec.open:
+            self._write(self._codec.send_text(text))
 
     def send_binary(self, data: bytes) -> None:
-        if self.open:
-            self._write_frame(0x82, data)
-
-    def _write_frame(self, first: int, payload: bytes) -> None:
-        size = len(payload)
-        if size < 126:
-            head = bytes((first, size))
-        elif size < 65536:
-            head = bytes((first, 126)) + size.to_bytes(2, "big")
-        else:
-            head = bytes((first, 127)) + size.to_bytes(8, "big")
-        transport = self._transport
-        transport.write(head + payload)
-        if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT and not self._closed:
-            logger.warning("dropping a WebSocket peer that stopped reading (%s)", self.peer)
-            self.abort()
+        if not self._closed and self._codec.open:
+            self._write(self._codec.send_binary(data))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; the peer has ``NetTimeouts.close`` to finish it."""
         if self.open:
-            self._proto.send_close(code, reason[:120])
-            self._flush()
+            self._write(self._codec.send_close(code, reason))
+            self._owner.closing_started()
 
     def abort(self) -> None:
         self._closed = True
         self._transport.abort()
 
-    def _flush(self) -> None:
-        for chunk in self._proto.data_to_send():
-            if chunk:
-                self._transport.write(chunk)
-            else:
-                self._transport.write_eof() if self._transport.can_write_eof() else None
-                self._transport.close()
-        if self._transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT and not self._closed:
+    def _write(self, data: bytes) -> None:
+        transport = self._transport
+        transport.write(data)
+        if transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT and not self._closed:
             logger.warning("dropping a WebSocket peer that stopped reading (%s)", self.peer)
             self.abort()
 
 
-class HttpWsProtocol(asyncio.Protocol):
+class HttpWsProtocol(asyncio.BufferedProtocol):
     """One TCP (or TLS) connection: HTTP requests until it upgrades to WebSocket."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, server: NetServer) -> None:
         self._router = router
+        self._server = server
+        self._policy = TimeoutPolicy(server.timeouts, server.now())
         self._transport: asyncio.Transport | None = None
+        self._read_view: memoryview | None = memoryview(bytearray(HTTP_READ_BYTES))
         self._head = bytearray()
         self._h11: h11.Connection | None = None
         self._pending: tuple[h11.Request, bytearray] | None = None
-        self._ws: ServerProtocol | None = None
-        self._ws_conn: WsConnection | None = None
+        self._codec: WsCodec | None = None
         self._handler: WsHandler | None = None
-        self._fragments: list[bytes] = []
-        self._fragment_opcode: Opcode | None = None
+        self._ws_conn: WsConnection | None = None
         self._closed_reported = False
-        self._rx = bytearray()  # the start of a frame not yet complete (fast path)
-        self._max_message = 1 << 16
 
-    # ── asyncio.Protocol ──────────────────────────────────────────────────
+    # ── asyncio.BufferedProtocol ───────────────────────────────────────────
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike
         self._transport = cast(asyncio.Transport, transport)
+        self._server.connection_opened(self)
 
-    def data_received(self, data: bytes) -> None:
-        if self._ws is not None:
-            self._ws_receive(data)
-        elif self._h11 is not None:
-            self._h11_receive(data)
-        else:
-            self._sniff(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        codec = self._codec
+        if codec is not None:
+            return codec.get_buffer(sizehint)
+        assert self._read_view is not None
+        return self._read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._policy.seen = True
+        codec = self._codec
+        if codec is None:
+            assert self._read_view is not None
+            self._http_bytes(self._read_view[:nbytes].tobytes())
+            return
+        self._ws_events(codec.buffer_updated(nbytes))
 
     def eof_received(self) -> bool | None:
-        if self._ws is not None:
-            self._ws.receive_eof()
-            self._ws_drain_events()
+        if self._codec is not None:
+            self._codec.receive_eof()
+            self._ws_flush()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connection_closed(self)
+        if self._codec is not None:
+            self._codec.receive_eof()  # the close code is final now
         self._report_close()
 
-    # ── routing the first request ─────────────────────────────────────────
-    def _sniff(self, data: bytes) -> None:
-        self._head += data
-        end = self._head.find(b"\r\n\r\n")
-        if end < 0:
-            if len(self._head) > MAX_HEAD_BYTES:
-                self._plain_error(431, "request headers too large")
+    # ── called by the server ──────────────────────────────────────────────
+    def on_tick(self, now: float) -> None:
+        """The sweeper's visit: apply what the timeout policy says is due."""
+        verdict = self._policy.check(now)
+        if verdict is Verdict.WAIT:
             return
-        head = bytes(self._head[:end]).lower()
-        buffered, self._head = bytes(self._head), bytearray()
-        if b"\nupgrade:" in head and b"websocket" in head:
-            self._ws = ServerProtocol(max_size=1 << 16, logger=_WS_LOGGER)
-            self._ws_receive(buffered)
+        if verdict is Verdict.PING:
+            if self._codec is not None:
+                self._write(self._codec.send_ping(b""))
+        elif verdict is Verdict.REQUEST_TIMEOUT:
+            logger.info("closing a connection whose request did not arrive in time (%s)",
+                        self._client())
+            self._plain_error(408, "request timeout")
+        elif verdict is Verdict.IDLE_TIMEOUT:
+            self._close_transport()
+        elif verdict is Verdict.PONG_TIMEOUT:
+            logger.info("dropping a WebSocket peer that answered no ping (%s)", self._client())
+            self.abort()
         else:
-            self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-            self._h11_receive(buffered)
+            logger.info("aborting a connection whose peer did not finish closing (%s)",
+                        self._client())
+            self.abort()
 
-    def _plain_error(self, status: int, text: str) -> None:
+    def shut_down(self, code: int, reason: str) -> None:
+        """Server stop: close a WebSocket with ``code``; close anything else."""
+        if self._ws_conn is not None and self._ws_conn.open:
+            self._ws_conn.close(code, reason)
+        elif self._policy.phase is not Phase.CLOSING:
+            self._close_transport()
+
+    def abort(self) -> None:
+        if self._ws_conn is not None:
+            self._ws_conn.abort()
+        elif self._transport is not None:
+            self._transport.abort()
+
+    def closing_started(self) -> None:
+        """The server has sent a close frame or closed the transport: the close clock runs."""
+        if self._policy.phase is not Phase.CLOSING:
+            self._policy.enter(Phase.CLOSING, self._server.now())
+
+    # ── helpers ───────────────────────────────────────────────────────────
+    def _write(self, data: bytes) -> None:
+        if self._ws_conn is not None:
+            self._ws_conn._write(data)  # the same write-buffer guard as the handler's sends
+        elif self._transport is not None:
+            self._transport.write(data)
+
+    def _close_transport(self) -> None:
         assert self._transport is not None
-        body = text.encode()
-        self._transport.write(
-            f"HTTP/1.1 {status} Error\r\ncontent-type: text/plain\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
         self._transport.close()
+        self.closing_started()
 
     def _peer_cert(self) -> dict[str, Any] | None:
         assert self._transport is not None
@@ -234,6 +338,38 @@ class HttpWsProtocol(asyncio.Protocol):
         assert self._transport is not None
         peer = self._transport.get_extra_info("peername")
         return (peer[0], peer[1]) if isinstance(peer, tuple) else None
+
+    def _plain_error(self, status: int, text: str) -> None:
+        assert self._transport is not None
+        body = text.encode()
+        self._transport.write(
+            f"HTTP/1.1 {status} Error\r\ncontent-type: text/plain\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
+        self._close_transport()
+
+    # ── routing the first request ─────────────────────────────────────────
+    def _http_bytes(self, data: bytes) -> None:
+        if self._policy.phase is Phase.CLOSING:
+            return  # answered and closing: whatever else arrives is not read
+        if self._h11 is not None:
+            self._h11_receive(data)
+        else:
+            self._sniff(data)
+
+    def _sniff(self, data: bytes) -> None:
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._head) > MAX_HEAD_BYTES:
+                self._plain_error(431, "request headers too large")
+            return
+        head = bytes(self._head[:end]).lower()
+        buffered, self._head = bytes(self._head), bytearray()
+        if b"\nupgrade:" in head and b"websocket" in head:
+            self._upgrade(buffered[:end + 4], buffered[end + 4:])
+        else:
+            self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+            self._h11_receive(buffered)
 
     # ── HTTP ──────────────────────────────────────────────────────────────
     def _h11_receive(self, data: bytes) -> None:
@@ -261,11 +397,12 @@ class HttpWsProtocol(asyncio.Protocol):
                 self._pending = None
                 self._answer_http(req, bytes(body))
                 if conn.our_state is h11.MUST_CLOSE or conn.our_state is h11.CLOSED:
-                    self._transport.close()
+                    self._close_transport()
                     return
                 conn.start_next_cycle()
+                self._policy.enter(Phase.IDLE, self._server.now())
             elif isinstance(event, h11.ConnectionClosed):
-                self._transport.close()
+                self._close_transport()
                 return
 
     def _answer_http(self, req: h11.Request, body: bytes) -> None:
@@ -289,81 +426,34 @@ class HttpWsProtocol(asyncio.Protocol):
         self._transport.write(out)
 
     # ── WebSocket ─────────────────────────────────────────────────────────
-    def _ws_receive(self, data: bytes) -> None:
-        assert self._ws is not None
-        if self._handler is not None and self._ws.state is State.OPEN:
-            self._ws_fast(data)
-            return
-        if self._rx:  # a frame the fast path had begun: websockets gets all of it
-            data, self._rx = bytes(self._rx) + data, bytearray()
-        self._ws.receive_data(data)
-        self._ws_drain_events()
-
-    def _ws_fast(self, data: bytes) -> None:
-        """Deliver whole, masked, unfragmented text and binary frames without websockets.
-
-        Why: its generator-based parser was the largest cost per audio frame after the
-        socket calls. Every other frame (ping, close, fragments, anything malformed or
-        too large) is handed to websockets whole, so its parser only ever sees complete
-        frames and stays in step; websockets answers pings and runs the close handshake.
-        """
-        ws = self._ws
-        assert ws is not None
-        if self._rx:
-            self._rx += data
-            buf, self._rx = bytes(self._rx), bytearray()
-        else:
-            buf = data
-        end, pos = len(buf), 0
-        while pos < end and ws.state is State.OPEN:
-            first, second = buf[pos], buf[pos + 1] if end - pos > 1 else 0
-            size, head = second & 0x7F, pos + 2
-            if size == 126:
-                size, head = int.from_bytes(buf[pos + 2:pos + 4], "big"), pos + 4
-            elif size == 127:
-                size, head = int.from_bytes(buf[pos + 2:pos + 10], "big"), pos + 10
-            if head > end:  # the header itself is not complete yet
-                self._rx += buf[pos:]
-                return
-            if size > self._max_message or size > 125 and first & 0x08:
-                break  # websockets refuses it and closes the connection
-            stop = head + 4 + size if second & 0x80 else head + size
-            if stop > end:
-                self._rx += buf[pos:]
-                return
-            if (first == 0x82 or first == 0x81) and second & 0x80 and \
-                    self._fragment_opcode is None:
-                payload = apply_mask(buf[head + 4:stop], buf[head:head + 4])
-                self._deliver(Opcode.TEXT if first == 0x81 else Opcode.BINARY, payload)
-            else:
-                ws.receive_data(buf[pos:stop])
-                self._ws_drain_events()
-            pos = stop
-        if pos < end:
-            ws.receive_data(buf[pos:])
-            self._ws_drain_events()
-
-    def _ws_drain_events(self) -> None:
-        assert self._ws is not None and self._transport is not None
-        for event in self._ws.events_received():
-            if isinstance(event, WsRequest):
-                self._ws_handshake(event)
-            elif isinstance(event, Frame):
-                self._ws_frame(event)
-        self._ws_flush()
-        if self._ws.state is State.CLOSED:
-            self._report_close()
-
-    def _ws_flush(self) -> None:
-        assert self._ws is not None and self._transport is not None
-        for chunk in self._ws.data_to_send():
+    def _upgrade(self, head: bytes, rest: bytes) -> None:
+        """websockets checks the upgrade request and writes the response; the codec
+        reads every byte after the request head."""
+        assert self._transport is not None
+        handshake = ServerProtocol(logger=_WS_LOGGER)
+        handshake.receive_data(head)
+        requests = [e for e in handshake.events_received() if isinstance(e, WsRequest)]
+        accepted = self._route_upgrade(handshake, requests[0]) if requests else None
+        for chunk in handshake.data_to_send():
             if chunk:
                 self._transport.write(chunk)
             else:
-                self._transport.close()
+                self._close_transport()  # refused: websockets closes after its response
+        if accepted is None:
+            if self._policy.phase is not Phase.CLOSING:
+                self._close_transport()
+            return
+        codec = WsCodec(Role.SERVER, max_message=accepted.max_message_bytes,
+                        recv_buffer=WS_RECV_BUFFER, logger=_WS_LOGGER)
+        self._codec, self._handler, self._read_view = codec, accepted.handler, None
+        self._ws_conn = WsConnection(codec, self._transport, self, self._client())
+        self._policy.enter(Phase.WEBSOCKET, self._server.now())
+        self._handler.on_open(self._ws_conn)
+        if rest:  # frames the client sent right behind its request
+            self._ws_events(codec.receive_data(rest))
 
-    def _ws_handshake(self, req: WsRequest) -> None:
-        assert self._ws is not None and self._transport is not None
+    def _route_upgrade(self, handshake: ServerProtocol, req: WsRequest) -> WsAccept | None:
+        """Ask the router; queue websockets' response. The accepted route, or None."""
         headers = {k.lower(): v for k, v in req.headers.raw_items()}
         request = HttpRequest("GET", req.path, headers, b"", self._peer_cert(), self._client())
         try:
@@ -374,59 +464,62 @@ class HttpWsProtocol(asyncio.Protocol):
         if isinstance(outcome, HttpResponse):
             outcome = WsReject(outcome.status, outcome.body.decode(errors="replace"))
         if isinstance(outcome, WsReject):
-            response = self._ws.reject(outcome.status, outcome.text)
-            self._ws.send_response(response)
-            return
-        response = self._ws.accept(req)
-        self._ws.send_response(response)
-        if response.status_code != 101:
-            return
-        self._ws.max_message_size = self._max_message = outcome.max_message_bytes
-        self._handler = outcome.handler
-        self._ws_conn = WsConnection(self._ws, self._transport, request.client)
-        self._ws_flush()
-        self._handler.on_open(self._ws_conn)
+            handshake.send_response(handshake.reject(outcome.status, outcome.text))
+            return None
+        response = handshake.accept(req)  # a 4xx when the upgrade headers are wrong
+        handshake.send_response(response)
+        return outcome if response.status_code == 101 else None
 
-    def _ws_frame(self, frame: Frame) -> None:
-        opcode, data = frame.opcode, bytes(frame.data)
-        if opcode in (Opcode.TEXT, Opcode.BINARY):
-            if not frame.fin:
-                self._fragment_opcode, self._fragments = opcode, [data]
-                return
-            self._deliver(opcode, data)
-        elif opcode is Opcode.CONT and self._fragment_opcode is not None:
-            self._fragments.append(data)
-            if frame.fin:
-                payload = b"".join(self._fragments)
-                kind, self._fragment_opcode, self._fragments = self._fragment_opcode, None, []
-                self._deliver(kind, payload)
+    def _ws_events(self, events: list[Event]) -> None:
+        """The audio path: each frame of a read straight to the handler, then the
+        codec's replies (pongs, close) onto the wire."""
+        codec, handler = self._codec, self._handler
+        assert codec is not None and handler is not None
+        for event in events:
+            try:
+                if type(event) is bytes:
+                    handler.on_binary(event)
+                elif type(event) is TextMessage:
+                    handler.on_text(event.text)
+            except Exception:
+                self._handler_failed()
+        out = codec.data_to_send()
+        if out:
+            self._write(out)
+        if not codec.open:
+            self._ws_closing()
 
-    def _deliver(self, opcode: Opcode, payload: bytes) -> None:
-        handler = self._handler
-        if handler is None:
-            return
-        try:
-            if opcode is Opcode.TEXT:
-                try:
-                    text = payload.decode()
-                except UnicodeDecodeError:
-                    assert self._ws_conn is not None
-                    self._ws_conn.close(1007, "text frame is not valid UTF-8")
-                    return
-                handler.on_text(text)
-            else:
-                handler.on_binary(payload)
-        except Exception:
-            logger.exception("WebSocket handler failed on a frame")
-            if self._ws_conn is not None:
-                self._ws_conn.close(1011, "internal error while handling a frame")
+    def _ws_closing(self) -> None:
+        """Closing (either side started it, or the codec failed the link): the TCP
+        connection closes when the codec says so, within the close timeout anyway."""
+        codec, transport = self._codec, self._transport
+        assert codec is not None and transport is not None
+        if codec.transport_close_due and not transport.is_closing():
+            self._close_transport()
+        else:
+            self.closing_started()
+
+    def _ws_flush(self) -> None:
+        codec = self._codec
+        assert codec is not None
+        out = codec.data_to_send()
+        if out:
+            self._write(out)
+        if not codec.open:
+            self._ws_closing()
+
+    def _handler_failed(self) -> None:
+        logger.exception("WebSocket handler failed on a frame")
+        if self._ws_conn is not None:
+            self._ws_conn.close(1011, "internal error while handling a frame")
 
     def _report_close(self) -> None:
         if self._closed_reported or self._handler is None:
             return
         self._closed_reported = True
-        code = self._ws.close_code if self._ws is not None else None
-        reason = (self._ws.close_reason or "") if self._ws is not None else ""
+        codec = self._codec
+        code = codec.close_code if codec is not None else None
+        reason = codec.close_reason if codec is not None else ""
         if self._ws_conn is not None:
             self._ws_conn._closed = True
         try:
@@ -437,8 +530,126 @@ class HttpWsProtocol(asyncio.Protocol):
             self._transport.close()
 
 
+# ── the server ────────────────────────────────────────────────────────────────
+
+class NetServer:
+    """What :func:`serve` returns: asyncio.Server's ``sockets``, ``close()`` and
+    ``wait_closed()``, plus :meth:`shutdown` and the sweeper that runs the timeouts."""
+
+    def __init__(self, router: Router, timeouts: NetTimeouts) -> None:
+        self.timeouts = timeouts
+        self._router = router
+        self._loop = asyncio.get_running_loop()
+        self._server: asyncio.Server | None = None
+        self._conns: set[HttpWsProtocol] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._serving = False
+
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+        # A TLS handshake gets the same bound as an HTTP request (asyncio's default is 60 s).
+        tls_timeout = self.timeouts.handshake if ssl_context is not None else None
+        self._server = await self._loop.create_server(
+            lambda: HttpWsProtocol(self._router, self), host, port, ssl=ssl_context,
+            reuse_address=True, ssl_handshake_timeout=tls_timeout)
+        self._serving = True
+        self._schedule_sweep()
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        assert self._server is not None
+        return self._server.sockets
+
+    @property
+    def connections(self) -> int:
+        """Connections not yet gone (HTTP, WebSocket and closing ones)."""
+        return len(self._conns)
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    def close(self) -> None:
+        """Stop listening, like asyncio.Server.close(); open connections stay (and keep
+        their timeouts) until they end. :meth:`shutdown` ends them."""
+        self._serving = False
+        if self._server is not None:
+            self._server.close()
+        if not self._conns:
+            self._stop_sweeper()
+
+    async def wait_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def shutdown(self, code: int = 1001, reason: str = "server shutting down",
+                       timeout: float = 2.0) -> None:
+        """Stop accepting, close every WebSocket with ``code``, close HTTP connections,
+        wait up to ``timeout`` s for them to go, then abort the rest."""
+        self.close()
+        for conn in list(self._conns):
+            conn.shut_down(code, reason)
+        if not await self._wait_drained(timeout):
+            logger.info("aborting %d connection(s) still open after %.1f s",
+                        len(self._conns), timeout)
+            for conn in list(self._conns):
+                conn.abort()
+            await self._wait_drained(1.0)  # connection_lost runs on the next loop turns
+        self._stop_sweeper()
+        await self.wait_closed()
+
+    # ── bookkeeping, called by the connections ────────────────────────────
+    def connection_opened(self, conn: HttpWsProtocol) -> None:
+        self._conns.add(conn)
+
+    def connection_closed(self, conn: HttpWsProtocol) -> None:
+        self._conns.discard(conn)
+        if not self._conns:
+            if self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
+            if not self._serving:
+                self._stop_sweeper()
+
+    async def _wait_drained(self, timeout: float) -> bool:
+        if not self._conns:
+            return True
+        self._drained = self._loop.create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._drained
+        except TimeoutError:
+            return False
+        finally:
+            self._drained = None
+        return True
+
+    # ── the sweeper ───────────────────────────────────────────────────────
+    def _schedule_sweep(self) -> None:
+        self._sweeper = self._loop.call_later(self.timeouts.sweep_interval, self._sweep)
+
+    def _stop_sweeper(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        for conn in list(self._conns):
+            try:
+                conn.on_tick(now)
+            except Exception:  # one connection's failure must not stop every timeout
+                logger.exception("connection timeout handling failed")
+        if self._serving or self._conns:
+            self._schedule_sweep()
+        else:
+            self._sweeper = None
+
+
 async def serve(router: Router, host: str, port: int,
-                ssl_context: ssl.SSLContext | None = None) -> asyncio.Server:
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: HttpWsProtocol(router), host, port,
-                                    ssl=ssl_context, reuse_address=True)
+                ssl_context: ssl.SSLContext | None = None,
+                timeouts: NetTimeouts | None = None) -> NetServer:
+    server = NetServer(router, timeouts or NetTimeouts())
+    await server.start(host, port, ssl_context)
+    return server
