@@ -145,6 +145,20 @@ def test_pong_goes_out_before_a_frame_sent_after_it(role: Role) -> None:
     assert codec.data_to_send() == b""
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_needs_attention_says_when_a_read_left_something_to_do(role: Role) -> None:
+    codec = WsCodec(role)
+    feed(codec, frame_to(role, 0x82, b"\x00audio"), None)
+    assert not codec.needs_attention  # the usual read: only its messages
+    feed(codec, frame_to(role, 0x89, b"p"), None)
+    assert codec.needs_attention  # a pong is due
+    assert codec.data_to_send() and not codec.needs_attention
+    feed(codec, frame_to(role, 0x88, b"\x03\xe8"), None)
+    assert codec.needs_attention  # the close reply is due, and the codec is closing
+    codec.data_to_send()
+    assert codec.needs_attention  # still: no longer open
+
+
 # ── violations ─────────────────────────────────────────────────────────────────
 
 @pytest.mark.parametrize("chunk", CHUNKS)

@@ -201,14 +201,19 @@ class WsCodec:
     still due, then its own frame.
     """
 
-    __slots__ = ("role", "_proto", "_open", "_fast", "_failed", "_eof", "_eof_due",
-                 "_mask_in", "_max_message", "_recv_buffer", "_buf", "_view", "_start", "_end",
-                 "_frag", "_out", "_masks", "_mask_at", "_frame", "_close_received")
+    __slots__ = ("role", "needs_attention", "_proto", "_open", "_fast", "_failed", "_eof",
+                 "_eof_due", "_mask_in", "_max_message", "_recv_buffer", "_buf", "_view",
+                 "_start", "_end", "_frag", "_out", "_masks", "_mask_at", "_frame",
+                 "_close_received")
 
     def __init__(self, role: Role, *, max_message: int = 1 << 20,
                  recv_buffer: int = RECV_BUFFER, logger: logging.LoggerAdapter[Any] |
                  logging.Logger | None = None) -> None:
         self.role = role
+        # Read-only for users. After a read: bytes are due (data_to_send) or the codec is no
+        # longer open. False in the usual case, when a read needs nothing but its events;
+        # a plain attribute, not a property, because it is read once per received frame.
+        self.needs_attention = False
         server = role is Role.SERVER
         self._proto = Protocol(Side.SERVER if server else Side.CLIENT, state=State.OPEN,
                                max_size=max_message, logger=logger or _DEFAULT_LOGGER)
@@ -273,13 +278,6 @@ class WsCodec:
             self._make_room(MIN_READ)
         return self._view[self._end:]
 
-    def buffer_updated(self, nbytes: int) -> list[Event]:
-        """``nbytes`` were written at the start of the last :meth:`get_buffer`."""
-        self._end += nbytes
-        if self._fast:
-            return self._parse()
-        return self._delegate_rest([])
-
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         n = len(data)
         if len(self._buf) - self._end < n:
@@ -298,14 +296,21 @@ class WsCodec:
         self._proto.receive_eof()
         self._collect()
 
-    def _parse(self) -> list[Event]:
-        """Whole frames in the buffer, in order; a partial one stays for the next read.
+    def buffer_updated(self, nbytes: int) -> list[Event]:
+        """``nbytes`` were written at the start of the last :meth:`get_buffer`: the
+        messages of every whole frame now in the buffer, in order (a partial frame
+        waits for the next read).
 
-        The per-frame hot path: locals rather than attributes, no call but the copy.
+        This is the per-frame hot path: locals rather than attributes, and no call
+        but the payload's copy.
         """
+        end = self._end + nbytes
+        self._end = end
+        if not self._fast:
+            return self._delegate_rest([])
         events: list[Event] = []
         buf, view = self._buf, self._view
-        pos, end = self._start, self._end
+        pos = self._start
         mask_in, limit = self._mask_in, self._max_message
         refused = False  # stopped at a frame websockets will refuse (it closes the link)
         while end - pos >= 2:
@@ -440,6 +445,7 @@ class WsCodec:
         if self._open and proto.state is not State.OPEN:
             self._open = False
             self._fast = False
+        self.needs_attention = not self._open or bool(self._out)
 
     # ── receive buffer ──────────────────────────────────────────────────────
 
@@ -473,6 +479,7 @@ class WsCodec:
         if not out:
             return b""
         self._out = []
+        self.needs_attention = not self._open
         return out[0] if len(out) == 1 else b"".join(out)
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bytes:

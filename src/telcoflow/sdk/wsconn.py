@@ -104,13 +104,22 @@ class WsConnection(asyncio.BufferedProtocol):
         return self._head_view
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._mode == _FRAMES:
-            self._dispatch(self._codec.buffer_updated(nbytes))
-        elif self._mode == _HANDSHAKE:
-            self._head += self._head_view[:nbytes]
-            self._read_head()
-        else:
-            self._feed_handshake(self._head_view[:nbytes].tobytes())
+        if self._mode != _FRAMES:
+            self._handshake_read(nbytes)
+            return
+        # The audio path: each message of the read straight to the handler.
+        codec, handler = self._codec, self._handler
+        for event in codec.buffer_updated(nbytes):
+            try:
+                if type(event) is bytes:
+                    handler.ws_binary(event)
+                else:
+                    self._on_event(event)
+            except Exception:
+                # A handler bug must not kill the link (and with it the call).
+                logger.exception("Error handling a WebSocket message")
+        if codec.needs_attention:
+            self._after_codec()
 
     def eof_received(self) -> bool | None:
         if self._mode == _FRAMES:
@@ -188,28 +197,12 @@ class WsConnection(asyncio.BufferedProtocol):
 
     # ── receiving frames ────────────────────────────────────────────────────
 
-    def _dispatch(self, events: list[Event]) -> None:
-        """Each message of a read straight to the handler, in order."""
-        handler = self._handler
-        for event in events:
-            try:
-                if type(event) is bytes:
-                    handler.ws_binary(event)
-                elif type(event) is TextMessage:
-                    handler.ws_text(event.data)
-                elif type(event) is PongReceived:
-                    self._cancel("pong")
-                    self._schedule_ping()
-            except Exception:
-                # A handler bug must not kill the link (and with it the call).
-                logger.exception("Error handling a WebSocket message")
-        codec = self._codec
-        if codec.open:
-            out = codec.data_to_send()  # pongs
-            if out:
-                self._write(out)
-        else:
-            self._after_codec()
+    def _on_event(self, event: Event) -> None:
+        if type(event) is TextMessage:
+            self._handler.ws_text(event.data)
+        elif type(event) is PongReceived:
+            self._cancel("pong")
+            self._schedule_ping()
 
     def _after_codec(self) -> None:
         """Write what the codec has due; follow it into closing."""
@@ -229,6 +222,13 @@ class WsConnection(asyncio.BufferedProtocol):
 
     # ── the opening handshake ───────────────────────────────────────────────
 
+    def _handshake_read(self, nbytes: int) -> None:
+        if self._mode == _HANDSHAKE:
+            self._head += self._head_view[:nbytes]
+            self._read_head()
+        else:
+            self._feed_handshake(self._head_view[:nbytes].tobytes())
+
     def _read_head(self) -> None:
         """Give websockets the HTTP response head; after a 101 the codec reads the rest."""
         stop = self._head.find(b"\r\n\r\n")
@@ -247,12 +247,21 @@ class WsConnection(asyncio.BufferedProtocol):
             self._opened = True
             self._handshake.set_result(None)
             self._schedule_ping()
-            if rest:  # frames right behind the 101
-                self._dispatch(self._codec.receive_data(rest))
+            self._replay(rest)  # frames right behind the 101
         else:
             self._mode = _REFUSED  # websockets reads the body of the refusal
             if rest:
                 self._feed_handshake(rest)
+
+    def _replay(self, data: bytes) -> None:
+        """Bytes that came in with the handshake response, handed over as reads."""
+        view = memoryview(data)
+        while view:
+            buf = self._codec.get_buffer(-1)
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            view = view[n:]
+            self.buffer_updated(n)
 
     def _feed_handshake(self, data: bytes) -> None:
         try:

@@ -35,7 +35,7 @@ import h11
 from websockets.http11 import Request as WsRequest
 from websockets.server import ServerProtocol
 
-from ..protocol.ws import Event, NoDebugLogger, Role, TextMessage, WsCodec
+from ..protocol.ws import NoDebugLogger, Role, TextMessage, WsCodec
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +259,19 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
             assert self._read_view is not None
             self._http_bytes(self._read_view[:nbytes].tobytes())
             return
-        self._ws_events(codec.buffer_updated(nbytes))
+        # The audio path: each message of the read straight to the handler.
+        handler = self._handler
+        assert handler is not None
+        for event in codec.buffer_updated(nbytes):
+            try:
+                if type(event) is bytes:
+                    handler.on_binary(event)
+                elif type(event) is TextMessage:
+                    handler.on_text(event.text)
+            except Exception:
+                self._handler_failed()
+        if codec.needs_attention:
+            self._ws_flush()
 
     def eof_received(self) -> bool | None:
         if self._codec is not None:
@@ -449,8 +461,17 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         self._ws_conn = WsConnection(codec, self._transport, self, self._client())
         self._policy.enter(Phase.WEBSOCKET, self._server.now())
         self._handler.on_open(self._ws_conn)
-        if rest:  # frames the client sent right behind its request
-            self._ws_events(codec.receive_data(rest))
+        self._replay(rest)  # frames the client sent right behind its request
+
+    def _replay(self, data: bytes) -> None:
+        """Bytes that came in with the upgrade request, handed over as reads."""
+        view = memoryview(data)
+        while view and self._codec is not None:
+            buf = self._codec.get_buffer(-1)
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            view = view[n:]
+            self.buffer_updated(n)
 
     def _route_upgrade(self, handshake: ServerProtocol, req: WsRequest) -> WsAccept | None:
         """Ask the router; queue websockets' response. The accepted route, or None."""
@@ -470,25 +491,6 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         handshake.send_response(response)
         return outcome if response.status_code == 101 else None
 
-    def _ws_events(self, events: list[Event]) -> None:
-        """The audio path: each frame of a read straight to the handler, then the
-        codec's replies (pongs, close) onto the wire."""
-        codec, handler = self._codec, self._handler
-        assert codec is not None and handler is not None
-        for event in events:
-            try:
-                if type(event) is bytes:
-                    handler.on_binary(event)
-                elif type(event) is TextMessage:
-                    handler.on_text(event.text)
-            except Exception:
-                self._handler_failed()
-        out = codec.data_to_send()
-        if out:
-            self._write(out)
-        if not codec.open:
-            self._ws_closing()
-
     def _ws_closing(self) -> None:
         """Closing (either side started it, or the codec failed the link): the TCP
         connection closes when the codec says so, within the close timeout anyway."""
@@ -500,6 +502,7 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
             self.closing_started()
 
     def _ws_flush(self) -> None:
+        """The codec's replies (pongs, close) onto the wire; follow it into closing."""
         codec = self._codec
         assert codec is not None
         out = codec.data_to_send()
