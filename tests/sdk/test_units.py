@@ -18,7 +18,8 @@ from telcoflow import (
     WSSConnectionError,
     WSSInvalidRequest,
 )
-from telcoflow.sdk import wire
+from telcoflow.protocol import sm
+from telcoflow.protocol import voice as vp
 from telcoflow.sdk.backoff import ExponentialBackoff
 from telcoflow.sdk.errors import (
     WSSAuthRejected,
@@ -154,40 +155,41 @@ def test_call_flow_builder() -> None:
         CallFlowConfig(inbound_call="ALL")  # type: ignore[arg-type]
 
 
-# ── wire ────────────────────────────────────────────────────────────────────
+# ── the SDK's frames (telcoflow.protocol.sm / .voice) ──────────────────────
 
 
 def test_client_frames() -> None:
-    assert json.loads(wire.setup(24000, "mixed")) == {
+    assert json.loads(sm.build_setup(24000, "mixed")) == {
         "type": "setup", "data": {"sampleRate": 24000, "audioMode": "mixed"}}
-    assert json.loads(wire.session_open("r1", "s1")) == {
+    assert json.loads(sm.build_session_open("r1", "s1")) == {
         "type": "session.open", "sessionId": "s1", "reqId": "r1"}
-    assert json.loads(wire.session_ready("s1")) == {"type": "session.ready", "sessionId": "s1"}
-    assert json.loads(wire.command("c1", "call.connect", 30000, {"ringTimeSeconds": 30})) == {
+    assert json.loads(sm.build_session_ready("s1")) == {"type": "session.ready", "sessionId": "s1"}
+    assert json.loads(vp.build_command("c1", "call.connect", 30000, {"ringTimeSeconds": 30})) == {
         "type": "command", "data": {"command_id": "c1", "command": "call.connect",
                                     "timeout_ms": 30000, "data": {"ringTimeSeconds": 30}}}
-    assert "data" not in json.loads(wire.command("c2", "call.answer", 10000))["data"]
+    assert "data" not in json.loads(vp.build_command("c2", "call.answer", 10000))["data"]
 
 
 def test_server_frames_parse_leniently() -> None:
-    call_in = wire.parse_sm(json.dumps({"type": "call.in", "sessionId": "s", "callId": "c",
-                                        "from": "+1", "to": "+2", "url": "ws://x",
-                                        "token": "T0KEN"}))
-    assert isinstance(call_in, wire.CallIn)
+    call_in = sm.parse_server_frame(json.dumps({"type": "call.in", "sessionId": "s",
+                                                "callId": "c", "from": "+1", "to": "+2",
+                                                "url": "ws://x", "token": "T0KEN"}))
+    assert isinstance(call_in, sm.CallIn)
     assert (call_in.caller, call_in.callee, call_in.token) == ("+1", "+2", "T0KEN")
     assert "T0KEN" not in repr(call_in)
-    notify = wire.parse_sm('{"type":"session.notify","sessionId":"s","activity":"NEWTHING"}')
-    assert isinstance(notify, wire.SessionNotify) and notify.activity == "NEWTHING"
-    assert wire.parse_sm('{"type":"brand.new"}') == wire.Unknown("brand.new")
-    resp = wire.parse_sm('{"type":"response","reqId":"r","ok":false,"errorCode":"X"}')
-    assert isinstance(resp, wire.Response) and not resp.ok and resp.error_code == "X"
-    req = wire.parse_voice('{"type":"buffer_request","data":{"requested_bytes":640}}')
-    assert req == wire.BufferRequest(640, 0, 0)
-    event = wire.parse_voice('{"type":"call_event","data":{"event":"call.error",'
-                             '"error_code":"TTS_SESSION_ERROR"}}')
-    assert event == wire.CallEventFrame("call.error", {"error_code": "TTS_SESSION_ERROR"})
-    assert wire.split_audio(b"\x01") is None
-    assert wire.split_audio(b"\x02ab") == (2, b"ab")
+    notify = sm.parse_server_frame(
+        '{"type":"session.notify","sessionId":"s","activity":"NEWTHING"}')
+    assert isinstance(notify, sm.SessionNotify) and notify.activity == "NEWTHING"
+    assert sm.parse_server_frame('{"type":"brand.new"}') == sm.Unknown("brand.new")
+    resp = sm.parse_server_frame('{"type":"response","reqId":"r","ok":false,"errorCode":"X"}')
+    assert isinstance(resp, sm.Response) and not resp.ok and resp.error_code == "X"
+    req = vp.parse_server_text('{"type":"buffer_request","data":{"requested_bytes":640}}')
+    assert req == vp.BufferRequest(640, 0, 0)
+    event = vp.parse_server_text('{"type":"call_event","data":{"event":"call.error",'
+                                 '"error_code":"TTS_SESSION_ERROR"}}')
+    assert event == vp.CallEventFrame("call.error", {"error_code": "TTS_SESSION_ERROR"})
+    assert vp.split_server_audio(b"\x01") is None
+    assert vp.split_server_audio(b"\x02ab") == (2, b"ab")
 
 
 # ── errors ──────────────────────────────────────────────────────────────────

@@ -1,13 +1,24 @@
-"""Strict JSON-object decoding and typed field access shared by every plane."""
+"""JSON helpers shared by every plane: strict reading for servers, lenient for clients.
+
+A server checks what it is sent (:func:`field` raises a specific error); a
+client reads what a server sends leniently (:func:`str_or_empty`, :func:`int_or_zero`
+take defaults, an unknown ``type`` becomes :class:`Unknown`), so a newer
+server never breaks an older client. Both refuse a frame that is not a JSON
+object.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import FrameTooLarge, MalformedFrame
 
 T = TypeVar("T")
+
+# What a client accepts from a server: generous, a newer server may send more than we know.
+CLIENT_READ_LIMIT = 1024 * 1024
 
 
 def decode_object(frame: str | bytes, limit: int) -> dict[str, Any]:
@@ -46,3 +57,26 @@ def _json_name(kind: type) -> str:
 
 def dumps(obj: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":"))
+
+
+# ── lenient reading (clients) ────────────────────────────────────────────────
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A server frame whose ``type`` this client does not know (or that lacks what it needs)."""
+
+    type: str
+
+
+def str_or_empty(obj: dict[str, Any], key: str) -> str:
+    """``obj[key]`` if it is a string, else ``""``."""
+    value = obj.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def int_or_zero(obj: dict[str, Any], key: str) -> int:
+    """``obj[key]`` as an int if it is a JSON number (floats truncate), else 0; bool is not."""
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return int(value)

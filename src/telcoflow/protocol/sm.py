@@ -1,17 +1,25 @@
-"""Session-manager plane (SM-WS): typed client frames in, server frames out.
+"""Session-manager plane (SM-WS): both directions of the agent's control link.
 
-Sans-I/O: :func:`parse_client_frame` turns one text frame into a request
-object or raises a :mod:`.errors` exception; the ``build_*`` helpers return
-the JSON text the server sends. Both the gateway and our SDK use this module.
+Sans-I/O, one section per direction:
+
+* client → server: the ``build_*`` helpers the SDK sends with, and
+  :func:`parse_client_frame`, the gateway's strict reading (a typed request
+  or a :mod:`.errors` exception carrying the ``reqId`` when one was readable);
+* server → client: the ``build_*`` helpers the gateway sends with, and
+  :func:`parse_server_frame`, the SDK's lenient reading (missing fields take
+  defaults, unknown types become :class:`Unknown`, so a newer server never
+  breaks an older agent; only a frame that is not a JSON object raises).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
-from ._json import decode_object, dumps, field
+from ._json import CLIENT_READ_LIMIT, decode_object, dumps, field, int_or_zero, str_or_empty
+from ._json import Unknown as Unknown  # re-exported: the SDK matches sm.Unknown
 from .errors import MalformedFrame, UnknownMessageType
 
 MAX_FRAME_BYTES = 64 * 1024
@@ -20,6 +28,8 @@ AUDIO_MODES = ("mixed", "isolated")
 CHANNELS = ("TELCO", "WA")
 INBOUND_CALL_MODES = ("ALL", "MISSED_ONLY", "NO")
 
+
+# ── client → server ─────────────────────────────────────────────────────────
 
 @dataclass(frozen=True, slots=True)
 class Setup:
@@ -64,6 +74,7 @@ ClientFrame = Setup | SessionOpen | SessionCreate | CallFlowSetup | WaMsgOut | S
 
 
 def parse_client_frame(text: str | bytes) -> ClientFrame:
+    """The gateway's strict reading of one client frame."""
     obj = decode_object(text, MAX_FRAME_BYTES)
     kind = obj.get("type")
     raw_req = obj.get("reqId")
@@ -137,6 +148,34 @@ _PARSERS: dict[str, Callable[[dict[str, Any], str], ClientFrame]] = {
 _REQUESTS = frozenset({"session.open", "session.create", "call_flow.setup", "wa.msg.out"})
 
 
+def build_setup(sample_rate: int, audio_mode: str) -> str:
+    return dumps({"type": "setup", "data": {"sampleRate": sample_rate, "audioMode": audio_mode}})
+
+
+def build_session_open(req_id: str, session_id: str) -> str:
+    return dumps({"type": "session.open", "sessionId": session_id, "reqId": req_id})
+
+
+def build_session_create(req_id: str, channel: str, remote_address: str) -> str:
+    return dumps({"type": "session.create", "channel": channel, "remoteAddress": remote_address,
+                  "reqId": req_id})
+
+
+def build_call_flow_setup(req_id: str, data: dict[str, Any]) -> str:
+    return dumps({"type": "call_flow.setup", "data": data, "reqId": req_id})
+
+
+def build_wa_msg_out(req_id: str, session_id: str, client_msg_id: str, api_version: str,
+                     data: dict[str, Any]) -> str:
+    return dumps({"type": "wa.msg.out", "reqId": req_id,
+                  "data": {"sessionId": session_id, "clientMsgId": client_msg_id,
+                           "apiVersion": api_version, "data": data}})
+
+
+def build_session_ready(session_id: str) -> str:
+    return dumps({"type": "session.ready", "sessionId": session_id})
+
+
 # ── server → client ─────────────────────────────────────────────────────────
 
 def build_setup_done(sm_ws_id: str) -> str:
@@ -174,3 +213,89 @@ def build_call_in(session_id: str, call_id: str, org_uuid: str, caller: str, cal
 
 def build_session_closed(session_id: str, reason: str) -> str:
     return dumps({"type": "session.closed", "sessionId": session_id, "reason": reason})
+
+
+def build_wa_msg_in(session_id: str, sender: str, content: dict[str, Any]) -> str:
+    """An inbound WA message; the gateway sends none yet, the SDK already reads it."""
+    return dumps({"type": "wa.msg.in", "sessionId": session_id, "sender": sender,
+                  "content": content})
+
+
+@dataclass(frozen=True, slots=True)
+class SetupDone:
+    sm_ws_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    req_id: str
+    ok: bool
+    content: Any
+    error_code: str | None
+    error_content: Any
+
+
+@dataclass(frozen=True, slots=True)
+class SessionNotify:
+    session_id: str
+    channel: str
+    remote_address: str
+    local_address: str
+    activity: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallIn:
+    session_id: str
+    call_id: str
+    org_uuid: str
+    caller: str
+    callee: str
+    url: str
+    token: str = dataclass_field(repr=False)  # a bearer credential: kept out of logs
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    session_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WaMsgIn:
+    session_id: str
+    sender: str
+    content: dict[str, Any]
+
+
+# ``error`` frames (no reqId to answer) read as Unknown("error"): clients ignore them.
+ServerFrame = SetupDone | Response | SessionNotify | CallIn | SessionClosed | WaMsgIn | Unknown
+
+
+def parse_server_frame(text: str | bytes) -> ServerFrame:
+    """The SDK's lenient reading of one server frame."""
+    obj = decode_object(text, CLIENT_READ_LIMIT)
+    kind = str_or_empty(obj, "type")
+    if kind == "response":
+        code = obj.get("errorCode")
+        return Response(str_or_empty(obj, "reqId"), obj.get("ok") is True, obj.get("content"),
+                        code if isinstance(code, str) else None, obj.get("errorContent"))
+    if kind == "session.notify":
+        return SessionNotify(str_or_empty(obj, "sessionId"), str_or_empty(obj, "channel"),
+                             str_or_empty(obj, "remoteAddress"), str_or_empty(obj, "localAddress"),
+                             str_or_empty(obj, "activity"), int_or_zero(obj, "createdAt"))
+    if kind == "call.in":
+        return CallIn(str_or_empty(obj, "sessionId"), str_or_empty(obj, "callId"),
+                      str_or_empty(obj, "orgUuid"), str_or_empty(obj, "from"),
+                      str_or_empty(obj, "to"), str_or_empty(obj, "url"),
+                      str_or_empty(obj, "token"))
+    if kind == "session.closed":
+        return SessionClosed(str_or_empty(obj, "sessionId"), str_or_empty(obj, "reason"))
+    if kind == "wa.msg.in":
+        content = obj.get("content")
+        return WaMsgIn(str_or_empty(obj, "sessionId"), str_or_empty(obj, "sender"),
+                       content if isinstance(content, dict) else {})
+    if kind == "setup.done":
+        return SetupDone(str_or_empty(obj, "smWsId") or None)
+    return Unknown(kind)

@@ -1,7 +1,17 @@
-"""Voice plane (one WebSocket per call): commands, responses, audio frames.
+"""Voice plane (one WebSocket per call): commands, responses, events, audio.
 
 Text frames are ``{"type": ..., "data": {...}}``; binary frames are
-``[channel byte][PCM16 LE mono]``. Sans-I/O, shared by gateway and SDK.
+``[channel byte][PCM16 LE mono]`` both ways. Sans-I/O, one section per
+direction:
+
+* client → server: :func:`build_command` (the SDK) and
+  :func:`parse_client_text` / :func:`split_audio`, the gateway's strict
+  reading (a typed command or a :mod:`.errors` exception carrying the
+  ``command_id`` when one was readable);
+* server → client: the ``build_*`` helpers the gateway sends with, and
+  :func:`parse_server_text` / :func:`split_server_audio`, the SDK's lenient
+  reading (missing fields take defaults, unknown types become
+  :class:`Unknown`; only a frame that is not a JSON object raises).
 """
 
 from __future__ import annotations
@@ -9,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._json import decode_object, dumps, field
+from ._json import CLIENT_READ_LIMIT, decode_object, dumps, field, int_or_zero, str_or_empty
+from ._json import Unknown as Unknown  # re-exported: part of ServerFrame
 from .errors import MalformedFrame, UnknownCommand, UnknownMessageType
 
 MAX_TEXT_BYTES = 16 * 1024
@@ -25,6 +36,8 @@ CALL_TERMINATED = "call.terminated"
 CALL_ERROR = "call.error"
 
 
+# ── client → server ─────────────────────────────────────────────────────────
+
 @dataclass(frozen=True, slots=True)
 class Command:
     command_id: str
@@ -33,8 +46,17 @@ class Command:
     data: dict[str, Any]
 
 
+def build_command(command_id: str, name: str, timeout_ms: int,
+                  data: dict[str, Any] | None = None) -> str:
+    """A ``command``; ``data`` is left out when None (the server then takes ``{}``)."""
+    body: dict[str, Any] = {"command_id": command_id, "command": name, "timeout_ms": timeout_ms}
+    if data is not None:
+        body["data"] = data
+    return dumps({"type": "command", "data": body})
+
+
 def parse_client_text(text: str | bytes) -> Command:
-    """Parse a client text frame; the only client text frame is ``command``."""
+    """The gateway's strict reading of a client text frame (only ``command`` exists)."""
     obj = decode_object(text, MAX_TEXT_BYTES)
     kind = obj.get("type")
     inner = obj.get("data")
@@ -75,7 +97,10 @@ def ring_time_s(command: Command) -> int:
 
 
 def split_audio(frame: bytes) -> tuple[int, bytes]:
-    """``[channel][pcm]`` → ``(channel, pcm)``; PCM16 needs an even byte count."""
+    """The gateway's strict reading of client audio: ``[channel][pcm]`` → ``(channel, pcm)``.
+
+    PCM16 needs an even byte count.
+    """
     if len(frame) < 3:
         raise MalformedFrame(f"audio frame of {len(frame)} bytes is shorter than 3")
     if len(frame) > MAX_AUDIO_BYTES + 1:
@@ -86,6 +111,7 @@ def split_audio(frame: bytes) -> tuple[int, bytes]:
 
 
 def build_audio(channel: int, pcm: bytes) -> bytes:
+    """One audio frame, either direction."""
     return bytes((channel,)) + pcm
 
 
@@ -115,3 +141,61 @@ def build_call_event(event: str, **extra: Any) -> str:
 def build_error(code: str, message: str) -> str:
     """An error about a frame that carried no command id (clients ignore this type)."""
     return dumps({"type": "error", "data": {"error_code": code, "error_message": message}})
+
+
+@dataclass(frozen=True, slots=True)
+class BufferRequest:
+    requested_bytes: int
+    prefer_frame_bytes: int
+    channel_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResponse:
+    command_id: str
+    success: bool
+    result: Any
+    error_code: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallEventFrame:
+    event: str
+    data: dict[str, Any]  # the event's other fields
+
+
+# ``error`` frames (no command id to answer) read as Unknown("error"): clients ignore them.
+ServerFrame = BufferRequest | CommandResponse | CallEventFrame | Unknown
+
+
+def parse_server_text(text: str | bytes) -> ServerFrame:
+    """The SDK's lenient reading of one server text frame."""
+    obj = decode_object(text, CLIENT_READ_LIMIT)
+    kind = str_or_empty(obj, "type")
+    raw = obj.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    if kind == "buffer_request":
+        return BufferRequest(int_or_zero(data, "requested_bytes"),
+                             int_or_zero(data, "prefer_audio_frame_bytes"),
+                             int_or_zero(data, "channelId"))
+    # a response or event without the field it is matched by cannot be used: Unknown
+    if kind == "command_response" and "command_id" in data:
+        code, message = data.get("error_code"), data.get("error_message")
+        return CommandResponse(str(data["command_id"]), bool(data.get("success")),
+                               data.get("result"), code if isinstance(code, str) else None,
+                               message if isinstance(message, str) else None)
+    if kind == "call_event" and isinstance(data.get("event"), str):
+        return CallEventFrame(data["event"], {k: v for k, v in data.items() if k != "event"})
+    return Unknown(kind)
+
+
+def split_server_audio(frame: bytes) -> tuple[int, bytes] | None:
+    """The SDK's lenient reading of server audio; frames under 2 bytes carry nothing.
+
+    The SDK's read callback (``sdk.voice``) inlines these two checks: it runs
+    for every 20 ms frame of every call, where a call and a tuple cost.
+    """
+    if len(frame) < 2:
+        return None
+    return frame[0], frame[1:]

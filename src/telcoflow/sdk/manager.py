@@ -12,7 +12,8 @@ from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import wire
+from telcoflow.protocol import sm
+
 from ._log import get_logger, safe_url
 from ._tasks import TaskSet, invoke
 from .call import Call
@@ -119,23 +120,23 @@ class SessionManager:
             self._spawn_notification(note)
         return handler
 
-    def _on_frame(self, frame: wire.SmFrame) -> None:
-        if isinstance(frame, wire.SessionNotify):
+    def _on_frame(self, frame: sm.ServerFrame) -> None:
+        if isinstance(frame, sm.SessionNotify):
             self._notify(frame)
-        elif isinstance(frame, wire.CallIn):
+        elif isinstance(frame, sm.CallIn):
             self._call_in(frame)
-        elif isinstance(frame, wire.SessionClosed):
+        elif isinstance(frame, sm.SessionClosed):
             self._session_closed(frame)
-        elif isinstance(frame, wire.WaMsgIn):
+        elif isinstance(frame, sm.WaMsgIn):
             session = self._registry.get(frame.session_id)
             if session is None:
                 logger.debug("wa.msg.in for unknown session %s dropped", frame.session_id)
                 return
             session._deliver_message(IncomingMessage(frame.sender, frame.content))
-        elif isinstance(frame, wire.Unknown):
+        elif isinstance(frame, sm.Unknown):
             logger.debug("Ignoring SM-WS frame of unknown type %r", frame.type)
 
-    def _notify(self, frame: wire.SessionNotify) -> None:
+    def _notify(self, frame: sm.SessionNotify) -> None:
         logger.info("Session notification: %s (%s, %s)", frame.session_id, frame.channel,
                     frame.activity)
         note = SessionNotification(frame.session_id, frame.remote_address, frame.local_address,
@@ -152,7 +153,7 @@ class SessionManager:
             self._tasks.spawn(invoke(handler, (note,), logger, "on_session_notification"),
                               name=f"notify-{note.session_id}")
 
-    def _call_in(self, frame: wire.CallIn) -> None:
+    def _call_in(self, frame: sm.CallIn) -> None:
         session = self._registry.get(frame.session_id)
         if session is None:
             logger.debug("call.in for unknown session %s dropped", frame.session_id)
@@ -164,7 +165,7 @@ class SessionManager:
         call.on_terminated(lambda: self._calls.discard(call))
         session._deliver_call(call)
 
-    def _session_closed(self, frame: wire.SessionClosed) -> None:
+    def _session_closed(self, frame: sm.SessionClosed) -> None:
         session = self._registry.pop(frame.session_id, None)
         if session is None:
             return
@@ -185,9 +186,10 @@ class SessionManager:
                 session._dispatch_closed(CloseReason.FORCE_CLOSE)
         for sid, session in list(self._registry.items()):
             try:
-                resp = await self._sm_connection.request(partial(wire.session_open, session_id=sid))
+                resp = await self._sm_connection.request(
+                    partial(sm.build_session_open, session_id=sid))
                 raise_for_response(resp.ok, resp.error_code, resp.error_content)
-                self._sm_connection.send(wire.session_ready(sid))
+                self._sm_connection.send(sm.build_session_ready(sid))
                 logger.debug("Reconnect: re-opened session %s", sid)
             except (WSSSessionBusy, WSSSessionClosed) as exc:
                 logger.info("Reconnect: session %s lost (%s)", sid, exc)
@@ -208,7 +210,8 @@ class SessionManager:
         if existing is not None:
             return existing
         self._require_connected()
-        resp = await self._sm_connection.request(partial(wire.session_open, session_id=session_id))
+        resp = await self._sm_connection.request(
+            partial(sm.build_session_open, session_id=session_id))
         raise_for_response(resp.ok, resp.error_code, resp.error_content)
         existing = self._registry.get(session_id)
         if existing is not None:  # a concurrent open_session won the race
@@ -231,7 +234,7 @@ class SessionManager:
         self._require_connected()
         value = channel.value if isinstance(channel, ChannelType) else str(channel)
         resp = await self._sm_connection.request(
-            lambda r: wire.session_create(r, value, remote_address))
+            lambda r: sm.build_session_create(r, value, remote_address))
         raise_for_response(resp.ok, resp.error_code, resp.error_content)
         content = resp.content if isinstance(resp.content, dict) else {}
         session_id = str(content.get("sessionId", ""))
@@ -249,7 +252,7 @@ class SessionManager:
         """Push a call flow; send-once (call again after a reconnect if needed)."""
         self._require_connected()
         resp = await self._sm_connection.request(
-            lambda r: wire.call_flow_setup(r, config.to_frame_data()))
+            lambda r: sm.build_call_flow_setup(r, config.to_frame_data()))
         raise_for_response(resp.ok, resp.error_code, resp.error_content)
 
     # ── lifecycle ───────────────────────────────────────────────────────────

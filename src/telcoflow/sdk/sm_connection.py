@@ -7,9 +7,9 @@ import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
+from telcoflow.protocol import sm
 from telcoflow.protocol.errors import ProtocolError
 
-from . import wire
 from ._log import get_logger, safe_url
 from .backoff import ExponentialBackoff
 from .config import CallAudioConfig
@@ -18,7 +18,7 @@ from .wsconn import HandshakeRejected, WsConnection, open_ws
 
 logger = get_logger("session_manager_connection")
 
-FrameSink = Callable[[wire.SmFrame], None]
+FrameSink = Callable[[sm.ServerFrame], None]
 
 
 class SessionManagerConnection:
@@ -45,7 +45,7 @@ class SessionManagerConnection:
         self._connected = False
         self._closing = False
         self._setup_done: asyncio.Future[None] | None = None
-        self._pending: dict[str, asyncio.Future[wire.Response]] = {}
+        self._pending: dict[str, asyncio.Future[sm.Response]] = {}
         self._reconnect_task: asyncio.Task[None] | None = None
         self.backoff = ExponentialBackoff()
         self.on_reconnected: Callable[[], Awaitable[None]] | None = None
@@ -78,7 +78,7 @@ class SessionManagerConnection:
         except (OSError, TimeoutError) as exc:
             raise WSSConnectionError(
                 f"Failed to connect to session manager endpoint {safe_url(self.url)}") from exc
-        self._ws.send_text(wire.setup(self._audio.rate, self._audio.audio_mode.value))
+        self._ws.send_text(sm.build_setup(self._audio.rate, self._audio.audio_mode.value))
         try:
             await asyncio.wait_for(self._setup_done, self.SETUP_TIMEOUT)
         except (TimeoutError, ConnectionError) as exc:
@@ -111,16 +111,16 @@ class SessionManagerConnection:
 
     def ws_text(self, data: bytes) -> None:
         try:
-            frame = wire.parse_sm(data)
+            frame = sm.parse_server_frame(data)
         except ProtocolError as exc:
             logger.error("Ignoring malformed SM-WS frame: %s", exc.message)
             return
-        if isinstance(frame, wire.Response):
+        if isinstance(frame, sm.Response):
             future = self._pending.pop(frame.req_id, None)
             if future is not None and not future.done():
                 future.set_result(frame)
             return
-        if isinstance(frame, wire.SetupDone):
+        if isinstance(frame, sm.SetupDone):
             self._id = frame.sm_ws_id
             if self._setup_done is not None and not self._setup_done.done():
                 self._setup_done.set_result(None)
@@ -153,10 +153,10 @@ class SessionManagerConnection:
         except ConnectionError as exc:
             raise WSSConnectionError("Failed to send message to session manager server") from exc
 
-    async def request(self, build: Callable[[str], str]) -> wire.Response:
+    async def request(self, build: Callable[[str], str]) -> sm.Response:
         """Send ``build(req_id)`` and wait for the matching response."""
         req_id = str(uuid.uuid4())
-        future: asyncio.Future[wire.Response] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[sm.Response] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = future
         try:
             self.send(build(req_id))

@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
+from telcoflow.protocol import voice as vp
 from telcoflow.protocol.errors import ProtocolError
 
-from . import wire
 from ._log import get_logger, safe_url
 from ._tasks import BACKGROUND
 from .config import DEFAULT_BUFFER_SIZE
@@ -228,17 +228,17 @@ class _VoiceConnection:
 
     def ws_text(self, data: bytes) -> None:
         try:
-            frame = wire.parse_voice(data)
+            frame = vp.parse_server_text(data)
         except ProtocolError as exc:
             logger.debug("Ignoring malformed voice frame: %s", exc.message)
             return
-        if isinstance(frame, wire.BufferRequest):
+        if isinstance(frame, vp.BufferRequest):
             if frame.channel_id == 0:
                 self._out.grant(frame.requested_bytes, frame.prefer_frame_bytes)
                 self._pump()
-        elif isinstance(frame, wire.CommandResponse):
+        elif isinstance(frame, vp.CommandResponse):
             self._resolve(frame)
-        elif isinstance(frame, wire.CallEventFrame):
+        elif isinstance(frame, vp.CallEventFrame):
             logger.info("Call event: %s", frame.event)
             self._dispatch_event(frame.event, frame.data)
         else:
@@ -266,7 +266,7 @@ class _VoiceConnection:
         self._pending[command_id] = future
         timeout_ms = int(response_timeout_seconds * 1000)
         try:
-            self._ws.send_text(wire.command(command_id, command, timeout_ms, data))
+            self._ws.send_text(vp.build_command(command_id, command, timeout_ms, data))
             logger.debug("Sent command %s (command_id=%s)", command, command_id)
             return await asyncio.wait_for(future, response_timeout_seconds + SERVER_TIMEOUT_SLACK)
         except TimeoutError:
@@ -276,7 +276,7 @@ class _VoiceConnection:
         finally:
             self._pending.pop(command_id, None)
 
-    def _resolve(self, frame: wire.CommandResponse) -> None:
+    def _resolve(self, frame: vp.CommandResponse) -> None:
         future = self._pending.pop(frame.command_id, None)
         if future is None or future.done():
             return
