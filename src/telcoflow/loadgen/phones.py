@@ -13,7 +13,6 @@ own random phase like independent handsets.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from array import array
 from time import perf_counter
@@ -117,19 +116,19 @@ class BenchPhone:
             self._tail.set_result(None)
 
     def ws_text(self, data: bytes) -> None:
-        msg = json.loads(data)
-        kind = msg.get("type")
-        if kind == "ringing":
+        # a handful per call (set-up and tear-down), never per audio frame
+        frame = pp.parse_network_text(data)
+        if isinstance(frame, pp.Ringing):
             self.events["ringing"] = perf_counter()
             _settle(self._ringing)
-        elif kind == "answered":
+        elif isinstance(frame, pp.Answered):
             self.events["answered"] = perf_counter()
             _settle(self._answered)
-        elif kind == "hangup":
-            self.hangup_reason = str(msg.get("reason"))
-            self._fail(f"hung up by the gateway: {self.hangup_reason} ({msg.get('message')})")
-        elif kind == "error":
-            self.errors.append(f"{msg.get('code')}: {msg.get('message')}")
+        elif isinstance(frame, pp.HungUp):
+            self.hangup_reason = frame.reason
+            self._fail(f"hung up by the gateway: {frame.reason} ({frame.message})")
+        elif isinstance(frame, pp.LineError):
+            self.errors.append(f"{frame.code}: {frame.message}")
 
     def ws_closed(self, code: int | None, reason: str) -> None:
         self._fail(f"line closed ({code} {reason})")

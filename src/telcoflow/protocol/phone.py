@@ -15,13 +15,19 @@ part in the current call.
 Binary frames both ways carry audio in the phone's codec (``pcm16`` LE,
 ``pcmu`` or ``pcma``) at its rate; the gateway sends exactly one 20 ms frame
 per media-clock tick while the phone is in a call.
+
+Sans-I/O, both directions here: :func:`parse_phone_text` is the gateway's
+strict reading of phone frames (a :mod:`.errors` exception otherwise);
+:func:`parse_network_text` is the phones' lenient reading of the gateway's
+frames (missing fields take defaults, unknown types become :class:`Unknown`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._json import decode_object, dumps, field
+from ._json import CLIENT_READ_LIMIT, decode_object, dumps, field, int_or_zero, str_or_empty
+from ._json import Unknown as Unknown  # re-exported: part of NetworkFrame
 from .errors import MalformedFrame, UnknownMessageType
 
 PHONE_PATH = "/v1/phone"
@@ -41,6 +47,14 @@ OTHER_PARTY_HANGUP = "OTHER_PARTY_HANGUP"  # the last other party left a bridged
 RING_TIMEOUT = "RING_TIMEOUT"      # a subscriber line was rung and did not answer in time
 CALLER_GONE = "CALLER_GONE"        # the call ended while a subscriber line was ringing
 
+
+def bytes_per_frame(codec: str, sample_rate: int) -> int:
+    """Bytes in one 20 ms frame."""
+    samples = sample_rate // 50
+    return samples * 2 if codec == "pcm16" else samples
+
+
+# ── phone → network ─────────────────────────────────────────────────────────
 
 @dataclass(frozen=True, slots=True)
 class Dial:
@@ -69,7 +83,7 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class Hangup:
-    pass
+    """The phone hangs up (a subscriber line: leaves only its current call)."""
 
 
 PhoneFrame = Dial | Register | Answer | Reject | Hangup
@@ -77,6 +91,7 @@ _BARE: dict[str, PhoneFrame] = {"hangup": Hangup(), "answer": Answer(), "reject"
 
 
 def parse_phone_text(text: str | bytes) -> PhoneFrame:
+    """The gateway's strict reading of one phone text frame."""
     obj = decode_object(text, MAX_TEXT_BYTES)
     kind = obj.get("type")
     if kind == "dial":
@@ -109,12 +124,6 @@ def _audio_format(obj: dict[str, object], where: str) -> tuple[str, int]:
     return codec, rate
 
 
-def bytes_per_frame(codec: str, sample_rate: int) -> int:
-    """Bytes in one 20 ms frame."""
-    samples = sample_rate // 50
-    return samples * 2 if codec == "pcm16" else samples
-
-
 def build_dial(to: str, caller: str, codec: str, sample_rate: int) -> str:
     return dumps({"type": "dial", "to": to, "from": caller, "codec": codec,
                   "sampleRate": sample_rate})
@@ -136,6 +145,8 @@ def build_answer() -> str:
 def build_reject() -> str:
     return dumps({"type": "reject"})
 
+
+# ── network → phone ─────────────────────────────────────────────────────────
 
 def build_registered(number: str) -> str:
     return dumps({"type": "registered", "number": number})
@@ -163,3 +174,67 @@ def build_hangup(reason: str, message: str, call_id: str | None = None) -> str:
 
 def build_error(code: str, message: str) -> str:
     return dumps({"type": "error", "code": code, "message": message})
+
+
+@dataclass(frozen=True, slots=True)
+class Ringing:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class HungUp:
+    """The network ended this phone's part in a call (or withdrew an offered one)."""
+
+    reason: str
+    message: str
+    call_id: str | None  # absent when the line is hung up before a call was set up
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    call_id: str
+    caller: str
+    ring_timeout_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    number: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """The network refused a frame or a request of this phone (the line stays up)."""
+
+    code: str
+    message: str
+
+
+NetworkFrame = Ringing | Answered | HungUp | Incoming | Registered | LineError | Unknown
+
+
+def parse_network_text(text: str | bytes) -> NetworkFrame:
+    """The phones' lenient reading of one text frame from the network."""
+    obj = decode_object(text, CLIENT_READ_LIMIT)
+    kind = str_or_empty(obj, "type")
+    if kind == "ringing":
+        return Ringing(str_or_empty(obj, "callId"))
+    if kind == "answered":
+        return Answered(str_or_empty(obj, "callId"))
+    if kind == "hangup":
+        call_id = obj.get("callId")
+        return HungUp(str_or_empty(obj, "reason"), str_or_empty(obj, "message"),
+                      call_id if isinstance(call_id, str) else None)
+    if kind == "incoming":
+        return Incoming(str_or_empty(obj, "callId"), str_or_empty(obj, "from"),
+                        int_or_zero(obj, "ringTimeoutMs"))
+    if kind == "registered":
+        return Registered(str_or_empty(obj, "number"))
+    if kind == "error":
+        return LineError(str_or_empty(obj, "code"), str_or_empty(obj, "message"))
+    return Unknown(kind)

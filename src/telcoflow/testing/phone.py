@@ -19,7 +19,6 @@ or, as the number's subscriber line that ``call.connect`` rings::
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ class PhoneEvents:
     answered_at: float | None = None
     hangup_reason: str | None = None
     hangup_message: str | None = None
-    errors: list[dict[str, object]] = field(default_factory=list)
+    errors: list[dict[str, object]] = field(default_factory=list)  # the error frames' fields
     incoming_at: float | None = None
     calls_offered: int = 0
     frame_arrivals: list[float] = field(default_factory=list)  # perf_counter per frame
@@ -268,33 +267,33 @@ class Phone:
                 item[1].set_result(None)
 
     def _on_text(self, text: str) -> None:
-        msg = json.loads(text)
-        kind = msg.get("type")
+        # a frame that is not a JSON object raises and ends the reader: the gateway sends none
+        frame = pp.parse_network_text(text)
         now = time.perf_counter()
-        if kind == "ringing":
-            self.events.call_id, self.events.ringing_at = msg.get("callId"), now
+        if isinstance(frame, pp.Ringing):
+            self.events.call_id, self.events.ringing_at = frame.call_id, now
             self._ringing.set()
-        elif kind == "registered":
+        elif isinstance(frame, pp.Registered):
             self._registered.set()
-        elif kind == "incoming":
+        elif isinstance(frame, pp.Incoming):
             # a line takes one call after another: forget the previous one's outcome
             self._answered.clear()
             self._hung_up.clear()
-            self.events.call_id, self.events.incoming_at = msg.get("callId"), now
+            self.events.call_id, self.events.incoming_at = frame.call_id, now
             self.events.hangup_reason = self.events.hangup_message = None
             self.events.calls_offered += 1
             self._incoming.set()
             self._on_offer()
-        elif kind == "answered":
+        elif isinstance(frame, pp.Answered):
             self.events.answered_at = now
             self._answered.set()
-        elif kind == "hangup":
+        elif isinstance(frame, pp.HungUp):
             self._incoming.clear()  # a line is idle again: wait_incoming waits for the next
-            self.events.hangup_reason = msg.get("reason")
-            self.events.hangup_message = msg.get("message")
+            self.events.hangup_reason = frame.reason
+            self.events.hangup_message = frame.message
             self._hung_up.set()
-        elif kind == "error":
-            self.events.errors.append(msg)
+        elif isinstance(frame, pp.LineError):
+            self.events.errors.append({"type": "error", "code": frame.code,
+                                       "message": frame.message})
             self._error_seen.set()
-            logger.warning("gateway error on phone line: %s %s", msg.get("code"),
-                           msg.get("message"))
+            logger.warning("gateway error on phone line: %s %s", frame.code, frame.message)
