@@ -1,4 +1,7 @@
-"""The sans-I/O parsers: whole frames, junk, and every wrong type get a ProtocolError."""
+"""The sans-I/O parsers: whole frames, junk, and every wrong type get a ProtocolError.
+
+Round trips of every frame type, both directions, are in ``test_roundtrip_*.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,12 @@ import pytest
 from telcoflow.protocol import errors, phone, sm, voice
 
 
-@pytest.mark.parametrize("parse", [sm.parse_client_frame, voice.parse_client_text,
-                                   phone.parse_phone_text])
+@pytest.mark.parametrize("parse", [
+    # strict: what the gateway reads
+    sm.parse_client_frame, voice.parse_client_text, phone.parse_phone_text,
+    # lenient: what the SDK and the phones read (junk that is an object becomes Unknown)
+    sm.parse_server_frame, voice.parse_server_text, phone.parse_network_text,
+], ids=lambda parse: f"{parse.__module__.rsplit('.', 1)[-1]}.{parse.__name__}")
 def test_random_junk_only_ever_raises_protocol_errors(parse: object) -> None:
     rng = random.Random(1)
     samples = [bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 64))) for _ in range(500)]

@@ -1,0 +1,235 @@
+"""Simulated phone plane, both directions: build → parse gives the values back.
+
+Phone → network is read strictly by the gateway; network → phone leniently
+by the phones (``testing.Phone``, the bench's callers).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, get_args
+
+import pytest
+
+from telcoflow.protocol import errors
+from telcoflow.protocol import phone as pp
+from telcoflow.protocol._json import CLIENT_READ_LIMIT
+
+T = TypeVar("T")
+SEEDS = range(40)
+_ALPHABET = "aZ09 +-_.:/\"\\'é☎\u2028{}"
+
+
+class Draw:
+    """Seeded values; strings are unique, so two swapped fields never compare equal."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(seed)
+        self._n = 0
+
+    def text(self) -> str:
+        self._n += 1
+        return "".join(self._rng.choices(_ALPHABET, k=self._rng.randint(0, 8))) + f"#{self._n}"
+
+    def pick(self, options: Sequence[T]) -> T:
+        return self._rng.choice(options)
+
+    def number(self, low: int, high: int) -> int:
+        return self._rng.randint(low, high)
+
+    def audio_format(self) -> tuple[str, int]:
+        codec = self.pick(pp.CODECS)
+        return codec, (self.pick(pp.PHONE_RATES) if codec == "pcm16" else 8000)
+
+
+def raised(parse: Callable[[str | bytes], object], frame: str | bytes) -> errors.ProtocolError:
+    with pytest.raises(errors.ProtocolError) as info:
+        parse(frame)
+    return info.value
+
+
+Case = tuple[str, object]
+
+# ── phone → network: phones build, the gateway parses strictly ─────────────
+
+
+def _dial(d: Draw) -> Case:
+    to, caller, (codec, rate) = d.text(), d.text(), d.audio_format()
+    return pp.build_dial(to, caller, codec, rate), pp.Dial(to, caller, codec, rate)
+
+
+def _register(d: Draw) -> Case:
+    number, (codec, rate) = d.text(), d.audio_format()
+    return pp.build_register(number, codec, rate), pp.Register(number, codec, rate)
+
+
+def _answer(_: Draw) -> Case:
+    return pp.build_answer(), pp.Answer()
+
+
+def _reject(_: Draw) -> Case:
+    return pp.build_reject(), pp.Reject()
+
+
+def _hangup_request(_: Draw) -> Case:
+    return pp.build_hangup_request(), pp.Hangup()
+
+
+PHONE_CASES: dict[Callable[..., str], Callable[[Draw], Case]] = {
+    pp.build_dial: _dial, pp.build_register: _register, pp.build_answer: _answer,
+    pp.build_reject: _reject, pp.build_hangup_request: _hangup_request,
+}
+
+
+@pytest.mark.parametrize("case", PHONE_CASES.values(), ids=lambda c: c.__name__.strip("_"))
+def test_phone_frames_round_trip(case: Callable[[Draw], Case]) -> None:
+    for seed in SEEDS:
+        text, expected = case(Draw(seed))
+        assert pp.parse_phone_text(text) == expected, f"seed {seed}: {text}"
+        assert pp.parse_phone_text(text.encode()) == expected
+
+
+def test_optional_phone_fields_take_their_defaults() -> None:
+    assert pp.parse_phone_text('{"type":"dial","to":"+1"}') == \
+        pp.Dial("+1", "anonymous", "pcm16", 8000)
+    assert pp.parse_phone_text('{"type":"register","number":"+1","codec":"pcmu"}') == \
+        pp.Register("+1", "pcmu", 8000)
+
+
+def test_a_phone_frame_at_the_size_limit_is_read_one_byte_over_is_not() -> None:
+    frame = pp.build_answer()
+    padded = frame + " " * (pp.MAX_TEXT_BYTES - len(frame))
+    assert pp.parse_phone_text(padded) == pp.Answer()
+    exc = raised(pp.parse_phone_text, padded + " ")
+    assert type(exc) is errors.FrameTooLarge and exc.code == "FRAME_TOO_LARGE"
+
+
+MALFORMED = errors.MalformedFrame
+BAD_PHONE_FRAMES: list[tuple[str, object, type[errors.ProtocolError]]] = [
+    ("not JSON", b"{'type': 'dial'}", MALFORMED),
+    ("not UTF-8", b'{"type":"dial","to":"\xff"}', MALFORMED),
+    ("an array", ["dial"], MALFORMED),
+    ("null", None, MALFORMED),
+    ("no type", {"to": "+1"}, MALFORMED),
+    ("type not a string", {"type": 1}, MALFORMED),
+    ("unknown type", {"type": "fax"}, errors.UnknownMessageType),
+    ("network frame sent by a phone", {"type": "ringing", "callId": "c"},
+     errors.UnknownMessageType),
+    ("dial without to", {"type": "dial"}, MALFORMED),
+    ("dial to empty", {"type": "dial", "to": ""}, MALFORMED),
+    ("dial to a number", {"type": "dial", "to": 15550100}, MALFORMED),
+    ("dial from a number", {"type": "dial", "to": "+1", "from": 1}, MALFORMED),
+    ("dial codec unknown", {"type": "dial", "to": "+1", "codec": "opus"}, MALFORMED),
+    ("dial codec not a string", {"type": "dial", "to": "+1", "codec": 0}, MALFORMED),
+    ("dial rate unsupported", {"type": "dial", "to": "+1", "sampleRate": 11025}, MALFORMED),
+    ("dial rate a string", {"type": "dial", "to": "+1", "sampleRate": "8000"}, MALFORMED),
+    ("dial rate a boolean", {"type": "dial", "to": "+1", "sampleRate": True}, MALFORMED),
+    ("dial G.711 above 8 kHz", {"type": "dial", "to": "+1", "codec": "pcmu",
+                                "sampleRate": 16000}, MALFORMED),
+    ("register without number", {"type": "register"}, MALFORMED),
+    ("register number empty", {"type": "register", "number": ""}, MALFORMED),
+    ("register number a list", {"type": "register", "number": ["+1"]}, MALFORMED),
+    ("register codec unknown", {"type": "register", "number": "+1", "codec": "gsm"}, MALFORMED),
+    ("register G.711 above 8 kHz", {"type": "register", "number": "+1", "codec": "pcma",
+                                    "sampleRate": 48000}, MALFORMED),
+    ("oversized", " " * pp.MAX_TEXT_BYTES + "{}", errors.FrameTooLarge),
+]
+
+
+@pytest.mark.parametrize(("frame", "error"),
+                         [pytest.param(f, e, id=w) for w, f, e in BAD_PHONE_FRAMES])
+def test_bad_phone_frames_get_their_specific_error(
+        frame: object, error: type[errors.ProtocolError]) -> None:
+    raw = frame if isinstance(frame, str | bytes) else json.dumps(frame)
+    exc = raised(pp.parse_phone_text, raw)
+    assert type(exc) is error, exc.message
+    assert exc.code == error.code and exc.message
+    assert exc.request_id is None  # this plane has no request ids
+
+
+# ── network → phone: the gateway builds, phones parse leniently ────────────
+
+def _ringing(d: Draw) -> Case:
+    call_id = d.text()
+    return pp.build_ringing(call_id), pp.Ringing(call_id)
+
+
+def _answered(d: Draw) -> Case:
+    call_id = d.text()
+    return pp.build_answered(call_id), pp.Answered(call_id)
+
+
+def _hangup(d: Draw) -> Case:
+    reason, message, call_id = d.text(), d.text(), d.pick([None, d.text()])
+    return pp.build_hangup(reason, message, call_id), pp.HungUp(reason, message, call_id)
+
+
+def _incoming(d: Draw) -> Case:
+    call_id, caller, ring_ms = d.text(), d.text(), d.number(1, 120_000)
+    return pp.build_incoming(call_id, caller, ring_ms / 1000), pp.Incoming(call_id, caller, ring_ms)
+
+
+def _registered(d: Draw) -> Case:
+    number = d.text()
+    return pp.build_registered(number), pp.Registered(number)
+
+
+def _error(d: Draw) -> Case:
+    code, message = d.text(), d.text()
+    return pp.build_error(code, message), pp.LineError(code, message)
+
+
+NETWORK_CASES: dict[Callable[..., str], Callable[[Draw], Case]] = {
+    pp.build_ringing: _ringing, pp.build_answered: _answered, pp.build_hangup: _hangup,
+    pp.build_incoming: _incoming, pp.build_registered: _registered, pp.build_error: _error,
+}
+
+
+@pytest.mark.parametrize("case", NETWORK_CASES.values(), ids=lambda c: c.__name__.strip("_"))
+def test_network_frames_round_trip(case: Callable[[Draw], Case]) -> None:
+    for seed in SEEDS:
+        text, expected = case(Draw(seed))
+        assert pp.parse_network_text(text) == expected, f"seed {seed}: {text}"
+        assert pp.parse_network_text(text.encode()) == expected
+
+
+def test_every_builder_and_frame_type_has_a_round_trip() -> None:
+    builders = {f for name, f in vars(pp).items() if name.startswith("build_")}
+    assert builders == set(PHONE_CASES) | set(NETWORK_CASES)
+    assert {type(case(Draw(0))[1]) for case in PHONE_CASES.values()} == \
+        set(get_args(pp.PhoneFrame))
+    made = {type(case(Draw(0))[1]) for case in NETWORK_CASES.values()}
+    assert made | {pp.Unknown} == set(get_args(pp.NetworkFrame))
+
+
+@pytest.mark.parametrize(("frame", "expected"), [
+    ({"type": "ringing"}, pp.Ringing("")),
+    ({"type": "answered", "callId": 5}, pp.Answered("")),
+    ({"type": "hangup"}, pp.HungUp("", "", None)),
+    ({"type": "hangup", "reason": "NO_ANSWER", "callId": 9}, pp.HungUp("NO_ANSWER", "", None)),
+    ({"type": "incoming"}, pp.Incoming("", "", 0)),
+    ({"type": "incoming", "callId": "c", "ringTimeoutMs": "30000"}, pp.Incoming("c", "", 0)),
+    ({"type": "incoming", "ringTimeoutMs": 1500.7}, pp.Incoming("", "", 1500)),
+    ({"type": "registered"}, pp.Registered("")),
+    ({"type": "error"}, pp.LineError("", "")),
+    ({"type": "error", "code": "X", "message": "m", "detail": {"a": 1}}, pp.LineError("X", "m")),
+    ({"type": "ringing", "callId": "c", "ringbackTone": "uk"}, pp.Ringing("c")),
+    ({"type": "transferred", "to": "+1"}, pp.Unknown("transferred")),
+    ({"type": "dial", "to": "+1"}, pp.Unknown("dial")),  # a phone's frame
+    ({}, pp.Unknown("")),
+    ({"type": False}, pp.Unknown("")),
+])
+def test_network_frames_tolerate_missing_unknown_and_mistyped(
+        frame: dict[str, Any], expected: object) -> None:
+    assert pp.parse_network_text(json.dumps(frame)) == expected
+
+
+def test_network_frame_limits() -> None:
+    long = "m" * (4 * pp.MAX_TEXT_BYTES)  # over the gateway's limit for phone frames
+    assert pp.parse_network_text(pp.build_error("X", long)) == pp.LineError("X", long)
+    for junk in (b"{", b"[]", b"true", b"null", b'{"type":"\xff"}'):
+        assert type(raised(pp.parse_network_text, junk)) is errors.MalformedFrame
+    too_big = pp.build_error("X", "m" * CLIENT_READ_LIMIT)
+    assert type(raised(pp.parse_network_text, too_big)) is errors.FrameTooLarge
