@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from telcoflow.engine import ConnectorSpec, Engine, EngineSettings
 from telcoflow.engine.calls import Call
 from telcoflow.engine.ports import AgentCommand
-from telcoflow.testing.fakes import (FakeAgentLink, FakeClock, FakeDialler, FakeLeg,
-                                     FakeSessionLink)
+from telcoflow.testing.fakes import FakeAgentLink, FakeClock, FakeDialler, FakeLeg, FakeSessionLink
 
 CONNECTOR = "conn-1"
 NUMBER = "+15550100"

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from telcoflow.engine.errors import CommandError
-from telcoflow.engine.ports import (Activity, AgentEvent, Channel, DialFailure, EndReason,
-                                    LinkClose, SessionEnd)
+from telcoflow.engine.ports import (
+    Activity,
+    AgentEvent,
+    Channel,
+    DialFailure,
+    EndReason,
+    LinkClose,
+    SessionEnd,
+)
 from telcoflow.testing.fakes import FakeLeg
 
 from .harness import CALLER, NUMBER, Harness

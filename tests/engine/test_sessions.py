@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from telcoflow.engine.errors import (ChannelNotConfigured, NotFound, QuotaExceeded, SessionBusy,
-                                     SessionClosed, SessionNotOpen)
+from telcoflow.engine.errors import (
+    ChannelNotConfigured,
+    NotFound,
+    QuotaExceeded,
+    SessionBusy,
+    SessionClosed,
+    SessionNotOpen,
+)
 from telcoflow.engine.ports import Activity, EndReason
 from telcoflow.engine.sessions import Session, SessionStore
 

@@ -9,7 +9,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import wire
+from telcoflow.protocol import sm
+
 from ._log import get_logger
 from ._tasks import BACKGROUND, TaskSet, invoke
 from .enums import CallState, ChannelType, CloseReason
@@ -110,7 +111,7 @@ class Session:
             raise RuntimeError("No SM-WS connection on this session")
         self._ready_sent = True
         logger.debug("Session %s: ready", self.id)
-        self._sm.send(wire.session_ready(self.id))
+        self._sm.send(sm.build_session_ready(self.id))
 
     def _arm_ready_watchdog(self, delay: float | None = None) -> None:
         delay = READY_WATCHDOG_SECONDS if delay is None else delay
@@ -215,7 +216,7 @@ class Session:
             raise RuntimeError("No SM-WS connection on this session")
         msg_id = str(uuid.uuid4())
         logger.debug("Session %s: send_message client_msg_id=%s", self.id, msg_id)
-        resp = await self._sm.request(lambda req_id: wire.wa_msg_out(
+        resp = await self._sm.request(lambda req_id: sm.build_wa_msg_out(
             req_id, self.id, msg_id, content.api_version, content.data))
         if resp.ok:
             return SendMessageResult(success=True, response_content=resp.content)
