@@ -13,7 +13,7 @@ from telcoflow.testing import GatewayThread, Phone
 
 from ..conftest import refsdk_command, refsdk_env
 from .agent_process import AgentProcess
-from .signals import best_lag, noise, tone
+from .signals import echo_of, noise, tone
 
 SCENARIO = Path(__file__).parent / "agents" / "scenario_agent.py"
 
@@ -24,6 +24,16 @@ def agent(refsdk: Path, gw: GatewayThread, scenario: str, **env: str) -> AgentPr
 
 async def wait_mark(proc: AgentProcess, what: str, timeout: float = 20.0) -> str:
     return await asyncio.to_thread(proc.wait_for, f"MARK {what}", timeout)
+
+
+def resumed_answer(proc: AgentProcess, resumed: str, timeout: float = 20.0) -> str:
+    """The agent's 'answered' for the call that RESUME re-offered.
+
+    Searched for after the RESUME line, never from an index taken when the link
+    was dropped: the stdout pump may append the pre-drop 'answered' after any
+    such index, and that line says nothing about the resumed voice connection.
+    """
+    return proc.wait_for("MARK answered True", timeout, proc.lines.index(resumed) + 1)
 
 
 @pytest.fixture
@@ -173,17 +183,47 @@ async def test_sm_reconnect_gets_resume_and_the_call_goes_on(gateway: GatewayThr
         async with Phone(gateway.ws_url, gateway.phone_key) as phone:
             call_id = await phone.dial(gateway.number, "+15550001", "pcm16", rate)
             await phone.wait_answered()
-            session_id = gateway.run(lambda: gateway.gateway.engine.calls[call_id].session.id)
+            call = gateway.run(lambda: gateway.gateway.engine.calls[call_id])
+            session_id, old_agent = gateway.run(lambda: (call.session.id, call.agent))
             before = len(proc.lines)
             gateway.drop_sm_connections()
             resumed = await asyncio.to_thread(proc.wait_for, "RESUME", 20, before)
-            await asyncio.to_thread(proc.wait_for, "MARK answered True", 20, before)
+            await asyncio.to_thread(resumed_answer, proc, resumed)
+            # the caller talks once the resumed call's voice connection has replaced the
+            # old one: audio sent to the old one just before that is lost with it
+            assert gateway.run(lambda: call.agent) is not old_agent
             start = phone.frames_received
             sent = noise(0.5, rate)
             await phone.play(sent)
-            await phone.wait_frames(start + 25 + 25)
-            heard = phone.received()[start * (rate // 50):]
+            heard = await echo_of(phone, start, len(sent))
             await phone.hangup()
     assert resumed.split()[2:] == [session_id, "RESUME"]
-    lag, _ = best_lag(heard, sent)
-    assert np.array_equal(heard[lag:lag + len(sent)], sent)
+    assert np.array_equal(heard, sent), "the echo after RESUME lost or altered audio"
+
+
+@pytest.mark.asyncio
+async def test_resume_wait_never_takes_the_answer_from_before_the_drop(
+        gateway: GatewayThread, refsdk_path: Path) -> None:
+    """The RESUME test's wait, in the worst case it must survive, made certain: every
+    line logged so far (the pre-drop 'answered' included) is read before it runs, and
+    the agent holds the re-offered call (before session.ready) until told to go on."""
+    with agent(refsdk_path, gateway, "resume", HOLD_RESUME="1") as proc:
+        await wait_mark(proc, "connected")
+        async with Phone(gateway.ws_url, gateway.phone_key) as phone:
+            call_id = await phone.dial(gateway.number, "+15550001", "pcm16", 16000)
+            await phone.wait_answered()
+            await wait_mark(proc, "answered")
+            call = gateway.run(lambda: gateway.gateway.engine.calls[call_id])
+            old_agent = gateway.run(lambda: call.agent)
+            gateway.drop_sm_connections()
+            resumed = await asyncio.to_thread(proc.wait_for, "RESUME", 20)
+            await asyncio.to_thread(proc.wait_for, "MARK waiting_for_go", 20,
+                                    proc.lines.index(resumed))
+            # held: no call.in yet, so the old voice connection is still the call's
+            assert gateway.run(lambda: call.agent) is old_agent
+            with pytest.raises(AssertionError, match="never logged"):
+                resumed_answer(proc, resumed, timeout=0)
+            proc.say("go")
+            await asyncio.to_thread(resumed_answer, proc, resumed)
+            assert gateway.run(lambda: call.agent) is not old_agent
+            await phone.hangup()

@@ -68,7 +68,7 @@ async def run_main():
                 calls.append(call)
                 await handle_call(call, calls)
 
-            if SCENARIO == "gating":
+            if SCENARIO == "gating" or noti.activity == "RESUME" and os.getenv("HOLD_RESUME"):
                 mark("waiting_for_go")
                 await stdin_line()
             await session.ready()
