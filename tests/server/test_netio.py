@@ -74,6 +74,7 @@ class App:
     def __init__(self) -> None:
         self.log: list[tuple[str, Any]] = []
         self.closed = asyncio.Event()
+        self.handlers: list[Echo] = []
 
     def route(self, request: HttpRequest, websocket: bool) -> HttpResponse | WsAccept | WsReject:
         if websocket and request.path == "/ws":
@@ -84,7 +85,8 @@ class App:
                     super().on_close(code, reason)
                     app.closed.set()
 
-            return WsAccept(Handler(self.log), max_message_bytes=1 << 17)
+            self.handlers.append(Handler(self.log))
+            return WsAccept(self.handlers[-1], max_message_bytes=1 << 17)
         if websocket:
             return WsReject(404, "no such endpoint")
         return HttpResponse(200, b"hello", "text/plain")
@@ -268,12 +270,18 @@ async def test_websocket_peer_that_answers_pings_stays() -> None:
 
 
 @pytest.mark.asyncio
-async def test_peer_that_does_not_finish_the_close_is_aborted() -> None:
+@pytest.mark.parametrize("closed_by", ["handler, on a frame", "server code, on its own"])
+async def test_peer_that_does_not_finish_the_close_is_aborted(closed_by: str) -> None:
     async with running(close=0.3) as (_, app, port):
         loop = asyncio.get_running_loop()
         reader, writer = await upgraded(port)
         start = loop.time()  # the server sends its close after this
-        writer.write(client_frame(0x81, b"close me"))
+        if closed_by == "handler, on a frame":
+            writer.write(client_frame(0x81, b"close me"))
+        else:  # not inside a read: e.g. the engine ending a call
+            conn = app.handlers[0].conn
+            assert conn is not None
+            conn.close(1008, "as asked")
         opcode, payload = await read_frame(reader)
         assert opcode == 0x8 and payload == (1008).to_bytes(2, "big") + b"as asked"
         assert await read_to_eof(reader) == b""  # no close frame back: aborted
