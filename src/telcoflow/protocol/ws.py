@@ -34,9 +34,10 @@ text messages (close 1007), which websockets leaves to its I/O layers.
 
 Masking
 -------
-websockets' C ``apply_mask`` lives in an undocumented module, so it is not
-used. Measured with ``bench/ws_codec.py --masking`` (CPython 3.11, numpy 2.4,
-ns per call, best of 7, quiet machine):
+Frames a server receives and a client sends are masked, so XOR-ing the
+payload with the key is on the per-frame path. Measured with
+``bench/ws_codec.py --masking`` (CPython 3.11, numpy 2.4, ns per call, best
+of 7, quiet machine):
 
 =====================  ======  ======  ======  ======
 payload bytes            160     320     640    1920
@@ -44,18 +45,20 @@ payload bytes            160     320     640    1920
 websockets' C             81      86     104     159
 int.from_bytes ^         644     965    1680    4076
 numpy bitwise_xor        899     943     989    1141
-chosen: int to 256 B     585     863     982    1129
+ints to 256 B, numpy     585     863     982    1129
 =====================  ======  ======  ======  ======
 
-(XOR of four strided ``bytes.translate`` slices: 1400-3000 ns.) Ints cost
-per byte, numpy mostly per call, so payloads up to 256 bytes are masked with
-ints (the repeated key made by one multiplication) and longer ones with numpy.
-That is 0.5-1 us more per masked frame than the C function: the frames a
-server receives and a client sends. In running processes it weighs more than
-in the loop above: in a gateway under ``telcoflow bench --calls 50`` numpy took
-3.7 % of the CPU samples where websockets' C function took 0.4 %, and an SDK
-echo over loopback cost 9.1 us per frame against 8.1 with the C function.
-:func:`apply_mask` is the one place to change if a C implementation is wanted.
+In running processes the pure-Python masking weighed more than that: with it
+a gateway under ``telcoflow bench --calls 50`` spent 0.19 CPU-s per
+call-minute instead of 0.17 (numpy 3.7 % of its samples, the C function
+0.4 %), and an SDK echo over loopback 9.1 us per frame instead of 8.1. So
+:func:`apply_mask` is websockets' own C function, the one its frame parser
+uses (``websockets.speedups``, present since websockets 4). That module is
+not part of websockets' documented API, hence: websockets is pinned to one
+major version in ``pyproject.toml``; this is the only import of it; a test
+(``test_masking_is_the_c_function``) fails if a release moves it, rather than
+letting the gateway silently get 10 % dearer; and the pure-Python masking
+above stays as the fallback where websockets was built without C.
 """
 
 from __future__ import annotations
@@ -65,7 +68,7 @@ import enum
 import logging
 import os
 import struct
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +86,7 @@ __all__ = [
     "TextMessage",
     "WsClosedError",
     "WsCodec",
+    "MASKING",
     "apply_mask",
 ]
 
@@ -128,7 +132,7 @@ _LOW_BYTES = [(1 << (8 * n)) - 1 for n in range(_INT_MASK_MAX + 1)]
 _U8 = np.dtype(np.uint8)
 
 
-def apply_mask(data: bytes | bytearray | memoryview, key: bytes | bytearray) -> bytes:
+def _python_mask(data: bytes | bytearray | memoryview, key: bytes | bytearray) -> bytes:
     """``data`` XOR the 4-byte ``key`` repeated (RFC 6455 5.3); masking and unmasking alike."""
     n = len(data)
     if n <= _INT_MASK_MAX:
@@ -136,6 +140,18 @@ def apply_mask(data: bytes | bytearray | memoryview, key: bytes | bytearray) -> 
         return (int.from_bytes(data, "little") ^ mask).to_bytes(n, "little")
     keys = np.frombuffer(key * ((n + 3) >> 2), _U8, n)
     return np.bitwise_xor(np.frombuffer(data, _U8), keys).tobytes()
+
+
+Masker = Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]
+
+try:  # see "Masking" above for why this one import reaches past websockets' documented API
+    from websockets.speedups import apply_mask as _c_mask
+except ImportError:  # pragma: no cover - websockets built without its C extension
+    apply_mask: Masker = _python_mask
+    MASKING = "python"
+else:
+    apply_mask = _c_mask
+    MASKING = "websockets C"
 
 
 # ── events ──────────────────────────────────────────────────────────────────

@@ -22,7 +22,7 @@ from . import rest
 from .auth import Authenticator
 from .config import GatewayConfig
 from .errors import AuthError, GatewayError, NotFoundError
-from .netio import HttpRequest, HttpResponse, WsAccept, WsReject, serve
+from .netio import HttpRequest, HttpResponse, NetServer, WsAccept, WsReject, serve
 from .sm_ws import SmLink
 from .voice_ws import VoiceConn
 
@@ -81,7 +81,7 @@ class Gateway:
         self.clock = LoopClock()
         self.engine = Engine(config.engine_settings(), self.clock)
         self._ws_routes: dict[str, WsRoute] = {}
-        self._server: asyncio.Server | None = None
+        self._server: NetServer | None = None
         self._driver: EngineDriver | None = None
 
     @property
@@ -110,8 +110,7 @@ class Gateway:
         if self._driver is not None:
             self._driver.stop()
         if self._server is not None:
-            self._server.close()
-            await asyncio.sleep(0)  # let close frames reach the transports
+            await self._server.shutdown(code=1001, reason="server shutting down", timeout=2.0)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         tls = self.config.tls

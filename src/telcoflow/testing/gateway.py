@@ -93,8 +93,7 @@ class GatewayThread:
         self.loop.close()
 
     async def _stop(self) -> None:
-        await self.gateway.stop()
-        await asyncio.sleep(0.05)  # let the close frames flush before the loop ends
+        await self.gateway.stop()  # waits (bounded) for every connection to close
         self.loop.stop()
 
 
