@@ -66,9 +66,14 @@ class EngineDriver:
         self._handle, self._armed = None, math.inf
 
     def _fire(self) -> None:
+        # A loop may run a timer before its deadline by its clock's resolution (uvloop's
+        # clock counts whole milliseconds); the deadline is due by the loop's own rule, so
+        # the engine is told it is. Without this the engine finds nothing due yet and the
+        # re-armed timer fires again at once, spinning for up to a millisecond per tick.
+        now = max(self._loop.time(), self._armed)
         self._handle, self._armed = None, math.inf
         try:
-            self._engine.handle_timer(self._loop.time())
+            self._engine.handle_timer(now)
         except Exception:  # a bug in one timer's handling must not stop every call's clock
             logger.exception("engine timer handling failed")
         self.arm()
