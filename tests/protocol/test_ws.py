@@ -9,7 +9,7 @@ websockets. Every stream is also fed cut into 1-, 3- and 641-byte reads.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -65,15 +65,34 @@ def frame_to(role: Role, first: int, payload: bytes) -> bytes:
     return raw(first, payload, masked=role is Role.SERVER)
 
 
+READS = {"mode": "own"}
+SHARED = bytearray(1 << 17)
+
+
+@pytest.fixture(autouse=True, params=["own", "shared"])
+def read_mode(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test twice: reads into the codec's own buffer (the SDK), and reads into a
+    buffer shared with other connections, handed over with receive_data (the server)."""
+    READS["mode"] = request.param
+    yield
+
+
 def feed(codec: WsCodec, data: bytes, chunk: int | None) -> list[Event]:
-    """Deliver ``data`` as reads of ``chunk`` bytes (through get_buffer/buffer_updated)."""
-    if chunk is None:
-        return codec.receive_data(data)
+    """Deliver ``data`` as reads of ``chunk`` bytes (as large as the buffer allows if None)."""
     events: list[Event] = []
-    for at in range(0, len(data), chunk):
-        piece = data[at:at + chunk]
-        codec.get_buffer(-1)[:len(piece)] = piece
-        events += codec.buffer_updated(len(piece))
+    view = memoryview(data)
+    while view:
+        if READS["mode"] == "own":
+            buf = codec.get_buffer(-1)
+            n = min(len(buf), len(view), chunk or len(view))
+            buf[:n] = view[:n]
+            events += codec.buffer_updated(n)
+        else:
+            n = min(len(SHARED), len(view), chunk or len(view))
+            SHARED[:n] = view[:n]
+            events += codec.receive_data(memoryview(SHARED)[:n])
+            SHARED[:n] = b"\xee" * n  # the next connection's read
+        view = view[n:]
     return events
 
 

@@ -23,6 +23,10 @@ from .sessions import Session
 
 logger = logging.getLogger(__name__)
 
+# Looked up on every frame: an enum member costs ~60 ns to look up on its class (3.11).
+_ANSWERED = CallState.ANSWERED
+_MIXED, _CALLER_CHANNEL = Channel.MIXED, Channel.CALLER
+
 
 @dataclass(slots=True)
 class CallStats:
@@ -106,7 +110,7 @@ class Call:
         return old if old is not link else None
 
     def on_caller_audio(self, payload: bytes) -> None:
-        if self.state is not CallState.ANSWERED or self._uplink is None:
+        if self.state is not _ANSWERED or self._uplink is None:
             return
         if self.bridge is not None:
             if self.bridge.present[CALLER]:
@@ -117,9 +121,9 @@ class Call:
             self.stats.uplink_frames += 1
             if agent is None:
                 continue
-            agent.send_audio(Channel.MIXED, frame)
+            agent.send_audio(_MIXED, frame)
             if self.audio_mode == "isolated":
-                agent.send_audio(Channel.CALLER, frame)
+                agent.send_audio(_CALLER_CHANNEL, frame)
 
     def on_agent_audio(self, pcm: bytes) -> int:
         """Queue agent audio for playout; returns the bytes accepted."""
@@ -139,7 +143,7 @@ class Call:
     def tick(self) -> None:
         """One 20 ms media tick: play a frame to the caller, top up the agent's credit."""
         playout, downlink = self.playout, self._downlink
-        if playout is None or downlink is None or self.state is not CallState.ANSWERED:
+        if playout is None or downlink is None or self.state is not _ANSWERED:
             return
         self.caller_leg.send_audio(downlink.process(playout.tick()))
         self.stats.downlink_frames += 1

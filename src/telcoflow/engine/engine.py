@@ -67,7 +67,9 @@ _CALLER_END = {
     CallEvent.CALLEE_HANGUP: (EndReason.OTHER_PARTY_HANGUP, "the other party hung up"),
 }
 
-_ANSWERED = object()  # a command handler answered through the agent link itself
+_REPLIED = object()  # a command handler answered through the agent link itself
+# bound once: looked up on every agent frame (an enum member lookup costs ~60 ns in 3.11)
+_ANSWERED, _LEFT = CallState.ANSWERED, Mode.LEFT
 
 
 class Engine:
@@ -308,19 +310,21 @@ class Engine:
     def agent_audio(self, link: AgentLink, pcm: bytes) -> None:
         """Agent audio for its call's playout; raises :class:`CommandError` if dropped."""
         call = self._agents.get(link)
-        # after call.close on a bridged call (mode LEFT) the agent's link still delivers
-        # the audio it was granted credit for: it plays, nothing accepted is lost
+        if call is not None and call.state is _ANSWERED and (call.agent is link
+                                                              or call.mode is _LEFT):
+            # (mode LEFT: after call.close on a bridged call the agent's link still
+            # delivers the audio it was granted credit for; it plays, nothing is lost)
+            if call.on_agent_audio(pcm) < len(pcm):
+                call.stats.agent_audio_rejected += 1
+                raise CommandError("the playout buffer is full; audio dropped",
+                                   "AUDIO_OVERFLOW")
+            return
         if call is None or not call.live:
             raise CommandError("the call has ended; audio dropped", "CALL_TERMINATED")
         if call.agent is not link and call.mode is not Mode.LEFT:
             raise CommandError("this voice connection is no longer the call's; audio dropped",
                                "CALL_TERMINATED")
-        if call.state is not CallState.ANSWERED:
-            raise CommandError("agent audio before call.answer was dropped",
-                               "AUDIO_BEFORE_ANSWER")
-        if call.on_agent_audio(pcm) < len(pcm):
-            call.stats.agent_audio_rejected += 1
-            raise CommandError("the playout buffer is full; audio dropped", "AUDIO_OVERFLOW")
+        raise CommandError("agent audio before call.answer was dropped", "AUDIO_BEFORE_ANSWER")
 
     def command(self, link: AgentLink, command: AgentCommand) -> None:
         """Run an agent command; it is answered exactly once through ``link``."""
@@ -337,7 +341,7 @@ class Engine:
         except EngineError as exc:
             link.command_failed(command.command_id, exc.code, exc.message)
             return
-        if result is not _ANSWERED:
+        if result is not _REPLIED:
             link.command_done(command.command_id, result)
 
     # ── commands ─────────────────────────────────────────────────────────────
@@ -359,7 +363,7 @@ class Engine:
             self._then(call, self.control.agent_left(call), CallEvent.CLOSE)
         else:
             self.end_call(call, CallEvent.DISCONNECT)
-        return _ANSWERED
+        return _REPLIED
 
     def _cmd_mode(self, control: Control, call: Call, link: AgentLink, command: AgentCommand
                   ) -> dict[str, object]:
@@ -368,7 +372,7 @@ class Engine:
     def _cmd_connect(self, call: Call, link: AgentLink, command: AgentCommand) -> object:
         self.control.connect(call, command.command_id, link, command.ring_s, command.timeout_s,
                              self._now())
-        return _ANSWERED
+        return _REPLIED
 
     # ── the call's life ──────────────────────────────────────────────────────
     def end_call(self, call: Call, event: CallEvent) -> None:

@@ -70,7 +70,7 @@ import os
 import struct
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from websockets.exceptions import ProtocolError
@@ -132,8 +132,10 @@ _LOW_BYTES = [(1 << (8 * n)) - 1 for n in range(_INT_MASK_MAX + 1)]
 _U8 = np.dtype(np.uint8)
 
 
-def _python_mask(data: bytes | bytearray | memoryview, key: bytes | bytearray) -> bytes:
+def _python_mask(data: bytes | bytearray | memoryview, key: bytes | bytearray | memoryview
+                 ) -> bytes:
     """``data`` XOR the 4-byte ``key`` repeated (RFC 6455 5.3); masking and unmasking alike."""
+    key = bytes(key)
     n = len(data)
     if n <= _INT_MASK_MAX:
         mask = int.from_bytes(key, "little") * _WORD_ONES[n] & _LOW_BYTES[n]
@@ -142,7 +144,7 @@ def _python_mask(data: bytes | bytearray | memoryview, key: bytes | bytearray) -
     return np.bitwise_xor(np.frombuffer(data, _U8), keys).tobytes()
 
 
-Masker = Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]
+Masker = Callable[[bytes | bytearray | memoryview, bytes | bytearray | memoryview], bytes]
 
 try:  # see "Masking" above for why this one import reaches past websockets' documented API
     from websockets.speedups import apply_mask as _c_mask
@@ -150,7 +152,7 @@ except ImportError:  # pragma: no cover - websockets built without its C extensi
     apply_mask: Masker = _python_mask
     MASKING = "python"
 else:
-    apply_mask = _c_mask
+    apply_mask = cast(Masker, _c_mask)  # it takes any contiguous buffer, typed narrower
     MASKING = "websockets C"
 
 
@@ -246,8 +248,9 @@ class WsCodec:
         self._mask_in = 0x80 if server else 0
         self._max_message = max_message
         self._recv_buffer = recv_buffer
-        # Received bytes not consumed yet are self._buf[self._start:self._end].
-        self._buf = bytearray(recv_buffer)
+        # Received bytes not consumed yet are self._buf[self._start:self._end]. Empty until
+        # needed: a connection fed by receive_data() from a shared buffer may never need it.
+        self._buf = bytearray()
         self._view = memoryview(self._buf)
         self._start = 0
         self._end = 0
@@ -300,12 +303,33 @@ class WsCodec:
         return self._view[self._end:]
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        """Like :meth:`buffer_updated`, for bytes read elsewhere (copied in first)."""
+        """Bytes read elsewhere, e.g. into a read buffer shared by many connections.
+
+        When no partial frame is pending (the usual case) the frames are parsed
+        where ``data`` lies, and only an incomplete last frame is copied in: a
+        server reading 50 frames a second on each of hundreds of connections then
+        keeps one hot read buffer instead of touching one per connection.
+        """
         n = len(data)
-        if len(self._buf) - self._end < n:
-            self._make_room(n)
-        self._buf[self._end:self._end + n] = data
-        return self.buffer_updated(n)
+        if self._start != self._end or not self._fast:  # continue the pending frame
+            if len(self._buf) - self._end < n:
+                self._make_room(n)
+            self._buf[self._end:self._end + n] = data
+            return self.buffer_updated(n)
+        events: list[Event] = []
+        view = data if type(data) is memoryview else memoryview(data)
+        pos, stopped = self._parse(data, view, 0, n, events)
+        if pos < n:  # a partial frame, or the rest is websockets' to read
+            if len(self._buf) < n - pos:
+                self._make_room(n - pos)
+            self._buf[:n - pos] = view[pos:]
+            self._start, self._end = 0, n - pos
+            if stopped:
+                self._fast = False
+                return self._delegate_rest(events)
+        elif stopped:  # closing: websockets reads whatever comes next
+            self._fast = False
+        return events
 
     def receive_eof(self) -> None:
         """The peer closed its side of the TCP connection. Idempotent."""
@@ -331,20 +355,35 @@ class WsCodec:
         if not self._fast:
             return self._delegate_rest([])
         events: list[Event] = []
-        buf, view = self._buf, self._view
-        pos = self._start
+        pos, stopped = self._parse(self._buf, self._view, self._start, end, events)
+        if pos == end and not stopped:  # all consumed, the usual case
+            self._start = self._end = 0
+            if len(self._buf) > self._recv_buffer:
+                self._shrink()
+            return events
+        self._start = pos
+        if stopped:
+            self._fast = False  # websockets reads every byte from here on
+            return self._delegate_rest(events)
+        return events  # a partial frame: the rest comes with the next read
+
+    def _parse(self, buf: bytes | bytearray | memoryview, view: memoryview, pos: int,
+               end: int, events: list[Event]) -> tuple[int, bool]:
+        """Frames of ``buf[pos:end]`` into ``events``; returns where parsing stopped, and
+        True if from there on websockets must read (a refused frame, or closing).
+
+        This is the per-frame hot path: locals rather than attributes, and no call
+        but the payload's copy.
+        """
         mask_in, limit = self._mask_in, self._max_message
-        refused = False  # stopped at a frame websockets will refuse (it closes the link)
         while end - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
             if b0 != _FIN_BINARY and b0 != _FIN_TEXT and (
                     b0 & 0x70 or b0 & 0x0F not in _KNOWN_OPCODES):
-                refused = True  # reserved bits or an unknown opcode: 1002, without waiting
-                break
+                return pos, True  # reserved bits or an unknown opcode: 1002, without waiting
             if b1 & 0x80 != mask_in:
-                refused = True  # masked from a server, unmasked from a client: 1002
-                break
+                return pos, True  # masked from a server, unmasked from a client: 1002
             size = b1 & 0x7F
             if size < 126:
                 head = pos + 2
@@ -359,36 +398,23 @@ class WsCodec:
                 size = int.from_bytes(view[pos + 2:pos + 10], "big")
                 head = pos + 10
             if size > limit:
-                refused = True  # 1009, before the payload arrives
-                break
+                return pos, True  # 1009, before the payload arrives
             body = head + 4 if mask_in else head
             stop = body + size
             if stop > end:
                 break
             if b0 == _FIN_BINARY and self._frag is None:
-                events.append(apply_mask(view[body:stop], buf[head:body]) if mask_in
+                events.append(apply_mask(view[body:stop], view[head:body]) if mask_in
                               else view[body:stop].tobytes())
             elif b0 == _FIN_TEXT and self._frag is None:
-                self._text(apply_mask(view[body:stop], buf[head:body]) if mask_in
+                self._text(apply_mask(view[body:stop], view[head:body]) if mask_in
                            else view[body:stop].tobytes(), events)
             else:  # a control frame or a fragment: websockets', one whole frame at a time
                 self._feed(view[pos:stop].tobytes(), events)
             pos = stop
             if not self._open:
-                break  # closing: websockets reads the rest (and discards what follows a close)
-        else:
-            if pos == end:  # all consumed, the usual case: the next read starts at the front
-                self._start = self._end = 0
-                if len(buf) > self._recv_buffer:
-                    self._shrink()
-            else:
-                self._start = pos
-            return events
-        self._start = pos
-        if refused or not self._open:
-            self._fast = False  # websockets reads every byte from here on
-            return self._delegate_rest(events)
-        return events  # a partial frame: the rest comes with the next read
+                return pos, True  # closing: websockets reads the rest (and discards it)
+        return pos, False
 
     def _delegate_rest(self, events: list[Event]) -> list[Event]:
         data = bytes(self._view[self._start:self._end])
@@ -490,7 +516,7 @@ class WsCodec:
 
     def _shrink(self) -> None:
         """Grown for a big message, the buffer gives the memory back once it is empty."""
-        self._buf = bytearray(self._recv_buffer)
+        self._buf = bytearray()
         self._view = memoryview(self._buf)
 
     # ── sending ─────────────────────────────────────────────────────────────

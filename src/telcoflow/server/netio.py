@@ -35,14 +35,14 @@ import h11
 from websockets.http11 import Request as WsRequest
 from websockets.server import ServerProtocol
 
-from ..protocol.ws import NoDebugLogger, Role, TextMessage, WsCodec
+from ..protocol.ws import NoDebugLogger, Role, TextMessage, WsClosedError, WsCodec
 
 logger = logging.getLogger(__name__)
 
 MAX_HEAD_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
-HTTP_READ_BYTES = 4096  # read size before an upgrade; a WebSocket reads into its codec's buffer
-WS_RECV_BUFFER = 8 * 1024  # per WebSocket: a few audio frames; grows for a big message, shrinks
+READ_BUFFER = 64 * 1024  # one per server: every connection reads into it (see get_buffer)
+WS_RECV_BUFFER = 8 * 1024  # per WebSocket, for a frame cut across reads; given back when empty
 WRITE_BUFFER_LIMIT = 512 * 1024  # a reader this far behind is dropped, not buffered forever
 
 _WS_LOGGER = NoDebugLogger(logging.getLogger("telcoflow.server.websocket"), {})
@@ -196,13 +196,21 @@ class WsConnection:
     def open(self) -> bool:
         return not self._closed and self._codec.open
 
+    # Sends after the close has started are dropped (the codec refuses them); asking it
+    # costs nothing until it refuses, where checking its state first costs every frame.
     def send_text(self, text: str) -> None:
-        if not self._closed and self._codec.open:
-            self._write(self._codec.send_text(text))
+        if not self._closed:
+            try:
+                self._write(self._codec.send_text(text))
+            except WsClosedError:
+                pass
 
     def send_binary(self, data: bytes) -> None:
-        if not self._closed and self._codec.open:
-            self._write(self._codec.send_binary(data))
+        if not self._closed:
+            try:
+                self._write(self._codec.send_binary(data))
+            except WsClosedError:
+                pass
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake; the peer has ``NetTimeouts.close`` to finish it."""
@@ -230,7 +238,6 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         self._server = server
         self._policy = TimeoutPolicy(server.timeouts, server.now())
         self._transport: asyncio.Transport | None = None
-        self._read_view: memoryview | None = memoryview(bytearray(HTTP_READ_BYTES))
         self._head = bytearray()
         self._h11: h11.Connection | None = None
         self._pending: tuple[h11.Request, bytearray] | None = None
@@ -246,23 +253,25 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         self._server.connection_opened(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        codec = self._codec
-        if codec is not None:
-            return codec.get_buffer(sizehint)
-        assert self._read_view is not None
-        return self._read_view
+        # One read buffer for every connection of the server: a loop fills it and calls
+        # buffer_updated before it reads another socket, and the codec parses frames in
+        # place and keeps only a partial one. Hundreds of connections reading 50 frames
+        # a second then share one hot buffer instead of each touching its own.
+        return self._server.read_view
 
     def buffer_updated(self, nbytes: int) -> None:
         self._policy.seen = True
-        codec = self._codec
-        if codec is None:
-            assert self._read_view is not None
-            self._http_bytes(self._read_view[:nbytes].tobytes())
-            return
-        # The audio path: each message of the read straight to the handler.
-        handler = self._handler
+        if self._codec is None:
+            self._http_bytes(self._server.read_view[:nbytes].tobytes())
+        else:
+            self._ws_bytes(self._server.read_view[:nbytes])
+
+    def _ws_bytes(self, data: bytes | memoryview) -> None:
+        """The audio path: each message of the read straight to the handler."""
+        codec, handler = self._codec, self._handler
+        assert codec is not None
         assert handler is not None
-        for event in codec.buffer_updated(nbytes):
+        for event in codec.receive_data(data):
             try:
                 if type(event) is bytes:
                     handler.on_binary(event)
@@ -457,21 +466,16 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
             return
         codec = WsCodec(Role.SERVER, max_message=accepted.max_message_bytes,
                         recv_buffer=WS_RECV_BUFFER, logger=_WS_LOGGER)
-        self._codec, self._handler, self._read_view = codec, accepted.handler, None
+        self._codec, self._handler = codec, accepted.handler
         self._ws_conn = WsConnection(codec, self._transport, self, self._client())
         self._policy.enter(Phase.WEBSOCKET, self._server.now())
         self._handler.on_open(self._ws_conn)
         self._replay(rest)  # frames the client sent right behind its request
 
     def _replay(self, data: bytes) -> None:
-        """Bytes that came in with the upgrade request, handed over as reads."""
-        view = memoryview(data)
-        while view and self._codec is not None:
-            buf = self._codec.get_buffer(-1)
-            n = min(len(buf), len(view))
-            buf[:n] = view[:n]
-            view = view[n:]
-            self.buffer_updated(n)
+        """Bytes that came in with the upgrade request, handed over as a read."""
+        if data and self._codec is not None:
+            self._ws_bytes(data)
 
     def _route_upgrade(self, handshake: ServerProtocol, req: WsRequest) -> WsAccept | None:
         """Ask the router; queue websockets' response. The accepted route, or None."""
@@ -545,6 +549,7 @@ class NetServer:
         self._loop = asyncio.get_running_loop()
         self._server: asyncio.Server | None = None
         self._conns: set[HttpWsProtocol] = set()
+        self.read_view = memoryview(bytearray(READ_BUFFER))  # see HttpWsProtocol.get_buffer
         self._sweeper: asyncio.TimerHandle | None = None
         self._drained: asyncio.Future[None] | None = None
         self._serving = False

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..engine import Engine, EngineError
-from ..engine.ports import AgentCommand, AgentEvent, LinkClose
+from ..engine.ports import AgentCommand, AgentEvent, Channel, LinkClose
 from ..protocol import errors as perr
 from ..protocol import voice as vp
 from .limits import TokenBucket
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 COMMANDS_PER_SECOND = 100
 MAX_ERRORS = 50
-_CHANNEL_BYTE = tuple(bytes((n,)) for n in range(3))
+_CHANNEL_BYTE = {channel: bytes((channel,)) for channel in Channel}
 
 
 class VoiceConn:
@@ -37,7 +37,7 @@ class VoiceConn:
         self._errors = 0
 
     # ── AgentLink (the engine's port) ───────────────────────────────────────
-    def send_audio(self, channel: int, pcm: bytes) -> None:
+    def send_audio(self, channel: Channel, pcm: bytes) -> None:
         if self._conn is not None:
             self._conn.send_binary(_CHANNEL_BYTE[channel] + pcm)
 

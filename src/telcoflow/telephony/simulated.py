@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 AUDIO_BURST_S = 1.0   # a phone may run this far ahead of real time
 AUDIO_RATE_X = 1.5    # and sustain this multiple of real time
 
+_ENDED = Line.ENDED  # checked on every audio frame; an enum lookup costs ~60 ns (3.11)
 # the wire's hang-up reasons, per engine reason
 _REASON = {reason: getattr(pp, reason.name) for reason in EndReason}
 
@@ -136,6 +137,7 @@ class PhoneConn:
         self._clock = clock
         self._audio_bucket: TokenBucket | None = None
         self._silence = b""
+        self._sample_bytes = 2
 
     # ── what the legs send ───────────────────────────────────────────────────
     def send_text(self, text: str) -> None:
@@ -177,21 +179,25 @@ class PhoneConn:
             self.send_text(pp.build_error(exc.code, exc.message))
 
     def on_binary(self, data: bytes) -> None:
+        leg = self.leg if self.number else self.caller_leg
+        bucket = self._audio_bucket
+        if leg is None or bucket is None or self.state is _ENDED:
+            self._audio_refused()
+            return
+        if len(data) % self._sample_bytes:
+            self.send_text(pp.build_error("INVALID_AUDIO", "pcm16 audio needs an even byte count"))
+            return
+        if not bucket.take(self._clock(), len(data)):
+            self.audio_dropped += len(data)
+            return
+        self.engine.leg_audio(leg, data)
+
+    def _audio_refused(self) -> None:
+        """Audio with no call to go to: the line's table says whether that is an error."""
         try:
             self.state = LINE.step(self.state, LineEvent.AUDIO)
         except TelephonyError as exc:
             self.send_text(pp.build_error(exc.code, exc.message))
-            return
-        leg = self.leg if self.number else self.caller_leg
-        if leg is None or self._audio_bucket is None:
-            return
-        if len(data) % (2 if self.format.codec == "pcm16" else 1):
-            self.send_text(pp.build_error("INVALID_AUDIO", "pcm16 audio needs an even byte count"))
-            return
-        if not self._audio_bucket.take(self._clock(), len(data)):
-            self.audio_dropped += len(data)
-            return
-        self.engine.leg_audio(leg, data)
 
     # ── frames ───────────────────────────────────────────────────────────────
     def _handle(self, frame: pp.PhoneFrame) -> None:
@@ -232,6 +238,7 @@ class PhoneConn:
 
     def _set_format(self, codec: str, sample_rate: int) -> None:
         self.format = AudioFormat(codec, sample_rate)
+        self._sample_bytes = 2 if codec == "pcm16" else 1
         self._silence = encode(codec, bytes(sample_rate // 50 * 2))
         bytes_per_s = self.format.frame_bytes * 50
         self._audio_bucket = TokenBucket(bytes_per_s * AUDIO_RATE_X, bytes_per_s * AUDIO_BURST_S,
