@@ -416,10 +416,11 @@ class Engine:
         self.timers.set((Due.RING, call.id), self._now() + self.settings.ring_timeout_s)
         self._notify(call.session, Activity.NEW_INCOMING_CALL)
 
-    def _then(self, call: Call, then: Then, event: CallEvent = CallEvent.CALLEE_HANGUP) -> None:
-        """Do what call control decided."""
+    def _then(self, call: Call, then: Then, ending: CallEvent | None = None) -> None:
+        """Do what call control decided; ``ending`` is why, if it ends the call."""
         if then is Then.END_CALL:
-            self.end_call(call, event)
+            assert ending is not None, "a decision that can end the call needs its reason"
+            self.end_call(call, ending)
         elif then is Then.OFFER_TO_AGENTS:
             self._offer_to_agents(call)
         elif then is Then.AGENT_LEAVES:
