@@ -7,9 +7,8 @@ by the phones (``testing.Phone``, the bench's callers).
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, get_args
+from collections.abc import Callable
+from typing import Any, get_args
 
 import pytest
 
@@ -17,37 +16,12 @@ from telcoflow.protocol import errors
 from telcoflow.protocol import phone as pp
 from telcoflow.protocol._json import CLIENT_READ_LIMIT
 
-T = TypeVar("T")
-SEEDS = range(40)
-_ALPHABET = "aZ09 +-_.:/\"\\'é☎\u2028{}"
+from .draw import SEEDS, Draw, raised
 
 
-class Draw:
-    """Seeded values; strings are unique, so two swapped fields never compare equal."""
-
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-        self._n = 0
-
-    def text(self) -> str:
-        self._n += 1
-        return "".join(self._rng.choices(_ALPHABET, k=self._rng.randint(0, 8))) + f"#{self._n}"
-
-    def pick(self, options: Sequence[T]) -> T:
-        return self._rng.choice(options)
-
-    def number(self, low: int, high: int) -> int:
-        return self._rng.randint(low, high)
-
-    def audio_format(self) -> tuple[str, int]:
-        codec = self.pick(pp.CODECS)
-        return codec, (self.pick(pp.PHONE_RATES) if codec == "pcm16" else 8000)
-
-
-def raised(parse: Callable[[str | bytes], object], frame: str | bytes) -> errors.ProtocolError:
-    with pytest.raises(errors.ProtocolError) as info:
-        parse(frame)
-    return info.value
+def audio_format(d: Draw) -> tuple[str, int]:
+    codec = d.pick(pp.CODECS)
+    return codec, (d.pick(pp.PHONE_RATES) if codec == "pcm16" else 8000)
 
 
 Case = tuple[str, object]
@@ -56,12 +30,12 @@ Case = tuple[str, object]
 
 
 def _dial(d: Draw) -> Case:
-    to, caller, (codec, rate) = d.text(), d.text(), d.audio_format()
+    to, caller, (codec, rate) = d.text(), d.text(), audio_format(d)
     return pp.build_dial(to, caller, codec, rate), pp.Dial(to, caller, codec, rate)
 
 
 def _register(d: Draw) -> Case:
-    number, (codec, rate) = d.text(), d.audio_format()
+    number, (codec, rate) = d.text(), audio_format(d)
     return pp.build_register(number, codec, rate), pp.Register(number, codec, rate)
 
 

@@ -9,61 +9,15 @@ with defaults, only a frame that is not a JSON object raises.
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, get_args
+from collections.abc import Callable
+from typing import Any, get_args
 
 import pytest
 
 from telcoflow.protocol import errors, sm
 from telcoflow.protocol._json import CLIENT_READ_LIMIT
 
-T = TypeVar("T")
-SEEDS = range(40)
-_ALPHABET = "aZ09 +-_.:/\"\\'é☎\u2028{}"
-
-
-class Draw:
-    """Seeded values; strings are unique, so two swapped fields never compare equal."""
-
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-        self._n = 0
-
-    def text(self) -> str:
-        self._n += 1
-        return "".join(self._rng.choices(_ALPHABET, k=self._rng.randint(0, 8))) + f"#{self._n}"
-
-    def flag(self) -> bool:
-        return self._rng.random() < 0.5
-
-    def pick(self, options: Sequence[T]) -> T:
-        return self._rng.choice(options)
-
-    def numbers(self, count: int, low: int, high: int) -> list[int]:
-        return self._rng.sample(range(low, high), count)
-
-    def value(self, depth: int = 2) -> Any:
-        """Any JSON value: what ``content``-like fields carry untouched."""
-        rng = self._rng
-        kind = rng.randrange(7 if depth else 5)
-        if kind == 5:
-            return [self.value(depth - 1) for _ in range(rng.randint(0, 3))]
-        if kind == 6:
-            return self.obj(depth - 1)
-        scalars = (self.text(), rng.randint(-10**12, 10**12), rng.uniform(-1e6, 1e6), self.flag(),
-                   None)
-        return scalars[kind]
-
-    def obj(self, depth: int = 1) -> dict[str, Any]:
-        return {self.text(): self.value(depth) for _ in range(self._rng.randint(0, 3))}
-
-
-def raised(parse: Callable[[str | bytes], object], frame: str | bytes) -> errors.ProtocolError:
-    with pytest.raises(errors.ProtocolError) as info:
-        parse(frame)
-    return info.value
-
+from .draw import SEEDS, Draw, raised
 
 # ── client → server: the SDK builds, the gateway parses strictly ───────────
 
