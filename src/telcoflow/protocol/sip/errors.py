@@ -1,0 +1,35 @@
+"""Errors of the SIP protocol core.
+
+Tree (under :class:`telcoflow.protocol.errors.ProtocolError`)::
+
+    SipError               base; ``status`` is the SIP status to answer with, if any
+    ├── SipParseError      a message that cannot be read (400, or 413 / 505 / 416 …)
+    ├── SdpError           an SDP body that cannot be read or answered (400 / 488)
+    └── DigestError        credentials that cannot be read or checked (400 / 401 / 407)
+"""
+
+from __future__ import annotations
+
+from ..errors import ProtocolError
+
+
+class SipError(ProtocolError):
+    code = "SIP_ERROR"
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class SipParseError(SipError):
+    code = "SIP_PARSE_ERROR"
+
+
+class SdpError(SipError):
+    code = "SDP_ERROR"
+
+
+class DigestError(SipError):
+    code = "DIGEST_ERROR"
