@@ -69,11 +69,11 @@ class Harness:
         return agent
 
     def command(self, agent: FakeAgentLink, name: str, timeout_s: float = 10.0,
-                ring_s: float = 60.0) -> tuple[object, ...]:
+                ring_s: float = 60.0, digits: str = "") -> tuple[object, ...]:
         """Send a command; returns its answer if it came at once, else ``()``."""
         self._commands += 1
         command_id = f"cmd-{self._commands}"
-        self.engine.command(agent, AgentCommand(command_id, name, timeout_s, ring_s))
+        self.engine.command(agent, AgentCommand(command_id, name, timeout_s, ring_s, digits))
         answers = [e for e in agent.events if e[0] in ("done", "failed") and e[1] == command_id]
         return answers[0] if answers else ()
 

@@ -111,6 +111,7 @@ def test_resume_offers_stop_when_the_call_ends() -> None:
 
 def test_sdk_sessions_are_idempotent_per_address_and_quota_bound() -> None:
     h = Harness()
+    h.dialler.numbers.update({"+15551111", "+15553333", *(f"+1555200{n}" for n in range(4))})
     link = h.link()
     first, created = h.engine.create_session(link, "TELCO", "+15551111")
     assert created

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import threading
+from pathlib import Path
 from types import TracebackType
+
+from telcoflow.testing import GatewayThread
+
+from ..conftest import refsdk_command, refsdk_env
+
+SCENARIO = Path(__file__).parent / "agents" / "scenario_agent.py"
 
 
 class AgentProcess:
@@ -67,3 +75,12 @@ class AgentProcess:
     def output(self) -> str:
         with self._cond:
             return "\n".join(self.lines)
+
+
+def scenario_agent(refsdk: Path, gw: GatewayThread, scenario: str, **env: str) -> AgentProcess:
+    """The published-SDK scenario agent (``agents/scenario_agent.py``) against ``gw``."""
+    return AgentProcess(refsdk_command(SCENARIO, scenario), refsdk_env(refsdk, gw, **env))
+
+
+async def wait_mark(proc: AgentProcess, what: str, timeout: float = 20.0) -> str:
+    return await asyncio.to_thread(proc.wait_for, f"MARK {what}", timeout)

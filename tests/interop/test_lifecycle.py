@@ -11,19 +11,9 @@ import pytest
 
 from telcoflow.testing import GatewayThread, Phone
 
-from ..conftest import refsdk_command, refsdk_env
-from .agent_process import AgentProcess
+from .agent_process import AgentProcess, wait_mark
+from .agent_process import scenario_agent as agent
 from .signals import echo_of, noise, tone
-
-SCENARIO = Path(__file__).parent / "agents" / "scenario_agent.py"
-
-
-def agent(refsdk: Path, gw: GatewayThread, scenario: str, **env: str) -> AgentProcess:
-    return AgentProcess(refsdk_command(SCENARIO, scenario), refsdk_env(refsdk, gw, **env))
-
-
-async def wait_mark(proc: AgentProcess, what: str, timeout: float = 20.0) -> str:
-    return await asyncio.to_thread(proc.wait_for, f"MARK {what}", timeout)
 
 
 def resumed_answer(proc: AgentProcess, resumed: str, timeout: float = 20.0) -> str:

@@ -34,6 +34,11 @@ def _dial(d: Draw) -> Case:
     return pp.build_dial(to, caller, codec, rate), pp.Dial(to, caller, codec, rate)
 
 
+def _dtmf(d: Draw) -> Case:
+    digit, duration = d.pick(sorted(pp.DTMF_DIGITS)), d.number(10, 10_000)
+    return pp.build_dtmf(digit, duration), pp.Dtmf(digit, duration)
+
+
 def _register(d: Draw) -> Case:
     number, (codec, rate) = d.text(), audio_format(d)
     return pp.build_register(number, codec, rate), pp.Register(number, codec, rate)
@@ -53,7 +58,7 @@ def _hangup_request(_: Draw) -> Case:
 
 PHONE_CASES: dict[Callable[..., str], Callable[[Draw], Case]] = {
     pp.build_dial: _dial, pp.build_register: _register, pp.build_answer: _answer,
-    pp.build_reject: _reject, pp.build_hangup_request: _hangup_request,
+    pp.build_reject: _reject, pp.build_hangup_request: _hangup_request, pp.build_dtmf: _dtmf,
 }
 
 
@@ -108,6 +113,11 @@ BAD_PHONE_FRAMES: list[tuple[str, object, type[errors.ProtocolError]]] = [
     ("register codec unknown", {"type": "register", "number": "+1", "codec": "gsm"}, MALFORMED),
     ("register G.711 above 8 kHz", {"type": "register", "number": "+1", "codec": "pcma",
                                     "sampleRate": 48000}, MALFORMED),
+    ("dtmf without digit", {"type": "dtmf"}, MALFORMED),
+    ("dtmf digit unknown", {"type": "dtmf", "digit": "x"}, MALFORMED),
+    ("dtmf two digits", {"type": "dtmf", "digit": "12"}, MALFORMED),
+    ("dtmf too short", {"type": "dtmf", "digit": "1", "durationMs": 5}, MALFORMED),
+    ("dtmf too long", {"type": "dtmf", "digit": "1", "durationMs": 60_000}, MALFORMED),
     ("oversized", " " * pp.MAX_TEXT_BYTES + "{}", errors.FrameTooLarge),
 ]
 
@@ -124,6 +134,11 @@ def test_bad_phone_frames_get_their_specific_error(
 
 
 # ── network → phone: the gateway builds, phones parse leniently ────────────
+
+def _dtmf_played(d: Draw) -> Case:
+    digits = "".join(d.pick(sorted(pp.DTMF_DIGITS)) for _ in range(d.number(1, 8)))
+    return pp.build_dtmf_played(digits), pp.DtmfPlayed(digits)
+
 
 def _ringing(d: Draw) -> Case:
     call_id = d.text()
@@ -158,6 +173,7 @@ def _error(d: Draw) -> Case:
 NETWORK_CASES: dict[Callable[..., str], Callable[[Draw], Case]] = {
     pp.build_ringing: _ringing, pp.build_answered: _answered, pp.build_hangup: _hangup,
     pp.build_incoming: _incoming, pp.build_registered: _registered, pp.build_error: _error,
+    pp.build_dtmf_played: _dtmf_played,
 }
 
 

@@ -211,7 +211,8 @@ def _call_in(d: Draw) -> Case:
 
 def _session_closed(d: Draw) -> Case:
     sid, reason = d.text(), d.text()
-    return sm.build_session_closed(sid, reason), sm.SessionClosed(sid, reason)
+    cause = d.text() if d.flag() else None  # ours: why an outbound call never connected
+    return sm.build_session_closed(sid, reason, cause), sm.SessionClosed(sid, reason, cause)
 
 
 def _wa_msg_in(d: Draw) -> Case:

@@ -117,6 +117,18 @@ def test_bad_commands_get_their_specific_error(
     assert exc.request_id == command_id
 
 
+@pytest.mark.parametrize(("digits", "ok"), [("1", True), ("0123456789*#ABCD", True),
+                                             ("9" * 32, True), ("", False), ("9" * 33, False),
+                                             ("12e", False), (12, False)])
+def test_dtmf_digits_are_checked(digits: object, ok: bool) -> None:
+    command = vp.Command("c9", "call.dtmf", 1000, {"digits": digits})
+    if ok:
+        assert vp.dtmf_digits(command) == digits
+    else:
+        exc = raised(vp.dtmf_digits, command)
+        assert type(exc) is errors.MalformedFrame and exc.request_id == "c9"
+
+
 @pytest.mark.parametrize("frame", [b"", b"\x00", b"\x00\x01", b"\x00\x01\x02\x03",
                                    b"\x01" + b"\x00" * (vp.MAX_AUDIO_BYTES + 2)])
 def test_bad_client_audio_is_malformed(frame: bytes) -> None:

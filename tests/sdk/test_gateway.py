@@ -32,7 +32,7 @@ from telcoflow import (
 )
 from telcoflow.sdk import session as session_module
 from telcoflow.sdk.errors import WSSSessionBusy
-from telcoflow.testing import GatewayThread, PhoneError
+from telcoflow.testing import GatewayThread, Phone, PhoneError
 
 from .conftest import config_for, dialled, find, manager, noise
 
@@ -237,7 +237,8 @@ async def test_wrong_api_key_is_refused_with_a_readable_error(gateway: GatewayTh
 
 @pytest.mark.asyncio
 async def test_rest_listing_create_session_and_call_flow(gateway: GatewayThread) -> None:
-    async with manager(gateway) as sm:
+    async with manager(gateway) as sm, Phone(gateway.ws_url, gateway.phone_key) as line:
+        await line.register("+15559999", answer="never")  # the number an outbound call rings
         session = await sm.create_session(ChannelType.TELCO, "+15559999")
         assert session.channel == ChannelType.TELCO and not session.is_closed
         with pytest.raises(WSSSessionAlreadyExists):

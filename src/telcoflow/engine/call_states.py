@@ -3,10 +3,11 @@
 ::
 
     RINGING ──answer──▶ ANSWERED ──(close|disconnect|caller_hangup|rest_close|agent_lost)──▶ ENDED
-       └──(caller_hangup|ring_timeout|declined|close|disconnect|rest_close)──────────────────▶ ENDED
+       └──(caller_hangup|ring_timeout|dial_failed|close|disconnect|rest_close)───────────────▶ ENDED
 
-RINGING covers "offered to agents, claimed or not": the caller hears
-ringing. Every event not in the table is refused with a specific reason.
+RINGING covers "offered to agents, claimed or not" (the caller hears
+ringing) and, for an outbound call, "the dialled number is ringing".
+Every event not in the table is refused with a specific reason.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class CallEvent(StrEnum):
     CALLER_HANGUP = "caller_hangup"
     CALLEE_HANGUP = "callee_hangup"  # the callee left a bridged call nobody else is left on
     RING_TIMEOUT = "ring_timeout"
+    DIAL_FAILED = "dial_failed"  # an outbound call's number was busy, declined or unreachable
     REST_CLOSE = "rest_close"
     AGENT_LOST = "agent_lost"  # voice connection gone and not back within the grace period
     SHUTDOWN = "shutdown"
@@ -43,6 +45,7 @@ TRANSITIONS: dict[tuple[CallState, CallEvent], CallState] = {
     # answering again (an agent resuming after a reconnect) is idempotent
     (CallState.ANSWERED, CallEvent.ANSWER): CallState.ANSWERED,
     (CallState.RINGING, CallEvent.RING_TIMEOUT): CallState.ENDED,
+    (CallState.RINGING, CallEvent.DIAL_FAILED): CallState.ENDED,
     **{(CallState.RINGING, e): CallState.ENDED for e in _ENDING},
     **{(CallState.ANSWERED, e): CallState.ENDED for e in _ENDING},
 }

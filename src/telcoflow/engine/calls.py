@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 
 from ..audio.mixer import CALLER
@@ -26,6 +27,9 @@ logger = logging.getLogger(__name__)
 # Looked up on every frame: an enum member costs ~60 ns to look up on its class (3.11).
 _ANSWERED = CallState.ANSWERED
 _MIXED, _CALLER_CHANNEL = Channel.MIXED, Channel.CALLER
+# Caller audio kept while no agent link is attached (an outbound call answered before the
+# agent's voice link opened, a link being re-established): delivered when one attaches.
+HELD_FRAMES = 100  # 2 s
 
 
 @dataclass(slots=True)
@@ -63,6 +67,9 @@ class Call:
     ringing_leg: Leg | None = None     # the callee a dialler is ringing
     ring_s: float = 0.0                # ... for this long
     connect: PendingConnect | None = None
+    outbound: bool = False             # the gateway dialled the human (an SDK-initiated call)
+    end_cause: str | None = None       # why an outbound call never connected
+    _held: deque[bytes] = field(default_factory=lambda: deque(maxlen=HELD_FRAMES))
     _uplink: Uplink | None = None
     _downlink: Downlink | None = None
 
@@ -107,6 +114,11 @@ class Call:
         if self.playout is not None:
             # the old link's unanswered requests died with it
             self.playout.outstanding = 0
+        while self._held:  # what the caller said while no agent link was there
+            frame = self._held.popleft()
+            link.send_audio(_MIXED, frame)
+            if self.audio_mode == "isolated":
+                link.send_audio(_CALLER_CHANNEL, frame)
         return old if old is not link else None
 
     def on_caller_audio(self, payload: bytes) -> None:
@@ -120,6 +132,7 @@ class Call:
         for frame in self._uplink.process(payload):
             self.stats.uplink_frames += 1
             if agent is None:
+                self._held.append(frame)
                 continue
             agent.send_audio(_MIXED, frame)
             if self.audio_mode == "isolated":

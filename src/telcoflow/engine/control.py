@@ -47,8 +47,8 @@ _CALLEE_END = {
     CallEvent.SHUTDOWN: (EndReason.SERVER_SHUTDOWN, "the gateway is shutting down"),
 }
 
-# connect's error code, per way the callee did not join
-_FAILURE_CODE = {DialFailure.UNREACHABLE: "CALL_UNANSWERED", DialFailure.BUSY: "CALLEE_BUSY",
+# connect's (and an outbound call's) error code, per way the callee did not join
+FAILURE_CODE = {DialFailure.UNREACHABLE: "CALL_UNANSWERED", DialFailure.BUSY: "CALLEE_BUSY",
                  DialFailure.REJECTED: "CALL_REJECTED"}
 
 
@@ -82,7 +82,7 @@ class CallControl:
             self._dial(call, ring_s, now)
         except DialError as exc:
             call.control(Control.CALLEE_FAILED)
-            raise CommandError(exc.message, _FAILURE_CODE[exc.failure]) from None
+            raise CommandError(exc.message, FAILURE_CODE[exc.failure]) from None
         call.connect = PendingConnect(command_id, agent)
 
     def set_mode(self, call: Call, control: Control) -> dict[str, object]:
@@ -129,7 +129,7 @@ class CallControl:
 
     def callee_failed(self, call: Call, failure: DialFailure, message: str) -> Then:
         """The rung callee declined, was busy or hung up while ringing."""
-        return self._ring_failed(call, _FAILURE_CODE[failure], message,
+        return self._ring_failed(call, FAILURE_CODE[failure], message,
                                  EndReason.DECLINED)
 
     def ring_over(self, call: Call) -> Then:
@@ -164,8 +164,12 @@ class CallControl:
             bridge.callee.ended(reason, message)
 
     # ── helpers ──────────────────────────────────────────────────────────────
+    def dialler_for(self, number: str) -> Dialler | None:
+        """The first network that reaches ``number`` (in the order they were added)."""
+        return next((d for d in self.diallers if d.reaches(number)), None)
+
     def _dial(self, call: Call, ring_s: float, now: float) -> None:
-        dialler = next((d for d in self.diallers if d.reaches(call.callee)), None)
+        dialler = self.dialler_for(call.callee)
         if dialler is None:
             raise DialError(DialFailure.UNREACHABLE, f"the subscriber of {call.callee} is "
                             "unreachable: no network reaches the number")

@@ -11,6 +11,7 @@ last one it reported.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -18,8 +19,8 @@ from typing import Any
 from ..audio.mixer import CALLEE, CALLER
 from .call_states import CallEvent, CallState
 from .calls import Call
-from .control import CallControl, Then
-from .control_states import Control, Mode
+from .control import FAILURE_CODE, CallControl, Then
+from .control_states import AGENT_ROUTES, Control, Mode
 from .errors import (
     ChannelNotConfigured,
     CommandError,
@@ -38,7 +39,9 @@ from .ports import (
     AgentEvent,
     AgentLink,
     CallOffer,
+    Channel,
     Clock,
+    DialError,
     DialFailure,
     Dialler,
     EndReason,
@@ -98,7 +101,7 @@ class Engine:
         self._commands: dict[str, Callable[[Call, AgentLink, AgentCommand], Any]] = {
             "call.answer": self._cmd_answer, "agent.interrupt": self._cmd_interrupt,
             "call.close": self._cmd_end, "call.disconnect": self._cmd_end,
-            "call.connect": self._cmd_connect,
+            "call.connect": self._cmd_connect, "call.dtmf": self._cmd_dtmf,
             **{m.value: partial(self._cmd_mode, m) for m in modes}}
 
     # ── time ─────────────────────────────────────────────────────────────────
@@ -161,6 +164,10 @@ class Engine:
 
     def leg_answered(self, leg: Leg) -> None:
         """A dialled leg answered."""
+        outbound = self._outbound_ringing(leg)
+        if outbound is not None:
+            self._outbound_answered(outbound)
+            return
         call = self._ringing_call(leg)
         if call.state is CallState.RINGING:  # MISSED_ONLY: the subscriber took it itself
             self._answer(call)
@@ -168,8 +175,23 @@ class Engine:
 
     def leg_failed(self, leg: Leg, failure: DialFailure, message: str) -> None:
         """A dialled leg will not join: declined, busy, or gone while ringing."""
+        outbound = self._outbound_ringing(leg)
+        if outbound is not None:
+            outbound.end_cause = FAILURE_CODE[failure]
+            self.end_call(outbound, CallEvent.DIAL_FAILED)
+            return
         call = self._ringing_call(leg)
         self._then(call, self.control.callee_failed(call, failure, message))
+
+    def leg_dtmf(self, leg: Leg, digit: str, duration_ms: int) -> None:
+        """The party of ``leg`` pressed ``digit``: its agent is told, on the party's channel."""
+        slot = self.legs.get(leg)
+        if slot is None:
+            return
+        call, party = slot
+        if call.agent is not None and call.state is _ANSWERED:
+            call.agent.dtmf(Channel.CALLER if party == CALLER else Channel.CALLEE, digit,
+                            duration_ms)
 
     def leg_hung_up(self, leg: Leg) -> None:
         """The party of ``leg`` left (caller or callee, ringing or in the call)."""
@@ -177,7 +199,7 @@ class Engine:
         if slot is None:
             return
         call, party = slot
-        if call.ringing_leg is leg:
+        if call.ringing_leg is leg or call.outbound and call.state is CallState.RINGING:
             self.leg_failed(leg, DialFailure.REJECTED, "the callee hung up while ringing")
         elif party == CALLER:
             del self.legs[leg]
@@ -241,17 +263,31 @@ class Engine:
             return
         session.step(BindingEvent.READY)
         call = self._call_of(session)
-        if call is not None and session.call_in_sent_to != link.id:
-            if call.state is CallState.RINGING or call.playout is None:
-                call.agent_rate, call.audio_mode = link.sample_rate, link.audio_mode
-            session.call_in_sent_to = link.id
-            link.offer_call(CallOffer(session.id, call.id, call.caller, call.callee))
+        if call is None and session.initiator == "SDK" and session.call_id is None:
+            self._dial_out(session, link)
+        elif call is not None and session.call_in_sent_to != link.id and not (
+                call.outbound and call.state is CallState.RINGING):
+            self._offer_call(link, session, call)
+
+    def _offer_call(self, link: SessionLink, session: Session, call: Call) -> None:
+        """``call.in``: the agent gets the call (an outbound one once it is answered)."""
+        if call.state is CallState.RINGING or call.playout is None:
+            call.agent_rate, call.audio_mode = link.sample_rate, link.audio_mode
+        session.call_in_sent_to = link.id
+        link.offer_call(CallOffer(session.id, call.id, call.caller, call.callee))
 
     def create_session(self, link: SessionLink, channel: str, remote: str) -> tuple[str, bool]:
-        """An SDK-initiated session; ``(id, False)`` if one is open for that address."""
+        """An SDK-initiated session; ``(id, False)`` if one is open for that address.
+
+        A TELCO session is an outbound call: it is dialled when its agent says
+        ``session.ready``, and the agent gets ``call.in`` when the number answers.
+        """
         connector = self.connectors[link.connector_uuid]
         if channel != "TELCO":
             raise ChannelNotConfigured(f"channel {channel} is not configured on this gateway")
+        if self.control.dialler_for(remote) is None:
+            raise EngineError(f"no network reaches {remote}: no trunk route and no registered "
+                              "line for it", "INVALID_REQUEST")
         for existing in self.sessions.find(connector.uuid, channel, remote, "OPEN"):
             if existing.initiator == "SDK":
                 return existing.id, False
@@ -374,6 +410,22 @@ class Engine:
                              self._now())
         return _REPLIED
 
+    def _cmd_dtmf(self, call: Call, link: AgentLink, command: AgentCommand) -> dict[str, object]:
+        """Play digits to every human the agent's voice reaches now."""
+        if call.state is not _ANSWERED:
+            raise CommandError("answer the call before sending DTMF")
+        to_caller, to_callee = (AGENT_ROUTES[call.mode] if call.bridge is not None
+                                else (True, False))
+        legs = [(name, leg) for name, leg, heard in (
+            ("caller", call.caller_leg, to_caller and call.caller_leg in self.legs),
+            ("callee", call.bridge.callee if call.bridge else None, to_callee)) if heard and leg]
+        if not legs:
+            raise CommandError(f"nobody hears the agent in {call.mode.value.lower()} mode",
+                               "NOT_HEARD")
+        for _, leg in legs:
+            leg.send_dtmf(command.digits)
+        return {"callId": call.id, "digits": command.digits, "to": [name for name, _ in legs]}
+
     # ── the call's life ──────────────────────────────────────────────────────
     def end_call(self, call: Call, event: CallEvent) -> None:
         """End a call for every party, telling each one why, in the spec's order."""
@@ -387,8 +439,7 @@ class Engine:
         self.control.call_ended(call, event)
         caller_on = self.legs.pop(call.caller_leg, None) is not None
         if caller_on and event is not CallEvent.CALLER_HANGUP:
-            call.caller_leg.ended(*_CALLER_END.get(event, (EndReason.AGENT_HANGUP,
-                                                           "the call ended")))
+            call.caller_leg.ended(*self._why_ended(call, event))
         agent, call.agent = call.agent, None
         if agent is not None:
             self._agents.pop(agent, None)
@@ -397,8 +448,18 @@ class Engine:
             agent.close(LinkClose.CALL_ENDED)
         agent_asked = event in (CallEvent.CLOSE, CallEvent.DISCONNECT, CallEvent.REST_CLOSE)
         self._close_session(call.session, SessionEnd.SDK_REQUEST if agent_asked
-                            else SessionEnd.CALL_TERMINATED)
+                            else SessionEnd.CALL_TERMINATED, call.end_cause)
         self.calls.pop(call.id, None)
+
+    def _why_ended(self, call: Call, event: CallEvent) -> tuple[EndReason, str]:
+        """What the caller's leg is told (an outbound call's dialled number, while ringing)."""
+        if call.outbound and call.state is CallState.ENDED and call.playout is None:
+            if event is CallEvent.RING_TIMEOUT:
+                call.end_cause = call.end_cause or "CALL_UNANSWERED"
+                return EndReason.RING_TIMEOUT, (f"nobody answered {call.callee} within "
+                                                f"{self.settings.outbound_ring_s:g} s")
+            return EndReason.CALLER_GONE, "the call was withdrawn before it was answered"
+        return _CALLER_END.get(event, (EndReason.AGENT_HANGUP, "the call ended"))
 
     def shutdown(self) -> None:
         for call in tuple(self.calls.values()):
@@ -435,20 +496,60 @@ class Engine:
             agent.close(LinkClose.AGENT_LEFT)  # it stays known until it detaches (see above)
         self._close_session(call.session, SessionEnd.SDK_REQUEST)
 
-    def _close_session(self, session: Session, reason: SessionEnd) -> None:
+    def _close_session(self, session: Session, reason: SessionEnd,
+                       cause: str | None = None) -> None:
         if not session.is_open:
             return
         bound = session.bound
         self.sessions.close(session, reason.value, int(self.clock.wall()))
         link = self._links[session.connector_uuid].get(bound) if bound is not None else None
         if link is not None:
-            link.session_closed(session.id, reason)
+            link.session_closed(session.id, reason, cause)
 
     def _media_add(self, call: Call) -> None:
         was_idle = self.media.next_deadline() is None
         self.media.add(call, self._now())
         if was_idle and self._wake is not None:
             self._wake()
+
+    # ── outbound calls ───────────────────────────────────────────────────────
+    def _dial_out(self, session: Session, link: SessionLink) -> None:
+        """Place the call of an SDK-initiated session, now that its agent is ready."""
+        call_id = str(uuid.uuid4())
+        session.call_id = call_id
+        dialler = self.control.dialler_for(session.remote_address)
+        try:
+            if dialler is None:
+                raise DialError(DialFailure.UNREACHABLE,
+                                f"no network reaches {session.remote_address}")
+            leg = dialler.dial(call_id, session.remote_address, session.local_address,
+                               self.settings.outbound_ring_s)
+        except DialError as exc:
+            logger.info("outbound call to %s not placed: %s", session.remote_address,
+                        exc.message)
+            self._close_session(session, SessionEnd.CALL_TERMINATED, FAILURE_CODE[exc.failure])
+            return
+        call = Call(session, leg, session.local_address, session.remote_address, id=call_id,
+                    agent_rate=link.sample_rate, audio_mode=link.audio_mode, outbound=True)
+        self.calls[call.id] = call
+        self.legs[leg] = (call, CALLER)
+        self.timers.set((Due.RING, call.id), self._now() + self.settings.outbound_ring_s)
+
+    def _outbound_ringing(self, leg: Leg) -> Call | None:
+        slot = self.legs.get(leg)
+        if slot is None:
+            return None
+        call = slot[0]
+        ringing = call.outbound and call.state is CallState.RINGING and call.caller_leg is leg
+        return call if ringing else None
+
+    def _outbound_answered(self, call: Call) -> None:
+        """The dialled number answered: media starts, and its agent gets the call."""
+        self._answer(call)
+        session = call.session
+        link = self._links[session.connector_uuid].get(session.bound) if session.bound else None
+        if link is not None and session.ready:
+            self._offer_call(link, session, call)
 
     # ── timers ───────────────────────────────────────────────────────────────
     def _ring_timeout(self, call_id: str) -> None:

@@ -116,6 +116,9 @@ class Leg(Protocol):
     def send_audio(self, frame: bytes | None) -> None:
         """One 20 ms frame in :attr:`format`, once per media tick; ``None`` is silence."""
 
+    def send_dtmf(self, digits: str) -> None:
+        """Play DTMF ``digits`` (0-9 * # A-D) to the party, in order."""
+
 
 class Dialler(Protocol):
     """Reaches numbers on one network. It reports later, through the engine's
@@ -143,6 +146,7 @@ class AgentCommand:
     name: str              # call.answer, call.connect, agent.whisper, agent.interrupt, ...
     timeout_s: float       # the agent's own deadline for the answer
     ring_s: float = 60.0   # call.connect: how long to ring the callee
+    digits: str = ""       # call.dtmf: what to play
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +177,9 @@ class SessionLink(Protocol):
     def offer_call(self, offer: CallOffer) -> None:
         """Hand the claimed call over (``call.in``)."""
 
-    def session_closed(self, session_id: str, reason: SessionEnd) -> None: ...
+    def session_closed(self, session_id: str, reason: SessionEnd, cause: str | None = None) -> None:
+        """The session is over; ``cause`` says why an outbound call never connected
+        (``CALL_UNANSWERED``, ``CALL_REJECTED``, ``CALLEE_BUSY``)."""
 
 
 class SessionView(Protocol):
@@ -201,6 +207,9 @@ class AgentLink(Protocol):
         """Credit: the agent may send up to ``nbytes`` more, in ``frame_bytes`` chunks."""
 
     def call_event(self, event: AgentEvent) -> None: ...
+
+    def dtmf(self, channel: Channel, digit: str, duration_ms: int) -> None:
+        """A DTMF digit the party on ``channel`` (caller / callee) pressed."""
 
     def command_done(self, command_id: str, result: dict[str, Any]) -> None:
         """The answer to an :class:`AgentCommand`, exactly one per command."""

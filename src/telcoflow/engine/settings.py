@@ -22,6 +22,7 @@ class EngineSettings:
     playout_prebuffer_ms: int = 40
     connect_ring_cap_s: float = 120.0     # the longest call.connect rings a callee
     missed_ring_s: float = 20.0           # MISSED_ONLY: the subscriber rings this long first
+    outbound_ring_s: float = 60.0         # an SDK-initiated call rings its number this long
     # RESUME offers: the first waits out the published SDK's reconnect bookkeeping (it
     # drops its call sessions right after setup.done), then they repeat until claimed
     resume_delay_s: float = 0.2

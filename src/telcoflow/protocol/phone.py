@@ -86,7 +86,16 @@ class Hangup:
     """The phone hangs up (a subscriber line: leaves only its current call)."""
 
 
-PhoneFrame = Dial | Register | Answer | Reject | Hangup
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    """The phone's user pressed a key (RFC 4733 would carry it on a real line)."""
+
+    digit: str
+    duration_ms: int
+
+
+PhoneFrame = Dial | Register | Answer | Reject | Hangup | Dtmf
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
 _BARE: dict[str, PhoneFrame] = {"hangup": Hangup(), "answer": Answer(), "reject": Reject()}
 
 
@@ -105,6 +114,14 @@ def parse_phone_text(text: str | bytes) -> PhoneFrame:
         if not number:
             raise MalformedFrame("register.number must not be empty")
         return Register(number, *_audio_format(obj, "register"))
+    if kind == "dtmf":
+        digit = field(obj, "digit", str, where="dtmf")
+        duration = field(obj, "durationMs", int, where="dtmf", required=False, default=100)
+        if len(digit) != 1 or digit not in DTMF_DIGITS:
+            raise MalformedFrame(f"dtmf.digit must be one of 0-9 * # A-D, not {digit[:8]!r}")
+        if not 10 <= duration <= 10_000:
+            raise MalformedFrame(f"dtmf.durationMs must be 10..10000, not {duration}")
+        return Dtmf(digit, duration)
     if isinstance(kind, str) and kind in _BARE:
         return _BARE[kind]
     if not isinstance(kind, str):
@@ -131,6 +148,10 @@ def build_dial(to: str, caller: str, codec: str, sample_rate: int) -> str:
 
 def build_hangup_request() -> str:
     return dumps({"type": "hangup"})
+
+
+def build_dtmf(digit: str, duration_ms: int = 100) -> str:
+    return dumps({"type": "dtmf", "digit": digit, "durationMs": duration_ms})
 
 
 def build_register(number: str, codec: str, sample_rate: int) -> str:
@@ -170,6 +191,11 @@ def build_hangup(reason: str, message: str, call_id: str | None = None) -> str:
     if call_id is not None:
         frame["callId"] = call_id
     return dumps(frame)
+
+
+def build_dtmf_played(digits: str) -> str:
+    """The agent played ``digits`` to this phone."""
+    return dumps({"type": "dtmf", "digits": digits})
 
 
 def build_error(code: str, message: str) -> str:
@@ -215,7 +241,13 @@ class LineError:
     message: str
 
 
-NetworkFrame = Ringing | Answered | HungUp | Incoming | Registered | LineError | Unknown
+@dataclass(frozen=True, slots=True)
+class DtmfPlayed:
+    digits: str
+
+
+NetworkFrame = (Ringing | Answered | HungUp | Incoming | Registered | LineError | DtmfPlayed
+                | Unknown)
 
 
 def parse_network_text(text: str | bytes) -> NetworkFrame:
@@ -237,4 +269,6 @@ def parse_network_text(text: str | bytes) -> NetworkFrame:
         return Registered(str_or_empty(obj, "number"))
     if kind == "error":
         return LineError(str_or_empty(obj, "code"), str_or_empty(obj, "message"))
+    if kind == "dtmf":
+        return DtmfPlayed(str_or_empty(obj, "digits"))
     return Unknown(kind)

@@ -211,8 +211,13 @@ def build_call_in(session_id: str, call_id: str, org_uuid: str, caller: str, cal
                   "orgUuid": org_uuid, "from": caller, "to": callee, "url": url, "token": token})
 
 
-def build_session_closed(session_id: str, reason: str) -> str:
-    return dumps({"type": "session.closed", "sessionId": session_id, "reason": reason})
+def build_session_closed(session_id: str, reason: str, cause: str | None = None) -> str:
+    """``cause`` (ours, ignored by the published SDK) says why an outbound call never
+    connected: CALL_UNANSWERED, CALL_REJECTED or CALLEE_BUSY."""
+    frame: dict[str, Any] = {"type": "session.closed", "sessionId": session_id, "reason": reason}
+    if cause is not None:
+        frame["cause"] = cause
+    return dumps(frame)
 
 
 def build_wa_msg_in(session_id: str, sender: str, content: dict[str, Any]) -> str:
@@ -260,6 +265,7 @@ class CallIn:
 class SessionClosed:
     session_id: str
     reason: str
+    cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +297,8 @@ def parse_server_frame(text: str | bytes) -> ServerFrame:
                       str_or_empty(obj, "to"), str_or_empty(obj, "url"),
                       str_or_empty(obj, "token"))
     if kind == "session.closed":
-        return SessionClosed(str_or_empty(obj, "sessionId"), str_or_empty(obj, "reason"))
+        return SessionClosed(str_or_empty(obj, "sessionId"), str_or_empty(obj, "reason"),
+                             str_or_empty(obj, "cause") or None)
     if kind == "wa.msg.in":
         content = obj.get("content")
         return WaMsgIn(str_or_empty(obj, "sessionId"), str_or_empty(obj, "sender"),

@@ -29,11 +29,15 @@ MAX_AUDIO_BYTES = 64 * 1024  # > 1 s at 24 kHz: a generous bound for one binary 
 COMMANDS = (
     "call.answer", "call.connect", "agent.whisper", "agent.barge", "agent.spy",
     "agent.interrupt", "call.disconnect", "call.close",
+    "call.dtmf",  # ours: play digits to the party (the published SDK has no such command)
 )
 DEFAULT_TIMEOUT_MS = 10_000
 
 CALL_TERMINATED = "call.terminated"
 CALL_ERROR = "call.error"
+CALL_DTMF = "call.dtmf"  # ours: a party pressed a key (the published SDK ignores it)
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
+MAX_DTMF_DIGITS = 32
 
 
 # ── client → server ─────────────────────────────────────────────────────────
@@ -94,6 +98,16 @@ def ring_time_s(command: Command) -> int:
         raise MalformedFrame(f"call.connect ringTimeSeconds must be 1..{MAX_RING_S}, not {ring}",
                              command.command_id)
     return ring
+
+
+def dtmf_digits(command: Command) -> str:
+    """``call.dtmf``'s ``digits``: 1..32 of ``0-9 * # A-D``, checked."""
+    digits = field(command.data, "digits", str, where="call.dtmf data",
+                   request_id=command.command_id)
+    if not 1 <= len(digits) <= MAX_DTMF_DIGITS or not set(digits) <= DTMF_DIGITS:
+        raise MalformedFrame(f"call.dtmf digits must be 1..{MAX_DTMF_DIGITS} of 0-9 * # A-D, "
+                             f"not {digits[:40]!r}", command.command_id)
+    return digits
 
 
 def split_audio(frame: bytes) -> tuple[int, bytes]:

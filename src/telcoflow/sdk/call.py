@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 logger = get_logger("call")
 
 F = TypeVar("F", bound=Callable[..., Any])
+_DTMF = CallEvent.DTMF.value
+_ON_DTMF = "dtmf digit"  # on_dtmf handlers, apart from on_call_event(CallEvent.DTMF)'s
 
 COMMAND_TIMEOUT = 10
 
@@ -45,6 +47,19 @@ class CommandResult:
 
     def __bool__(self) -> bool:
         return self.success
+
+
+@dataclass(frozen=True)
+class DtmfDigit:
+    """Ours: a key a party pressed. ``channel`` 1 is the caller, 2 the callee (as in
+    isolated audio); ``duration_ms`` is how long it was held."""
+
+    digit: str
+    duration_ms: int
+    channel: int = 1
+
+
+DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
 class Call:
@@ -140,6 +155,11 @@ class Call:
             self._terminate()
         elif event == CALL_ERROR:
             self._emit(CALL_ERROR, (data,))
+        elif event == _DTMF:
+            self._emit(_DTMF, (data,))
+            digit = DtmfDigit(str(data.get("digit", "")), int(data.get("duration_ms") or 0),
+                              int(data.get("channel") or 1))
+            self._emit(_ON_DTMF, (digit,))
         else:
             logger.debug("Unknown call event: %s", event)
 
@@ -191,6 +211,11 @@ class Call:
         """
         return self._add_handler(CALL_TERMINATED, func)
 
+    def on_dtmf(self, func: F) -> F:
+        """Ours. Decorator: called with a :class:`DtmfDigit` for each key a party presses
+        (RFC 4733 digits on a SIP leg, ``dtmf`` frames on the simulated phone)."""
+        return self._add_handler(_ON_DTMF, func)
+
     def _add_handler(self, key: str, func: F) -> F:
         self._handlers.setdefault(key, []).append(func)
         if key == CALL_TERMINATED and self._terminated_fired:
@@ -222,6 +247,13 @@ class Call:
             raise ValueError("ring_time_seconds must be between 1 and 120")
         return await self._run_command("call.connect", ring_time_seconds,
                                        {"ringTimeSeconds": ring_time_seconds})
+
+    async def send_dtmf(self, digits: str) -> CommandResult:
+        """Ours. Play DTMF ``digits`` (1..32 of 0-9 * # A-D) to every party that hears the
+        agent now; truthy once the gateway has queued them."""
+        if not 1 <= len(digits) <= 32 or not set(digits) <= DTMF_DIGITS:
+            raise ValueError("digits must be 1..32 of 0-9 * # A-D")
+        return await self._run_command("call.dtmf", COMMAND_TIMEOUT, {"digits": digits})
 
     async def whisper(self) -> CommandResult:
         return await self._run_command("agent.whisper", COMMAND_TIMEOUT)

@@ -57,6 +57,7 @@ class CloseReason(StrEnum):
 class CallEvent(StrEnum):
     CALL_TERMINATED = "call.terminated"
     CALL_ERROR = "call.error"
+    DTMF = "call.dtmf"  # ours: a party pressed a key (the published SDK has no such event)
 
 
 class CallErrorCode(StrEnum):

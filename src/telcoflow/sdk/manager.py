@@ -173,6 +173,7 @@ class SessionManager:
             reason = CloseReason(frame.reason)
         except ValueError:
             reason = CloseReason.FORCE_CLOSE
+        session._close_cause = frame.cause
         session._dispatch_closed(reason, by_server=True)
 
     async def _on_reconnected(self) -> None:

@@ -62,6 +62,7 @@ class Session:
         self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
         self._close_reason: CloseReason | None = None
+        self._close_cause: str | None = None
         self._closed_event = asyncio.Event()
         self._inbox: deque[IncomingMessage] = deque()
         self._inbox_task: asyncio.Task[Any] | None = None
@@ -77,6 +78,12 @@ class Session:
     @property
     def close_reason(self) -> CloseReason | None:
         return self._close_reason
+
+    @property
+    def close_cause(self) -> str | None:
+        """Ours: why an outbound call never connected (``CALL_UNANSWERED``,
+        ``CALL_REJECTED``, ``CALLEE_BUSY``), when the server said."""
+        return self._close_cause
 
     # ── handler registration ────────────────────────────────────────────────
 

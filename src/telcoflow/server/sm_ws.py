@@ -61,8 +61,8 @@ class SmLink:
         self.send_text(sm.build_call_in(offer.session_id, offer.call_id, self.connector.org_uuid,
                                         offer.caller, offer.callee, url, token))
 
-    def session_closed(self, session_id: str, reason: SessionEnd) -> None:
-        self.send_text(sm.build_session_closed(session_id, reason.value))
+    def session_closed(self, session_id: str, reason: SessionEnd, cause: str | None = None) -> None:
+        self.send_text(sm.build_session_closed(session_id, reason.value, cause))
 
     # ── WsHandler ────────────────────────────────────────────────────────────
     def on_open(self, conn: WsConnection) -> None:

@@ -47,6 +47,10 @@ class VoiceConn:
     def call_event(self, event: AgentEvent) -> None:
         self.send_text(vp.build_call_event(event.value))
 
+    def dtmf(self, channel: Channel, digit: str, duration_ms: int) -> None:
+        self.send_text(vp.build_call_event(vp.CALL_DTMF, digit=digit, duration_ms=duration_ms,
+                                           channel=int(channel)))
+
     def command_done(self, command_id: str, result: dict[str, Any]) -> None:
         self.send_text(vp.build_command_response(command_id, result))
 
@@ -86,11 +90,12 @@ class VoiceConn:
         try:
             command = vp.parse_client_text(text)
             ring_s = float(vp.ring_time_s(command)) if command.name == "call.connect" else 0.0
+            digits = vp.dtmf_digits(command) if command.name == "call.dtmf" else ""
         except perr.ProtocolError as exc:
             self._fail(exc.request_id, exc.code, exc.message)
             return
         self.engine.command(self, AgentCommand(command.command_id, command.name,
-                                               command.timeout_ms / 1000, ring_s))
+                                               command.timeout_ms / 1000, ring_s, digits))
 
     def on_binary(self, data: bytes) -> None:
         try:

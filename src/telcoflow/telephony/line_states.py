@@ -32,6 +32,7 @@ class LineEvent(StrEnum):
     REJECT = "reject"
     HANGUP = "hangup"
     AUDIO = "audio"
+    DTMF = "dtmf"
 
 
 _LINE_ONLY = "is for a registered subscriber line"
@@ -43,14 +44,18 @@ LINE = Table[Line, LineEvent](
         (Line.IDLE, LineEvent.REGISTER): Line.REGISTERED,
         (Line.IDLE, LineEvent.HANGUP): Line.ENDED,
         (Line.DIALLED, LineEvent.AUDIO): Line.DIALLED,
+        (Line.DIALLED, LineEvent.DTMF): Line.DIALLED,
+        (Line.ENDED, LineEvent.DTMF): Line.ENDED,
         (Line.DIALLED, LineEvent.HANGUP): Line.ENDED,
         (Line.ENDED, LineEvent.AUDIO): Line.ENDED,  # in flight when the call ended: dropped
         (Line.ENDED, LineEvent.HANGUP): Line.ENDED,
         **{(Line.REGISTERED, e): Line.REGISTERED
-           for e in (LineEvent.ANSWER, LineEvent.REJECT, LineEvent.HANGUP, LineEvent.AUDIO)},
+           for e in (LineEvent.ANSWER, LineEvent.REJECT, LineEvent.HANGUP, LineEvent.AUDIO,
+                     LineEvent.DTMF)},
     },
     {
         (Line.IDLE, LineEvent.AUDIO): ("INVALID_STATE", "dial before sending audio"),
+        (Line.IDLE, LineEvent.DTMF): ("INVALID_STATE", "dial before sending DTMF"),
         **{(state, e): ("INVALID_STATE", f"'{e.value}' {_LINE_ONLY}")
            for state in (Line.IDLE, Line.DIALLED, Line.ENDED)
            for e in (LineEvent.ANSWER, LineEvent.REJECT)},

@@ -93,6 +93,9 @@ class CallerLeg:
     def send_audio(self, frame: bytes | None) -> None:
         self.conn.send_audio(frame)
 
+    def send_dtmf(self, digits: str) -> None:
+        self.conn.send_text(pp.build_dtmf_played(digits))
+
 
 class LineLeg:
     """One call offered to a registered line; the line stays when the call is over."""
@@ -118,6 +121,9 @@ class LineLeg:
 
     def send_audio(self, frame: bytes | None) -> None:
         self.conn.send_audio(frame)
+
+    def send_dtmf(self, digits: str) -> None:
+        self.conn.send_text(pp.build_dtmf_played(digits))
 
 
 class PhoneConn:
@@ -213,6 +219,11 @@ class PhoneConn:
             self.state, self.number = state, frame.number
             self._set_format(frame.codec, frame.sample_rate)
             self.send_text(pp.build_registered(frame.number))
+        elif isinstance(frame, pp.Dtmf):
+            self.state = state
+            leg = self.leg if self.number else self.caller_leg
+            if leg is not None:
+                self.engine.leg_dtmf(leg, frame.digit, frame.duration_ms)
         elif self.number:
             self._line_frame(event)
         else:  # a caller hangs up
@@ -247,7 +258,7 @@ class PhoneConn:
 
 _EVENTS: dict[type, LineEvent] = {
     pp.Dial: LineEvent.DIAL, pp.Register: LineEvent.REGISTER, pp.Answer: LineEvent.ANSWER,
-    pp.Reject: LineEvent.REJECT, pp.Hangup: LineEvent.HANGUP}
+    pp.Reject: LineEvent.REJECT, pp.Hangup: LineEvent.HANGUP, pp.Dtmf: LineEvent.DTMF}
 
 
 def install(gateway: Gateway) -> SimulatedNetwork:

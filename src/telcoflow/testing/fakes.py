@@ -16,6 +16,7 @@ from ..engine.ports import (
     AgentEvent,
     AudioFormat,
     CallOffer,
+    Channel,
     DialError,
     DialFailure,
     EndReason,
@@ -67,6 +68,9 @@ class FakeLeg:
         if self._keep:
             self.audio.append(frame)
 
+    def send_dtmf(self, digits: str) -> None:
+        self.events.append(("dtmf", digits))
+
     @property
     def end_reason(self) -> EndReason | None:
         ends = [e[1] for e in self.events if e[0] == "ended"]
@@ -116,8 +120,9 @@ class FakeSessionLink:
     def offer_call(self, offer: CallOffer) -> None:
         self.events.append(("call.in", offer))
 
-    def session_closed(self, session_id: str, reason: SessionEnd) -> None:
-        self.events.append(("closed", session_id, reason))
+    def session_closed(self, session_id: str, reason: SessionEnd, cause: str | None = None) -> None:
+        self.events.append(("closed", session_id, reason) if cause is None
+                           else ("closed", session_id, reason, cause))
 
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         return [e for e in self.events if e[0] == kind]
@@ -142,6 +147,9 @@ class FakeAgentLink:
 
     def call_event(self, event: AgentEvent) -> None:
         self.events.append(("event", event))
+
+    def dtmf(self, channel: Channel, digit: str, duration_ms: int) -> None:
+        self.events.append(("dtmf", channel, digit, duration_ms))
 
     def command_done(self, command_id: str, result: dict[str, Any]) -> None:
         self.events.append(("done", command_id, result))

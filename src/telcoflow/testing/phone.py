@@ -52,6 +52,7 @@ class PhoneEvents:
     incoming_at: float | None = None
     calls_offered: int = 0
     frame_arrivals: list[float] = field(default_factory=list)  # perf_counter per frame
+    dtmf_heard: str = ""  # the digits the agent played to this phone, in order
 
 
 class Phone:
@@ -70,6 +71,7 @@ class Phone:
         self._registered = asyncio.Event()
         self._error_seen = asyncio.Event()
         self._incoming = asyncio.Event()
+        self._dtmf = asyncio.Event()
         self._answer_policy = "manual"
         self._answer_after = 0.0
         self._line_tasks: set[asyncio.Task[None]] = set()
@@ -99,6 +101,20 @@ class Phone:
         await self._wait_either(self._ringing, timeout, "ringing")
         assert self.events.call_id is not None
         return self.events.call_id
+
+    async def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
+        """Press ``digits``, one ``dtmf`` frame each."""
+        assert self._ws is not None, "use 'async with Phone(...)'"
+        for digit in digits:
+            await self._ws.send(pp.build_dtmf(digit, duration_ms))
+
+    async def wait_dtmf(self, count: int, timeout: float = 10.0) -> str:
+        """Wait until the agent has played at least ``count`` digits; returns them."""
+        async with asyncio.timeout(timeout):
+            while len(self.events.dtmf_heard) < count:
+                self._dtmf.clear()
+                await self._dtmf.wait()
+        return self.events.dtmf_heard
 
     async def wait_answered(self, timeout: float = 10.0) -> None:
         await self._wait_either(self._answered, timeout, "an answer")
@@ -292,6 +308,9 @@ class Phone:
             self.events.hangup_reason = frame.reason
             self.events.hangup_message = frame.message
             self._hung_up.set()
+        elif isinstance(frame, pp.DtmfPlayed):
+            self.events.dtmf_heard += frame.digits
+            self._dtmf.set()
         elif isinstance(frame, pp.LineError):
             self.events.errors.append({"type": "error", "code": frame.code,
                                        "message": frame.message})

@@ -10,8 +10,8 @@ import os
 import sys
 import time
 
-from telcoflow import (Call, CallAudioConfig, SessionManager, SessionManagerConfig,
-                       SessionNotification)
+from telcoflow import (Call, CallAudioConfig, ChannelType, SessionManager,
+                       SessionManagerConfig, SessionNotification)
 
 logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
 log = logging.getLogger("agent")
@@ -139,6 +139,29 @@ async def run_busy():
         await first.run_forever()
 
 
+async def run_outbound():
+    """Call OUTBOUND_TO through the gateway, answer it when it connects, and echo."""
+    async with SessionManager(config()) as sm:
+        mark("connected", sm.id)
+        session = await sm.create_session(ChannelType.TELCO, os.environ["OUTBOUND_TO"])
+        mark("created", session.id)
+
+        @session.on_closed
+        def closed(reason):
+            mark("session_closed", session.id, reason)
+
+        @session.on_incoming_call
+        async def on_call(call: Call):
+            mark("call_in", call.id, call.caller_number, call.callee_number)
+            result = await call.answer()
+            mark("answered", bool(result), result.error_code)
+            await echo(call)
+            mark("stream_ended", call.id)
+
+        await session.ready()
+        await sm.run_forever()
+
+
 async def run_bad_key():
     try:
         async with SessionManager(config(api_key="tfk_wrong")):
@@ -148,5 +171,6 @@ async def run_bad_key():
 
 
 if __name__ == "__main__":
-    runner = {"busy": run_busy, "bad_key": run_bad_key}.get(SCENARIO, run_main)
+    runner = {"busy": run_busy, "bad_key": run_bad_key, "outbound": run_outbound}.get(
+        SCENARIO, run_main)
     asyncio.run(runner())
