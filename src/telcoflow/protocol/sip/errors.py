@@ -33,3 +33,17 @@ class SdpError(SipError):
 
 class DigestError(SipError):
     code = "DIGEST_ERROR"
+
+
+class DigestChallenge(DigestError):
+    """Credentials to be retried: answer ``status`` (401, or 407 as a proxy) with
+    ``challenge`` as the WWW-Authenticate (Proxy-Authenticate) value. Raised for a
+    stale nonce (``stale=true`` in the challenge: the password was right), a nonce
+    this server did not issue, another realm, or an algorithm we did not offer."""
+
+    code = "DIGEST_CHALLENGE"
+    status = 401
+
+    def __init__(self, message: str, challenge: str, status: int | None = None) -> None:
+        super().__init__(message, status)
+        self.challenge = challenge
