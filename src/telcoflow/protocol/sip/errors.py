@@ -47,3 +47,14 @@ class DigestChallenge(DigestError):
     def __init__(self, message: str, challenge: str, status: int | None = None) -> None:
         super().__init__(message, status)
         self.challenge = challenge
+
+
+class SipTransactionError(SipError):
+    """The transaction user asked the transaction layer for something RFC 3261 §17 does not
+    allow: a response no server transaction matches, a response after the final one, an
+    ACK or a request without a Via sent as a client transaction, a branch used twice.
+    A programming error in the UA core, not a message to answer; ``code`` names the
+    refusal (``TRANSACTION_COMPLETED``, ``NO_TRANSACTION`` …)."""
+
+    code = "SIP_TRANSACTION_ERROR"
+    status = 500
