@@ -4,7 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck clean serve refsdk
+.PHONY: demo test bench lint typecheck clean serve refsdk sysdeps
+
+# System packages the tests drive as real peers: command:package (installed when missing)
+SYSDEPS := sipp:sip-tester baresip:baresip
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m telcoflow.cli.main demo --out out/demo
 
-test: $(STAMP)
+sysdeps:
+	@missing=""; for dep in $(SYSDEPS); do \
+	  command -v $${dep%%:*} >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (test peers)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; fi
+
+test: $(STAMP) sysdeps
 	$(PY) -m pytest -q
 
 refsdk: $(STAMP)  # the published SDK 1.0.0, isolated in .cache/ (tests and benches use it)

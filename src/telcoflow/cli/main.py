@@ -16,6 +16,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML config file (default: env, else embedded defaults)")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--sip", metavar="HOST:PORT",
+                       help="also take SIP calls (UDP) on this address, from loopback "
+                       "(a [sip] section in --config sets trunks; see docs/sip.md)")
 
     call = sub.add_parser("call", help="place a simulated call into a running gateway")
     call.add_argument("--to", required=True, help="the number to dial")
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "serve":
         from .serve import main as serve_main
-        return serve_main(args.config, args.host, args.port)
+        return serve_main(args.config, args.host, args.port, args.sip)
     if args.command == "call":
         from .call import main as call_main
         if args.codec != "pcm16" and args.rate != 8000:

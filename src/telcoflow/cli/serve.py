@@ -18,6 +18,7 @@ from ..server import credentials  # noqa: E402
 from ..server.app import Gateway  # noqa: E402
 from ..server.config import (  # noqa: E402
     GatewayConfig,
+    dev_sip,
     embedded_defaults,
     from_env,
     load_file,
@@ -25,7 +26,8 @@ from ..server.config import (  # noqa: E402
 )
 
 
-def build_config(config_path: str | None, host: str | None, port: int | None) -> GatewayConfig:
+def build_config(config_path: str | None, host: str | None, port: int | None,
+                 sip: str | None = None) -> GatewayConfig:
     if config_path:
         config = load_file(config_path)
     else:
@@ -34,6 +36,8 @@ def build_config(config_path: str | None, host: str | None, port: int | None) ->
         config.host = host
     if port is not None:
         config.port = port
+    if sip is not None:
+        config.sip = dev_sip(sip)
     return config
 
 
@@ -68,8 +72,9 @@ async def run(config: GatewayConfig) -> None:
     await gateway.stop()
 
 
-def main(config_path: str | None, host: str | None, port: int | None) -> int:
-    config = build_config(config_path, host, port)
+def main(config_path: str | None, host: str | None, port: int | None,
+         sip: str | None = None) -> int:
+    config = build_config(config_path, host, port, sip)
     try:
         import uvloop
         uvloop.install()

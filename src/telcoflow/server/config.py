@@ -24,6 +24,18 @@ TOML shape::
     keys = ["…"]                          # who may place simulated calls
     [tls]
     cert = "server.pem"; key = "server.key"; client_ca = "ca.pem"
+    [sip]                                 # UDP SIP + RTP G.711 (docs/sip.md)
+    listen = "0.0.0.0:5060"
+    public_host = "203.0.113.7"           # in Via, Contact and SDP (default: listen host)
+    rtp_ports = "20000-20999"
+    invites_per_second = 20               # per source; beyond: 503 Retry-After
+    [[sip.trunks]]
+    name = "carrier"
+    sources = ["198.51.100.0/24"]         # who may send us INVITEs
+    username = "…"; password = "…"        # digest credentials it must present (optional)
+    proxy = "198.51.100.10:5060"          # where our INVITEs go
+    numbers = ["+1", "+44"]               # the numbers it reaches ("*": all)
+    out_username = "…"; out_password = "…"  # if it challenges our INVITEs
 """
 
 from __future__ import annotations
@@ -60,6 +72,42 @@ class TlsConfig:
 
 
 @dataclass(slots=True)
+class SipTrunk:
+    """A carrier or PBX we exchange SIP calls with."""
+
+    name: str
+    # inbound: where its INVITEs may come from (addresses or CIDR blocks)
+    sources: list[str] = field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    # inbound: digest credentials it must present (none: the source address is enough)
+    username: str | None = None
+    password: str | None = None
+    # outbound: where our INVITEs go ("host:port"), the numbers it reaches (prefixes;
+    # "*" is every number), and the credentials it may challenge us for
+    proxy: str | None = None
+    numbers: list[str] = field(default_factory=list)
+    out_username: str | None = None
+    out_password: str | None = None
+
+
+@dataclass(slots=True)
+class SipConfig:
+    """``[sip]``: UDP SIP and RTP G.711 (off unless configured or ``--sip`` is given)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5060
+    public_host: str | None = None  # what Via, Contact and SDP name (default: host)
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 20999
+    trunks: list[SipTrunk] = field(default_factory=list)
+    allow_uri_dialing: bool = False  # agents may dial sip: URIs directly (development)
+    invites_per_second: float = 20.0  # per source address; beyond: 503 with Retry-After
+
+    @property
+    def advertised_host(self) -> str:
+        return self.public_host or ("127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host)
+
+
+@dataclass(slots=True)
 class GatewayConfig:
     connectors: list[Connector]
     phone_keys: list[str]
@@ -78,6 +126,7 @@ class GatewayConfig:
     # inboundCall MISSED_ONLY: how long the subscriber's line rings before agents get the call
     missed_ring_s: float = 20.0
     tls: TlsConfig | None = None
+    sip: SipConfig | None = None
     generated: bool = False  # True when keys were made up at start (embedded defaults)
 
     def engine_settings(self) -> EngineSettings:
@@ -127,7 +176,7 @@ def load_file(path: str | Path) -> GatewayConfig:
     phone = _table(raw, "phone").get("keys", [])
     tls_raw = raw.get("tls")
     tls = TlsConfig(tls_raw["cert"], tls_raw["key"], tls_raw.get("client_ca")) if tls_raw else None
-    cfg = GatewayConfig(connectors, list(phone), tls=tls)
+    cfg = GatewayConfig(connectors, list(phone), tls=tls, sip=_sip(raw))
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s"):
@@ -151,6 +200,50 @@ def validate(cfg: GatewayConfig) -> None:
             seen_keys.add(key)
     if not 10 <= cfg.playout_target_ms <= 2000:
         raise ConfigError("playout_target_ms must be between 10 and 2000")
+
+
+def dev_sip(listen: str) -> SipConfig:
+    """``--sip HOST:PORT``: SIP on that address, taking calls from loopback, dialling
+    SIP URIs directly (no trunk configured: development and tests)."""
+    host, port = parse_hostport(listen, "--sip")
+    return SipConfig(host=host, port=port, trunks=[SipTrunk("loopback")],
+                     allow_uri_dialing=True)
+
+
+def parse_hostport(text: str, where: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{where} must be HOST:PORT (e.g. 127.0.0.1:5060), not {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _sip(raw: dict[str, Any]) -> SipConfig | None:
+    if "sip" not in raw:
+        return None
+    table = _table(raw, "sip")
+    host, port = parse_hostport(str(table.get("listen", "127.0.0.1:5060")), "[sip] listen")
+    low, _, high = str(table.get("rtp_ports", "20000-20999")).partition("-")
+    if not (low.isdigit() and high.isdigit() and 1024 <= int(low) < int(high) <= 65535):
+        raise ConfigError("[sip] rtp_ports must be LOW-HIGH, e.g. 20000-20999")
+    trunks = [_trunk(t, i) for i, t in enumerate(table.get("trunks", []))]
+    return SipConfig(host, port, table.get("public_host"), int(low), int(high), trunks,
+                     bool(table.get("allow_uri_dialing", False)),
+                     float(table.get("invites_per_second", 20.0)))
+
+
+def _trunk(raw: Any, index: int) -> SipTrunk:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise ConfigError(f"sip.trunks[{index}] needs a string 'name'")
+    trunk = SipTrunk(raw["name"])
+    for name in ("sources", "numbers"):
+        if name in raw:
+            setattr(trunk, name, [str(v) for v in raw[name]])
+    for name in ("username", "password", "proxy", "out_username", "out_password"):
+        if name in raw:
+            setattr(trunk, name, str(raw[name]))
+    if trunk.proxy:
+        parse_hostport(trunk.proxy, f"sip.trunks[{index}].proxy")
+    return trunk
 
 
 def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
