@@ -176,6 +176,24 @@ class JitterBuffer:
         self._drain(now)
         self._trim()
 
+    def push_empty(self, now: float, seq: int) -> None:
+        """Let ``seq`` take its place in the order without adding audio.
+
+        For sequence numbers that carry no audio for this buffer, such as an
+        RFC 4733 event packet in the same RTP sequence: the buffer neither
+        waits for them nor conceals them. Not counted in :attr:`stats`;
+        nothing happens if ``seq`` was already played, declared lost or held.
+        """
+        ext = self._extend(seq)
+        if self._next is None:
+            self._next = ext
+        if ext < self._next or ext in self._store:
+            return
+        if self._highest is None or ext > self._highest:
+            self._highest = ext
+        self._store[ext] = (b"", now)
+        self._drain(now)
+
     def _drain(self, now: float) -> None:
         assert self._next is not None
         while True:
