@@ -49,6 +49,7 @@ from .ports import (
     LinkClose,
     SessionEnd,
     SessionLink,
+    Timed,
 )
 from .session_states import BindingEvent
 from .sessions import Session, SessionStore
@@ -90,6 +91,7 @@ class Engine:
         self._agents: dict[AgentLink, Call] = {}
         self._resume_to: dict[str, set[str]] = {}      # call id → links offered a RESUME
         self.diallers: list[Dialler] = []
+        self._timed: list[Timed] = []
         self.control = CallControl(settings, self.timers, self.diallers, self.legs)
         self.media = MediaPlane()
         self._wake: Callable[[], None] | None = None
@@ -110,16 +112,31 @@ class Engine:
         self._wake = self.timers.on_earlier = wake
 
     def next_deadline(self) -> float | None:
-        timer, media = self.timers.next_deadline(), self.media.next_deadline()
-        if timer is None or media is None:
-            return timer if media is None else media
-        return min(timer, media)
+        deadlines = [d for d in (self.timers.next_deadline(), self.media.next_deadline(),
+                                 *(t.next_deadline() for t in self._timed)) if d is not None]
+        return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
-        """Run the media tick and every timer that is due at ``now``."""
+        """Run the media tick, every timer and every adapter's timers due at ``now``."""
         self.media.tick(now)
         for key in self.timers.pop_due(now):
             self._due[key[0]](*key[1:])  # type: ignore[index]
+        for timed in self._timed:
+            deadline = timed.next_deadline()
+            if deadline is not None and deadline <= now:
+                try:
+                    timed.handle_timer(now)
+                except Exception:  # one adapter's bug must not stop the others' timers
+                    logger.exception("timer handling failed in %r", timed)
+
+    def add_timed(self, timed: Timed) -> None:
+        """Run ``timed``'s timers on the engine's timer (see :class:`~.ports.Timed`)."""
+        self._timed.append(timed)
+
+    def deadline_changed(self) -> None:
+        """An adapter's next deadline may be earlier now: the I/O layer re-arms."""
+        if self._wake is not None:
+            self._wake()
 
     def tick(self, now: float) -> None:
         """The media tick alone (every call's 20 ms of audio, by clock phase)."""

@@ -219,6 +219,16 @@ class AgentLink(Protocol):
     def close(self, why: LinkClose) -> None: ...
 
 
+class Timed(Protocol):
+    """An adapter's own timers (SIP retransmissions, say), run on the engine's one timer:
+    :meth:`Engine.add_timed` it, and call :meth:`Engine.deadline_changed` after an
+    input that may have made its next deadline earlier."""
+
+    def next_deadline(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+
 class Clock(Protocol):
     def now(self) -> float:
         """Monotonic seconds; the same clock ``handle_timer(now)`` is given."""
