@@ -13,7 +13,7 @@ import math
 import re
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ..engine import Engine
 from ..protocol import sm
@@ -32,6 +32,7 @@ SM_PATH = "/v1/agent/session-manager"
 _VOICE = re.compile(r"^/v1/voice/([A-Za-z0-9-]{1,64})$")
 
 WsRoute = Callable[[HttpRequest], "WsAccept | WsReject"]
+Service = Callable[[], Awaitable[None]]
 
 
 class LoopClock:
@@ -86,6 +87,7 @@ class Gateway:
         self.clock = LoopClock()
         self.engine = Engine(config.engine_settings(), self.clock)
         self._ws_routes: dict[str, WsRoute] = {}
+        self._services: list[tuple[Service, Service]] = []
         self._server: NetServer | None = None
         self._driver: EngineDriver | None = None
 
@@ -100,18 +102,27 @@ class Gateway:
             raise ValueError(f"{path} is already routed")
         self._ws_routes[path] = accept
 
+    def add_service(self, start: Service, stop: Service) -> None:
+        """An adapter's own listener (a UDP socket, say): started with the gateway, stopped
+        after its calls have ended."""
+        self._services.append((start, stop))
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.clock.now = loop.time
         self._driver = EngineDriver(self.engine, loop)
         self._server = await serve(self.route, self.config.host, self.config.port,
                                    self._ssl_context())
+        for start, _ in self._services:
+            await start()
         if self.config.port == 0:
             self.config.port = self.port
         logger.info("gateway listening on %s", self.config.voice_base_url())
 
     async def stop(self) -> None:
         self.engine.shutdown()
+        for _, stop in reversed(self._services):
+            await stop()
         if self._driver is not None:
             self._driver.stop()
         if self._server is not None:

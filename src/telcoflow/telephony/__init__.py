@@ -13,3 +13,6 @@ from . import simulated
 def install(gateway: Gateway) -> None:
     """Every phone-side adapter this gateway's configuration asks for."""
     simulated.install(gateway)
+    if gateway.config.sip is not None:
+        from . import sip  # only a gateway that takes SIP calls loads it
+        sip.install(gateway, gateway.config.sip)

@@ -1,0 +1,155 @@
+"""One SIP call leg: the engine's :class:`~telcoflow.engine.ports.Leg` on a dialog + RTP.
+
+Signalling the engine asks for (ringing, answered, ended) goes to the user
+agent (:mod:`.ua`), which owns the dialogs and the transaction layer. Media
+is handled here, on the engine's media tick: each tick the engine hands the
+leg its 20 ms to play (``send_audio``); the leg sends it as one RTP packet
+(after any DTMF event packets due), and on the same beat takes the 20 ms the
+jitter buffer releases and hands it to the engine (``leg_audio``), so the
+uplink runs on the media clock too, whatever the sender's packet time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from ...audio.codec import encode
+from ...engine import Engine
+from ...engine.ports import AudioFormat, EndReason
+from ...protocol.rtp import DtmfDigit, RemoteAddressChanged, RtpError, RtpStream
+from ...protocol.sip.message import SipRequest
+from ...protocol.sip.sdp import Direction, Negotiated
+from ...protocol.sip.transaction import ClientTransaction, ServerTransaction
+from .media import RtpSocket
+
+if TYPE_CHECKING:
+    from .ua import SipUa
+
+logger = logging.getLogger(__name__)
+
+
+class DialogState(StrEnum):
+    EARLY = "EARLY"          # INVITE sent or received, no 2xx yet
+    CONFIRMED = "CONFIRMED"  # 2xx sent or received (and, for ours, ACKed)
+    ENDED = "ENDED"
+
+
+@dataclass(eq=False)
+class SipLeg:
+    ua: SipUa
+    engine: Engine
+    outbound: bool
+    sip_call_id: str
+    local_tag: str
+    local_uri: str                   # our From (outbound) / To (inbound), without tag
+    remote_uri: str
+    remote_target: str               # where in-dialog requests go (the remote Contact)
+    peer: tuple[str, int]            # where its requests came from / our INVITE went
+    rtp: RtpSocket
+    invite: SipRequest
+    clock: Callable[[], float]
+    remote_tag: str | None = None
+    route_set: list[str] = field(default_factory=list)
+    local_cseq: int = 1
+    server_tx: ServerTransaction | None = None
+    client_tx: ClientTransaction | None = None
+    state: DialogState = DialogState.EARLY
+    negotiated: Negotiated | None = None
+    stream: RtpStream | None = None
+    sdp_version: int = 1
+    call_id: str | None = None       # the engine's
+    auth_tried: bool = False
+    _silence: bytes = b""
+
+    # ── the engine's Leg port ────────────────────────────────────────────────
+    @property
+    def format(self) -> AudioFormat:
+        codec = self.negotiated.engine_codec if self.negotiated is not None else "pcmu"
+        return AudioFormat(codec, 8000)
+
+    def ringing(self, call_id: str) -> None:
+        self.call_id = call_id
+        self.ua.send_ringing(self)
+
+    def answered(self, call_id: str) -> None:
+        self.call_id = call_id
+        if not self.outbound:  # an outbound leg answered itself: nothing to tell it
+            self.ua.send_answer(self)
+
+    def ended(self, reason: EndReason, message: str) -> None:
+        self.ua.end_leg(self, reason, message)
+
+    def send_audio(self, frame: bytes | None) -> None:
+        stream = self.stream
+        if stream is None or self.state is not DialogState.CONFIRMED:
+            return
+        now = self.clock()
+        for event in stream.dtmf_due(now):
+            self._send(event)
+        if self.on_hold:
+            stream.skip()
+        else:
+            packet = stream.packetize(frame if frame is not None else self._silence, now)
+            if packet is not None:
+                self._send(packet)
+        self._uplink(stream, now)
+
+    def send_dtmf(self, digits: str) -> None:
+        if self.stream is None:
+            return
+        try:
+            self.stream.send_dtmf(digits, self.clock())
+        except RtpError as exc:
+            logger.info("DTMF %r not sent on call %s: %s", digits, self.call_id, exc)
+
+    # ── media ────────────────────────────────────────────────────────────────
+    @property
+    def on_hold(self) -> bool:
+        """The remote put us on hold (sendonly / inactive): no audio either way."""
+        n = self.negotiated
+        return n is not None and n.direction is not Direction.SENDRECV
+
+    def start_media(self, negotiated: Negotiated) -> None:
+        """Use what the offer/answer agreed (again, after a re-INVITE)."""
+        self.negotiated = negotiated
+        self._silence = encode(negotiated.engine_codec, bytes(320))
+        if self.stream is None:
+            self.stream = RtpStream(negotiated)
+            self.rtp.receiver = self._rtp_received
+        else:
+            self.stream.update(negotiated)
+
+    def stop_media(self) -> None:
+        self.rtp.receiver = None
+        self.rtp.close()
+
+    def _send(self, packet: bytes) -> None:
+        stream = self.stream
+        if stream is not None and stream.remote_addr is not None:
+            self.rtp.send(packet, stream.remote_addr)
+
+    def _rtp_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        stream = self.stream
+        if stream is None:
+            return
+        for event in stream.receive(data, addr, self.clock()):
+            self._rtp_event(event)
+
+    def _uplink(self, stream: RtpStream, now: float) -> None:
+        for event in stream.poll(now):
+            self._rtp_event(event)
+        frame = stream.pop_frame(now)
+        if frame is not None and not self.on_hold:
+            self.engine.leg_audio(self, frame)
+
+    def _rtp_event(self, event: DtmfDigit | RemoteAddressChanged) -> None:
+        if isinstance(event, DtmfDigit):
+            if not self.on_hold:
+                self.engine.leg_dtmf(self, event.digit, event.duration_ms)
+        else:
+            logger.info("call %s: RTP now goes to %s (%s)", self.call_id, event.address,
+                        event.reason)
