@@ -101,6 +101,12 @@ async def handle_call(call: Call, calls: list):
     if SCENARIO in ("echo", "gating", "resume"):
         await echo(call)
         mark("stream_ended", call.id)
+    elif SCENARIO == "record":
+        with open(os.environ["RECORD_FILE"], "wb") as out:
+            async for chunk in call.audio_stream():
+                out.write(chunk)
+                await call.send_audio(chunk)
+        mark("stream_ended", call.id)
     elif SCENARIO in ("close", "disconnect"):
         await stdin_line()
         result = await (call.close() if SCENARIO == "close" else call.disconnect())
