@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ...audio.codec import encode
 from ...engine import Engine
 from ...engine.ports import AudioFormat, EndReason
-from ...protocol.rtp import DtmfDigit, RemoteAddressChanged, RtpError, RtpStream
+from ...protocol.rtp import DtmfDigit, RemoteAddressChanged, RtpError, RtpStats, RtpStream
 from ...protocol.sip.message import SipRequest
 from ...protocol.sip.sdp import Direction, Negotiated
 from ...protocol.sip.transaction import ClientTransaction, ServerTransaction
@@ -126,6 +126,18 @@ class SipLeg:
     def stop_media(self) -> None:
         self.rtp.receiver = None
         self.rtp.close()
+        if self.stream is not None:
+            self._report(self.stream.stats)
+
+    def _report(self, s: RtpStats) -> None:
+        """One line per leg at its end: what an operator reads when a caller says
+        the audio was choppy (``record.rtp`` holds every counter)."""
+        expected = s.audio_packets + s.lost
+        logger.info(
+            "call %s RTP from %s: %d packets, %d lost (%.1f%%), %d late, %d concealed "
+            "frames, jitter %.1f ms; sent %d packets", self.call_id, self.peer[0],
+            s.audio_packets, s.lost, 100.0 * s.lost / expected if expected else 0.0, s.late,
+            s.concealed, s.jitter_ms, s.packets_sent, extra={"rtp": s, "call_id": self.call_id})
 
     def _send(self, packet: bytes) -> None:
         stream = self.stream
