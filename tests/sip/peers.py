@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import wave
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,3 +74,84 @@ def pcap_speech() -> npt.NDArray[np.int16]:
     """The recorded PCMA speech SIPp plays, decoded to PCM16 at 8 kHz."""
     payload = b"".join(p[3] for p in pcap_rtp(SIPP_AUDIO / "g711a.pcap") if p[0] == 8)
     return np.frombuffer(g711.alaw_decode_bytes(payload), "<i2").copy()
+
+
+BARESIP_RTP_PORTS = (32000, 32999)
+
+
+def baresip_config(directory: Path, source: Path) -> Path:
+    """A register-less baresip in ``directory``: it plays ``source`` (8 kHz WAV) into
+    the call and dumps what it hears and what it sends as WAV files there."""
+    lines = [
+        ("poll_method", "epoll"), ("sip_listen", f"127.0.0.1:{free_udp_port()}"),
+        ("audio_source", f"aufile,{source}"), ("audio_player", "aufile,/dev/null"),
+        ("audio_alert", "aufile,/dev/null"), ("audio_srate", "8000"), ("audio_channels", "1"),
+        ("rtp_ports", "{}-{}".format(*BARESIP_RTP_PORTS)),
+        ("module_path", "/usr/lib/baresip/modules"), ("module", "g711.so"),
+        ("module", "aufile.so"), ("module", "sndfile.so"), ("module", "menu.so"),
+        ("module_app", "account.so"), ("snd_path", str(directory)),
+    ]
+    (directory / "config").write_text("".join(f"{k}\t{v}\n" for k, v in lines))
+    (directory / "accounts").write_text("<sip:tester@127.0.0.1>;regint=0\n")
+    return directory
+
+
+@asynccontextmanager
+async def baresip(directory: Path, *commands: str,
+                  seconds: int = 20) -> AsyncIterator[asyncio.subprocess.Process]:
+    """baresip with ``directory``'s configuration, running ``commands`` at start;
+    stopped on leaving (it quits by itself after ``seconds``). Its output is
+    in ``directory / "baresip.log"``."""
+    args = [arg for command in commands for arg in ("-e", command)]
+    with (directory / "baresip.log").open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            "baresip", "-f", str(directory), "-t", str(seconds), *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def read_wav(path: Path) -> npt.NDArray[np.int16]:
+    with wave.open(str(path)) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (8000, 1, 2)
+        return np.frombuffer(wav.readframes(wav.getnframes()), "<i2").copy()
+
+
+def write_wav(path: Path, samples: npt.NDArray[np.int16]) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+def baresip_audio(directory: Path) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16]]:
+    """What baresip sent and what it heard in its last call (its sndfile dumps)."""
+    sent = read_wav(max(directory.glob("dump-*-enc.wav")))
+    heard = read_wav(max(directory.glob("dump-*-dec.wav")))
+    return sent, heard
+
+
+def _udp_ports_bound() -> set[int]:
+    with open("/proc/net/udp") as table:  # binding it ourselves to find out would race
+        return {int(line.split()[1].split(":")[1], 16) for line in list(table)[1:]}
+
+
+async def udp_bound(port: int, timeout: float = 10.0) -> None:
+    """Wait until a peer process has bound UDP ``port`` (a call to it before that
+    would be lost)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while port not in _udp_ports_bound():
+        if loop.time() > deadline:
+            raise TimeoutError(f"nothing bound udp port {port} in {timeout} s")
+        await asyncio.sleep(0.01)

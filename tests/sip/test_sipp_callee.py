@@ -16,7 +16,7 @@ from telcoflow.testing import GatewayThread, Phone
 
 from ..interop.signals import noise
 from .conftest import sip_config
-from .peers import SCENARIOS, SippRun, free_udp_port, sipp
+from .peers import SCENARIOS, SippRun, free_udp_port, sipp, udp_bound
 
 CALLEE = "+15550100"  # the gateway's own number: call.connect rings it through the trunk
 
@@ -43,7 +43,7 @@ async def callee(port: int, *scenario: str) -> AsyncIterator[asyncio.Task[SippRu
     task = asyncio.create_task(sipp(*args, "-i", "127.0.0.1", "-p", str(port),
                                     "-mi", "127.0.0.1", "-mp", str(free_udp_port()),
                                     "-m", "1", timeout=30))
-    await asyncio.sleep(0.3)  # SIPp binds its socket at start; a dial before that is lost
+    await udp_bound(port)
     yield task
 
 
