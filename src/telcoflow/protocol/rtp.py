@@ -734,7 +734,11 @@ class RtpStream:
 
     def _event(self, pkt: RtpPacket, ext: int, now: float, events: list[RtpEvent]) -> None:
         n = self._n
-        self._jb.push_empty(now, ext)
+        if not self._idle:
+            # in a talkspurt an event takes the place of audio: the buffer must not
+            # wait for it; between talkspurts there is no playout to keep in order
+            # (and a sender's jumps there, SIPp's recorded digits, are no loss)
+            self._jb.push_empty(now, ext)
         try:
             event = TelephoneEvent.parse(pkt.payload)
         except RtpError:
