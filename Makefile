@@ -31,9 +31,10 @@ test: $(STAMP) sysdeps
 refsdk: $(STAMP)  # the published SDK 1.0.0, isolated in .cache/ (tests and benches use it)
 	$(PY) tests/refsdk.py
 
-bench: $(STAMP)
+bench: $(STAMP) sysdeps
 	$(PY) bench/audio.py
 	$(PY) bench/mixer.py
+	$(PY) bench/sip.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -106,13 +106,14 @@ def _env_without(*prefixes: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
-def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1"
-                  ) -> tuple[Child, Credentials]:
+def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
+                  more_toml: str = "") -> tuple[Child, Credentials]:
     """``telcoflow serve`` on a free port, with ``connectors`` connectors and keys made here.
 
     Why several connectors: each agent process gets its own, so a call's
     notification goes to one process only. The keys reach the gateway in a
     0600 config file and never appear in output (the gateway logs a prefix).
+    ``more_toml`` adds tables (``[sip]`` for the SIP bench).
     """
     made = [Connector(f"tfk_{secrets.token_urlsafe(24)}", str(uuid.uuid4()), f"+1555{i:07d}")
             for i in range(connectors)]
@@ -120,6 +121,7 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1"
     toml = [f'[server]\nhost = "{host}"\nport = 0\n\n[phone]\nkeys = ["{phone_key}"]\n']
     toml += [f'[[connectors]]\nuuid = "{c.uuid}"\napi_keys = ["{c.api_key}"]\n'
              f'numbers = ["{c.number}"]\n' for c in made]
+    toml.append(more_toml)
     path = workdir / "gateway.toml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
