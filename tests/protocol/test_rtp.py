@@ -556,6 +556,24 @@ def test_hold_we_still_receive() -> None:
     assert frames[1:] == payloads[:19] and rx.packetize(b"\xff" * 160, 0.5) is None
 
 
+def test_dropping_the_buffered_audio_plays_only_what_comes_after() -> None:
+    """Taken off hold: what arrived while held and still waits for playout is dropped."""
+    tx, rx = sender(), receiver()
+    payloads = ulaw_payloads(40)
+    arrivals = sent(tx, payloads)
+    held, _ = play(rx, arrivals[:20], 20)
+    assert held[-1] == payloads[18]  # payload 19 waits in the buffer
+    rx.drop_buffered()
+    frames = []
+    for k in range(20, 40):
+        rx.receive(arrivals[k][1], REMOTE, arrivals[k][0])
+        frames.append(rx.pop_frame(k * TICK))
+    assert frames[0] == b"\xff" * 160  # a fresh prefill …
+    assert frames[1:] == payloads[20:39]  # … then what came after, never payload 19
+    s = rx.stats
+    assert s.lost == 0 and s.late == 0 and s.audio_packets == 40
+
+
 def test_idle_then_resume_after_a_gap_restarts_playout() -> None:
     tx, rx = sender(), receiver()
     payloads = ulaw_payloads(100)

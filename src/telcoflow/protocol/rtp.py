@@ -60,7 +60,9 @@ underruns (counted). The first audio after an idle spell starts a fresh
 jitter buffer, so latency goes back to the prefill instead of keeping what
 the gap added; sequence numbers missing across the spell count as lost.
 
-Hold: we always receive (whatever either side's direction says).
+Hold: we always receive (whatever either side's direction says);
+:meth:`RtpStream.drop_buffered` drops what waits for playout, so that what the
+remote sent while holding is not played once the call is taken off hold.
 
 RtpStream — sending
 -------------------
@@ -748,6 +750,13 @@ class RtpStream:
         digits = self.dtmf_receiver.feed(event, pkt.timestamp, now, pkt.ssrc)
         n["dtmf_digits"] += len(digits)
         events.extend(digits)
+
+    def drop_buffered(self) -> None:
+        """Drop the audio waiting for playout; it starts afresh with the next audio
+        packet (a call taken off hold: what the remote sent while holding it is not
+        played after)."""
+        self._restart_jitter_buffer()
+        self._idle = True
 
     def _restart_jitter_buffer(self) -> None:
         old = self._jb.stats

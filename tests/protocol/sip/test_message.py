@@ -492,10 +492,30 @@ def test_salvage_reads_compact_and_folded_fields() -> None:
     assert len(request.vias) == 3 and request.cseq == (9, "INVITE")
 
 
+@pytest.mark.parametrize("data, kept", [
+    (_swap(b"Call-ID: ODk3NjQ3MjY0ZDA5ZGNiYzA0\r\n", b""), ["From", "To"]),
+    (_swap(b"Call-ID: ODk3NjQ3MjY0ZDA5ZGNiYzA0", b"Call-ID: "), ["From", "To"]),
+    (_swap(b"From: <sip:ping@198.51.100.7:5060>", b"From: <sip:ping@"), ["To", "Call-ID"]),
+    (_swap(b"To: <sip:gateway@203.0.113.5:5060>\r\n", b""), ["From", "Call-ID"]),
+])
+def test_salvage_keeps_what_can_be_read_of_from_to_and_call_id(
+        data: bytes, kept: list[str]) -> None:
+    """RFC 4475 §3.1.2.18: a request without Call-ID, From or To is still answered 400
+    (its Via and CSeq carry the answer back to its transaction); what is missing or
+    unreadable is left out of the answer."""
+    request = salvage_request(data)
+    assert request is not None and request.method == "OPTIONS"
+    response = make_response(request, 400, "x", to_tag="t")
+    names = {name for name, _ in response.headers}
+    assert names == {"Via", "CSeq", *kept}
+    if "To" in kept:
+        assert response.to.tag == "t"
+
+
 @pytest.mark.parametrize("data", [
     wire(CARRIER_200).replace(b"Content-Length: 194", b"Content-Length: 999"),
-    _swap(b"Call-ID: ODk3NjQ3MjY0ZDA5ZGNiYzA0\r\n", b""),
-    _swap(b"From: <sip:ping@198.51.100.7:5060>", b"From: <sip:ping@"),
+    _swap(b"CSeq: 1 OPTIONS\r\n", b""),
+    _swap(b"CSeq: 1 OPTIONS", b"CSeq: one OPTIONS"),
     _swap(b"CSeq: 1 OPTIONS", b"CSeq: 1 ACK"),
     _swap(b"OPTIONS sip:", b"ACK sip:"),
     _swap(b"Via: SIP/2.0/UDP", b"Via: SIP/2.0/UDP bad host"),

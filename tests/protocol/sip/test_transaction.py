@@ -629,8 +629,44 @@ def test_malformed_request_statuses(old: bytes, new: bytes, status: int) -> None
     assert parse_message(one(layer)[0]).status == status  # type: ignore[union-attr]
 
 
+def test_a_malformed_request_is_answered_with_a_to_tag_its_retransmission_gets_again() -> None:
+    """§8.2.6.2: every final response carries a To tag; §8.2.7: a stateless one makes it
+    from the request, so the retransmitted request is answered alike."""
+    layer = TransactionLayer()
+    bad = peer_request().replace(b"Content-Length: 0", b"Content-Length: 5")
+    answers = []
+    for _ in range(2):
+        layer.receive(bad, PEER, 0.0)
+        answers.append(parse_message(one(layer)[0]))
+    tags = {answer.to.tag for answer in answers}
+    assert len(tags) == 1 and None not in tags
+    other = peer_request(branch="z9hG4bKpeer2").replace(b"Content-Length: 0",
+                                                       b"Content-Length: 5")
+    layer.receive(other, PEER, 0.0)
+    assert parse_message(one(layer)[0]).to.tag not in tags
+
+
+@pytest.mark.parametrize("missing", [b"Call-ID: peer-call-1\r\n",
+                                     b"From: <sip:+15559870000@carrier.net>;tag=peer\r\n",
+                                     b"To: <sip:agent@203.0.113.5>\r\n"])
+def test_a_request_without_call_id_from_or_to_is_answered_400(missing: bytes) -> None:
+    """RFC 4475 §3.1.2.18: ideally 400. The Via takes the answer back and its branch
+    and CSeq method match it to the sender's transaction (§17.1.3)."""
+    layer = TransactionLayer()
+    events = layer.receive(peer_request().replace(missing, b""), PEER, 0.0)
+    assert len(events) == 1 and isinstance(events[0], MalformedMessage)
+    data, addr = one(layer)
+    name = missing.split(b":")[0].decode()
+    assert addr == PEER and f"400 the message has no {name} header".encode() in data
+    assert b"branch=z9hG4bKpeer1" in data and b"CSeq: 7 INVITE" in data
+    assert f"\r\n{name}:".encode() not in data
+    assert layer.counts()["server"] == 0
+
+
 @pytest.mark.parametrize("data", [
-    peer_request().replace(b"Call-ID: peer-call-1\r\n", b""),   # cannot be matched by the peer
+    peer_request().replace(b"CSeq: 7 INVITE\r\n", b""),        # cannot be matched by the peer
+    peer_request().replace(b"Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKpeer1\r\n",
+                           b""),                                # cannot reach the peer
     peer_request("ACK").replace(b"Content-Length: 0", b"Content-Length: 9"),  # never answered
     peer_request().replace(b"CSeq: 7 INVITE", b"CSeq: seven INVITE"),
     peer_answer(peer_request(), 200).replace(b"Content-Length: 0", b"Content-Length: 3"),

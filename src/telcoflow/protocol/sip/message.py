@@ -991,11 +991,14 @@ def salvage_request(data: bytes) -> SipRequest | None:
     """The parts of an unreadable request that an error response needs, or None.
 
     Reads the Via, From, To, Call-ID and CSeq fields (the first of each; every
-    Via) leniently from the first :data:`MAX_MESSAGE_SIZE` bytes. Returns None
-    for a response, an ACK (never answered), or when any of those five cannot
-    be read, because an answer without them would reach nobody. The returned
-    request has no body and a placeholder Request-URI; its ``method`` is the
-    CSeq's.
+    Via) leniently from the first :data:`MAX_MESSAGE_SIZE` bytes. Every Via and
+    the CSeq must be readable: an answer goes where the Via says and the sender
+    matches it to its request by the Via's branch and the CSeq's method
+    (RFC 3261 §17.1.3). From, To and Call-ID are kept when they can be read and
+    left out otherwise, so that a request lacking one is still told why
+    (RFC 4475 §3.1.2.18). Returns None for a response, an ACK (never
+    answered), or an unreadable Via or CSeq. The returned request has no body
+    and a placeholder Request-URI; its ``method`` is the CSeq's.
     """
     text = data[:MAX_MESSAGE_SIZE].decode("utf-8", "replace").lstrip("\r\n")
     lines = _LINE_END.split(text)
@@ -1016,20 +1019,31 @@ def salvage_request(data: bytes) -> SipRequest | None:
             last.append(value.strip())
     headers = Headers()
     try:
-        for key, values in wanted.items():
+        for key in ("via", "cseq"):
+            values = wanted[key]
             if not values or any(_CONTROL.search(v) for v in values):
                 return None
             for value in values if key == "via" else values[:1]:
                 headers.add(key, value)
         request = SipRequest("", SipUri(host="invalid"), headers)
-        if not request.vias or not _CALL_ID.fullmatch(request.call_id):
+        if not request.vias:
             return None
-        NameAddr.parse(request.headers.get_lines("From")[0])
-        NameAddr.parse(request.headers.get_lines("To")[0])
         request.method = request.cseq[1]
     except (SipParseError, ValueError):
         return None
-    return None if request.method == "ACK" else request
+    if request.method == "ACK":
+        return None
+    for key in ("from", "to", "call-id"):
+        value = next(iter(wanted[key]), "")
+        if _CONTROL.search(value) or (key == "call-id" and not _CALL_ID.fullmatch(value)):
+            continue
+        try:
+            if key != "call-id":
+                NameAddr.parse(value)
+            headers.add(key, value)
+        except (SipParseError, ValueError):
+            continue
+    return request
 
 
 # --------------------------------------------------------------------------- building
@@ -1069,7 +1083,8 @@ def make_response(request: SipRequest, status: int, reason: str | None = None, *
     """A response to ``request`` per RFC 3261 §8.2.6.
 
     Copies every Via (in order, with the ``received``/``rport`` the transaction
-    layer stamped), From, To, Call-ID and CSeq; adds ``to_tag`` to To unless the
+    layer stamped), From, To, Call-ID (each if the request has it: one salvaged
+    from a malformed datagram may not) and CSeq; adds ``to_tag`` to To unless the
     request's To already has a tag (an in-dialog request keeps its own); copies
     Timestamp into a 100. ``reason`` defaults to :func:`reason_phrase`; control
     characters in it become spaces and it is cut to 200 characters. ``headers``
@@ -1085,15 +1100,16 @@ def make_response(request: SipRequest, status: int, reason: str | None = None, *
     out = Headers()
     for line in request.headers.get_lines("Via"):
         out.add("Via", line)
-    out.add("From", _single(request.headers, "From"))
-    to_line = _single(request.headers, "To")
-    if to_tag is not None:
-        to = NameAddr.parse(to_line, "the To header")
-        if to.tag is None:
-            to.tag = to_tag
-            to_line = str(to)
-    out.add("To", to_line)
-    out.add("Call-ID", request.call_id)
+    for name in ("From", "To", "Call-ID"):
+        if name not in request.headers:
+            continue  # a request salvaged from a malformed datagram may lack one
+        line = _single(request.headers, name)
+        if name == "To" and to_tag is not None:
+            to = NameAddr.parse(line, "the To header")
+            if to.tag is None:
+                to.tag = to_tag
+                line = str(to)
+        out.add(name, line)
     out.add("CSeq", _single(request.headers, "CSeq"))
     if status == 100 and "Timestamp" in request.headers:
         out.add("Timestamp", request.headers.get_lines("Timestamp")[0])

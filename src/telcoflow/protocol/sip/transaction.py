@@ -84,12 +84,15 @@ Malformed datagrams
 -------------------
 Whitespace-only datagrams (RFC 5626 keep-alives) are ignored. Anything else
 :func:`~.message.parse_message` refuses becomes a :class:`MalformedMessage`;
-if it is a request whose Via, From, To, Call-ID and CSeq can still be read
+if it is a request whose Via and CSeq can still be read
 (:func:`~.message.salvage_request`), and it is not an ACK, the layer answers it
 statelessly with the error's status (400, 505, 416, 513) and its sentence as the
-reason phrase (§21.4.1), and puts that response in the event. Otherwise
-nothing is sent: without those headers no answer can reach or be matched by
-the sender. The ACK a client sends for such a 400 (to an INVITE) matches no
+reason phrase (§21.4.1), and puts that response in the event. The answer copies
+From, To and Call-ID where they can be read (a request lacking one is told so,
+RFC 4475 §3.1.2.18) and adds a To tag derived from the request, the same for
+its retransmissions (§8.2.7). Otherwise nothing is sent: without a Via no
+answer can reach the sender, without a CSeq it could not match it to its
+request (§17.1.3). The ACK a client sends for such a 400 (to an INVITE) matches no
 transaction and reaches the TU as an :class:`AckReceived` with no transaction,
 like any ACK the TU knows nothing about.
 
@@ -114,6 +117,7 @@ response, an ACK sent as a transaction, a branch used twice) raise
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import ipaddress
 import itertools
@@ -585,6 +589,14 @@ def _stamp(request: SipRequest, source: Addr) -> None:
     request.headers.replace_top("Via", str(via))
 
 
+def _stateless_tag(request: SipRequest) -> str:
+    """The To tag of a response sent outside any transaction: made from the request,
+    so a retransmission of it is answered with the same tag (RFC 3261 §8.2.7)."""
+    key = "\n".join([request.top_via.branch or "", request.headers.get("CSeq") or "",
+                      *request.headers.get_lines("From"), *request.headers.get_lines("Call-ID")])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def _ack_for(request: SipRequest, response: SipResponse) -> SipRequest:
     """The ACK of a client INVITE transaction for a 300-699 (RFC 3261 §17.1.1.3)."""
     headers = Headers()
@@ -875,8 +887,9 @@ class TransactionLayer:
                    request: SipRequest | None) -> MalformedMessage:
         response = None
         if request is not None and self.answer_malformed:
+            tag = _stateless_tag(request)
             _stamp(request, addr)
-            response = make_response(request, error.status, str(error))
+            response = make_response(request, error.status, str(error), to_tag=tag)
             self._send(response.serialize(), request.top_via.response_address())
         log.debug("malformed datagram from %s: %s", addr, error)
         return MalformedMessage(data, addr, error, response)

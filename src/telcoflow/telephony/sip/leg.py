@@ -115,6 +115,7 @@ class SipLeg:
 
     def start_media(self, negotiated: Negotiated) -> None:
         """Use what the offer/answer agreed (again, after a re-INVITE)."""
+        held = self.on_hold
         self.negotiated = negotiated
         self._silence = encode(negotiated.engine_codec, bytes(320))
         if self.stream is None:
@@ -122,6 +123,8 @@ class SipLeg:
             self.rtp.receiver = self._rtp_received
         else:
             self.stream.update(negotiated)
+            if held and not self.on_hold:
+                self.stream.drop_buffered()  # the audio sent on hold is not played now
 
     def stop_media(self) -> None:
         self.rtp.receiver = None

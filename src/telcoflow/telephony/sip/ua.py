@@ -246,8 +246,16 @@ class SipUa:
         self._flush()
 
     def _cancel(self, event: RequestReceived, now: float) -> None:
-        self._answer(event, 200, None, now)
-        leg = self._by_server_tx.pop(event.invite, None) if event.invite else None
+        """§9.2: 481 for a CANCEL that matches no INVITE; else 200, with the To tag of
+        the INVITE's responses, and a ringing call ends with 487."""
+        invite = event.invite
+        if invite is None:
+            self._answer(event, 481, "Call/Transaction Does Not Exist", now)
+            return
+        leg = self._by_server_tx.pop(invite, None)
+        last = invite.last_response
+        tag = leg.local_tag if leg is not None else last.to.tag if last is not None else None
+        self._answer(event, 200, None, now, to_tag=tag)
         if leg is None or leg.state is not DialogState.EARLY:
             return
         self._respond(leg, 487, now)
@@ -500,9 +508,10 @@ class SipUa:
         return self._dialogs.get((req.call_id, req.to.tag or ""))
 
     def _answer(self, event: RequestReceived, status: int, reason: str | None, now: float,
-                headers: list[tuple[str, str]] | None = None) -> None:
+                headers: list[tuple[str, str]] | None = None, to_tag: str | None = None
+                ) -> None:
         response = make_response(event.request, status, reason,
-                                 to_tag=None if status == 100 else new_tag(),
+                                 to_tag=None if status == 100 else to_tag or new_tag(),
                                  headers=[("Server", USER_AGENT), *(headers or [])])
         self.tx.send_response(response, now)
 
