@@ -385,6 +385,8 @@ async def test_an_invite_flood_gets_503_and_another_source_still_calls(
                 statuses.append(response.status)
                 if response.status == 503:
                     assert response.header("Retry-After") == "1", str(response)
+                    assert (response.header("Reason") or "").startswith("SIP;cause=503;"), \
+                        str(response)
             assert statuses[:4] == [404] * 4 and statuses.count(503) >= 5, statuses
             assert set(statuses) == {404, 503}, statuses
 

@@ -510,9 +510,10 @@ class SipUa:
     def _answer(self, event: RequestReceived, status: int, reason: str | None, now: float,
                 headers: list[tuple[str, str]] | None = None, to_tag: str | None = None
                 ) -> None:
+        more = [("Reason", _reason(status, reason))] if reason and status >= 300 else []
         response = make_response(event.request, status, reason,
                                  to_tag=None if status == 100 else to_tag or new_tag(),
-                                 headers=[("Server", USER_AGENT), *(headers or [])])
+                                 headers=[("Server", USER_AGENT), *more, *(headers or [])])
         self.tx.send_response(response, now)
 
     def _respond(self, leg: SipLeg, status: int, now: float, *, body: bytes = b"",
