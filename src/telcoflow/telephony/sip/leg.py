@@ -22,8 +22,9 @@ from ...engine import Engine
 from ...engine.ports import AudioFormat, EndReason
 from ...protocol.rtp import DtmfDigit, RemoteAddressChanged, RtpError, RtpStats, RtpStream
 from ...protocol.sip.message import SipRequest
-from ...protocol.sip.sdp import Direction, Negotiated
+from ...protocol.sip.sdp import Direction, Negotiated, SessionDescription
 from ...protocol.sip.transaction import ClientTransaction, ServerTransaction
+from ...server.config import SipTrunk
 from .media import RtpSocket
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ class SipLeg:
     stream: RtpStream | None = None
     sdp_version: int = 1
     call_id: str | None = None       # the engine's
+    offer: SessionDescription | None = None  # the INVITE's: theirs (inbound) or ours
+    trunk: SipTrunk | None = None    # the one an outbound call goes through
     auth_tried: bool = False
     _silence: bytes = b""
 

@@ -137,8 +137,7 @@ class SipUa:
         leg = SipLeg(self, self.engine, True, new_call_id(self.host), new_tag(), local, f"<{uri}>",
                      str(uri), dest, rtp, _request("INVITE", uri, [], b""), self._clock)
         leg.call_id = call_id
-        leg.offer = offer  # type: ignore[attr-defined]  # kept for accept_answer
-        leg.trunk = trunk  # type: ignore[attr-defined]
+        leg.offer, leg.trunk = offer, trunk
         leg.invite = self._outbound_invite(leg, offer.to_bytes())
         self._send_invite(leg)
         return leg
@@ -218,7 +217,7 @@ class SipUa:
                      str(req.from_), str(contact), addr, rtp, req, self._clock,
                      remote_tag=req.from_.tag, route_set=[str(r) for r in req.record_routes],
                      server_tx=event.transaction)
-        leg.answer_offer = offer  # type: ignore[attr-defined]
+        leg.offer = offer
         leg.start_media(negotiated)
         self._by_server_tx[event.transaction] = leg
         self._respond(leg, 100, now)
@@ -236,7 +235,8 @@ class SipUa:
         """The agent answered: 200 OK with our SDP; the layer re-sends it until the ACK."""
         if leg.state is not DialogState.EARLY or leg.server_tx is None:
             return
-        offer = leg.answer_offer  # type: ignore[attr-defined]
+        offer = leg.offer
+        assert offer is not None  # an inbound leg is made with its INVITE's offer
         body, negotiated = sdp.answer(offer, self.host, leg.rtp.port, leg.sdp_version, 1)
         leg.start_media(negotiated)
         leg.state = DialogState.CONFIRMED
@@ -414,8 +414,8 @@ class SipUa:
         if leg.state is not DialogState.EARLY:
             return  # a retransmitted 2xx: the layer re-sent our ACK
         try:
-            negotiated = sdp.accept_answer(leg.offer,  # type: ignore[attr-defined]
-                                           sdp.parse_sdp(response.body))
+            assert leg.offer is not None  # dial() made ours
+            negotiated = sdp.accept_answer(leg.offer, sdp.parse_sdp(response.body))
         except SdpError as exc:
             logger.info("call %s: unusable SDP answer (%s); hanging up", leg.call_id,
                         exc.message)
@@ -434,7 +434,7 @@ class SipUa:
         self.engine.leg_answered(leg)
 
     def _retry_with_auth(self, leg: SipLeg, response: SipResponse) -> bool:
-        trunk: SipTrunk | None = leg.trunk  # type: ignore[attr-defined]
+        trunk = leg.trunk
         name = "WWW-Authenticate" if response.status == 401 else "Proxy-Authenticate"
         challenge = response.headers.get(name)
         if trunk is None or not trunk.out_username or challenge is None:
