@@ -178,3 +178,43 @@ def test_bad_config_and_input() -> None:
         JitterBuffer(RATE, conceal="magic")
     with pytest.raises(JitterBufferError):
         JitterBuffer(RATE).push(b"\x00", 0.0)
+
+
+def test_a_loss_played_around_as_an_underrun_is_not_concealed_twice() -> None:
+    """Packets come just after the ticks (the buffer at its low point): packet 3 is
+    missing at its tick, an underrun conceals it, and when 4 shows it lost that
+    concealment stands for it. Concealing it again would play two frames for one
+    lost packet and delay the rest of the stream 20 ms for good."""
+    jb = JitterBuffer(RATE, prefill_ms=40, seq_bits=None)
+    jb.push(_frame(0), 0.0, seq=0)
+    jb.push(_frame(1), 0.0, seq=1)
+    out = [jb.pop(0.0), jb.pop(0.02)]
+    jb.push(_frame(2), 0.021, seq=2)
+    out.append(jb.pop(0.04))
+    out.append(jb.pop(0.06))  # seq 3 is not there: an underrun
+    for k in (4, 5, 6):
+        jb.push(_frame(k), 0.001 + 0.02 * (k - 1), seq=k)
+        out.append(jb.pop(0.02 * k))
+    assert [_value(f) for f in out] == [100, 200, 300, 150, 500, 600, 700]
+    assert (jb.stats.lost, jb.stats.underruns, jb.stats.concealed) == (1, 1, 1)
+
+
+def test_an_underrun_covers_only_what_it_played_of_a_longer_loss() -> None:
+    jb = JitterBuffer(RATE, prefill_ms=0, seq_bits=None)
+    jb.push(_frame(0), 0.0, seq=0)
+    out = [jb.pop(0.0), jb.pop(0.02)]  # seq 1 missing: an underrun
+    jb.push(_frame(4), 0.03, seq=4)  # 1, 2 and 3 lost: two more frames to conceal
+    out += [jb.pop(0.02 * k) for k in (2, 3, 4)]
+    assert [_value(f) for f in out] == [100, 50, 25, 12, 500]
+    assert (jb.stats.lost, jb.stats.underruns, jb.stats.concealed) == (3, 1, 3)
+
+
+def test_a_late_chunk_after_an_underrun_is_still_played() -> None:
+    jb = JitterBuffer(RATE, prefill_ms=0, seq_bits=None)
+    jb.push(_frame(0), 0.0, seq=0)
+    out = [jb.pop(0.0), jb.pop(0.02)]  # seq 1 late: an underrun
+    jb.push(_frame(1), 0.03, seq=1)
+    jb.push(_frame(3), 0.03, seq=3)  # 2 lost once 1 has played: concealed
+    out += [jb.pop(0.02 * k) for k in (2, 3, 4)]
+    assert [_value(f) for f in out] == [100, 50, 200, 100, 400]
+    assert (jb.stats.lost, jb.stats.underruns, jb.stats.concealed, jb.stats.late) == (1, 1, 2, 0)

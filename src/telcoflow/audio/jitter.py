@@ -15,6 +15,12 @@ declared lost (or already played) is *late* and dropped; one received twice
 is *duplicated* and dropped. Chunks without ``seq`` are taken in arrival
 order (pure re-chunking).
 
+A chunk missing when playout reaches it is first played around as an
+underrun; if it is then declared lost, the underrun's concealment was its
+concealment, and only what that did not cover is added: a loss at the
+buffer's low point adds no delay. (A chunk that turns up after an underrun
+is still played, the delay growing by what the underrun played.)
+
 Playout. ``pop`` returns silence until ``prefill_ms`` of audio is buffered,
 then real audio; on underrun it returns a *concealed* frame: the previous
 frame repeated at half the amplitude each time (``conceal="repeat"``, after
@@ -127,6 +133,7 @@ class JitterBuffer:
         self._started = False
         self._last_frame = bytes(self.frame_bytes)
         self._repeats = 0
+        self._underrun_bytes = 0  # concealment played since the last audio appended
         self._transit: float | None = None
         self._arrival_pos = 0  # samples received (for jitter estimate)
 
@@ -151,6 +158,7 @@ class JitterBuffer:
         if seq is None:
             self.stats.received += 1
             self._fifo += chunk
+            self._underrun_bytes = 0
             self._last_size = len(chunk)
             self._trim()
             return
@@ -211,7 +219,10 @@ class JitterBuffer:
     def _append_ready(self) -> None:
         assert self._next is not None
         while self._next in self._store:
-            self._fifo += self._store.pop(self._next)[0]
+            chunk = self._store.pop(self._next)[0]
+            if chunk:
+                self._fifo += chunk
+                self._underrun_bytes = 0
             self._consumed[self._next] = None
             if len(self._consumed) > 512:
                 self._consumed.popitem(last=False)
@@ -222,7 +233,10 @@ class JitterBuffer:
         first = min(self._store)
         missing = first - self._next
         self.stats.lost += missing
-        nbytes = missing * self._last_size
+        # what an underrun already played in the missing chunks' place is not repeated
+        covered = min(self._underrun_bytes, missing * self._last_size)
+        self._underrun_bytes -= covered
+        nbytes = missing * self._last_size - covered
         self.stats.concealed += -(-nbytes // self.frame_bytes)
         if len(self._fifo) >= self.frame_bytes:
             self._last_frame = bytes(self._fifo[-self.frame_bytes :])
@@ -288,6 +302,7 @@ class JitterBuffer:
         partial = bytes(self._fifo)
         self._fifo.clear()
         fill = self._conceal_frame()[len(partial) :]
+        self._underrun_bytes += len(fill)
         return partial + fill
 
     def _conceal_frame(self) -> bytes:
