@@ -43,7 +43,12 @@ async def callee(port: int, *scenario: str) -> AsyncIterator[asyncio.Task[SippRu
     task = asyncio.create_task(sipp(*args, "-i", "127.0.0.1", "-p", str(port),
                                     "-mi", "127.0.0.1", "-mp", str(free_udp_port()),
                                     "-m", "1", timeout=30))
-    await udp_bound(port)
+    bound = asyncio.create_task(udp_bound(port))
+    await asyncio.wait([bound, task], return_when=asyncio.FIRST_COMPLETED)
+    if not bound.done():
+        bound.cancel()
+        raise AssertionError(f"SIPp ended before taking its port:\n{task.result().output[-3000:]}")
+    bound.result()
     yield task
 
 
