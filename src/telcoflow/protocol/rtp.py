@@ -622,33 +622,44 @@ class RtpStream:
         n = self._n
         n["packets_received"] += 1
         n["bytes_received"] += len(datagram)
-        if len(datagram) >= 2 and datagram[0] >> 6 == 2 and 64 <= datagram[1] & 0x7F <= 95:
-            n["rtcp"] += 1  # RFC 5761: packet types 192-223 sit where RTP has PT 64-95
-            return []
-        try:
-            pkt = RtpPacket.parse(datagram)
-        except RtpError:
-            n["malformed"] += 1
-            return []
-        is_audio = pkt.payload_type in self._audio_pts
-        if not is_audio and pkt.payload_type not in self._event_pts:
+        if len(datagram) > 12 and datagram[0] == 0x80:
+            # version 2, no padding, extension or CSRCs: what phones send, read here
+            _, b1, seq, timestamp, ssrc = _HEADER.unpack_from(datagram)
+            pt, payload = b1 & 0x7F, datagram[12:]
+            if 64 <= pt <= 95:
+                n["rtcp"] += 1  # RFC 5761: packet types 192-223 sit where RTP has PT 64-95
+                return []
+        else:
+            if len(datagram) >= 2 and datagram[0] >> 6 == 2 and 64 <= datagram[1] & 0x7F <= 95:
+                n["rtcp"] += 1
+                return []
+            try:
+                pkt = RtpPacket.parse(datagram)
+            except RtpError:
+                n["malformed"] += 1
+                return []
+            pt, seq, timestamp, ssrc, payload = (pkt.payload_type, pkt.sequence,
+                                                 pkt.timestamp, pkt.ssrc, pkt.payload)
+        is_audio = pt in self._audio_pts
+        if not is_audio and pt not in self._event_pts:
             n["wrong_payload_type"] += 1
             return []
         events: list[RtpEvent] = []
-        new_source = self._admit(pkt.ssrc, addr, events)
+        new_source = self._admit(ssrc, addr, events)
         if new_source is None:
             n["foreign"] += 1
             return events
-        ext = self._extend(pkt.sequence, new_source)
+        ext = self._extend(seq, new_source)
         if ext is None:
             n["seq_jumps"] += 1
             return events
         top_before = self._top
-        self._top = max(self._top, ext)
+        if ext > top_before:
+            self._top = ext
         if is_audio:
-            self._audio(pkt, ext, top_before, now)
+            self._audio(payload, timestamp, ext, top_before, now)
         else:
-            self._event(pkt, ext, now, events)
+            self._event(payload, timestamp, ssrc, ext, now, events)
         return events
 
     def _admit(self, ssrc: int, addr: Address, events: list[RtpEvent]) -> bool | None:
@@ -711,7 +722,8 @@ class RtpStream:
         self._ext_max = self._top + 1
         return self._ext_max
 
-    def _audio(self, pkt: RtpPacket, ext: int, top_before: int, now: float) -> None:
+    def _audio(self, payload: bytes, timestamp: int, ext: int, top_before: int,
+               now: float) -> None:
         n = self._n
         if self._idle:
             if ext <= top_before:
@@ -721,20 +733,21 @@ class RtpStream:
             self._restart_jitter_buffer()
             self._idle = False
         n["audio_packets"] += 1
-        if not pkt.payload:
+        if not payload:
             self._jb.push_empty(now, ext)
             return
-        self._jb.push(audio_codec.decode(self._codec, pkt.payload), now, ext)
+        self._jb.push(audio_codec.decode(self._codec, payload), now, ext)
         self._last_audio = now
         # RFC 3550 A.8, in timestamp units; the 32-bit timestamp difference is signed.
-        transit = now * _CLOCK - pkt.timestamp
+        transit = now * _CLOCK - timestamp
         if self._transit is not None:
             d = transit - self._transit
             d = (d + 2**31) % 2**32 - 2**31
             self._jitter += (abs(d) - self._jitter) / 16
         self._transit = transit
 
-    def _event(self, pkt: RtpPacket, ext: int, now: float, events: list[RtpEvent]) -> None:
+    def _event(self, payload: bytes, timestamp: int, ssrc: int, ext: int, now: float,
+               events: list[RtpEvent]) -> None:
         n = self._n
         if not self._idle:
             # in a talkspurt an event takes the place of audio: the buffer must not
@@ -742,12 +755,12 @@ class RtpStream:
             # (and a sender's jumps there, SIPp's recorded digits, are no loss)
             self._jb.push_empty(now, ext)
         try:
-            event = TelephoneEvent.parse(pkt.payload)
+            event = TelephoneEvent.parse(payload)
         except RtpError:
             n["malformed"] += 1
             return
         n["dtmf_packets"] += 1
-        digits = self.dtmf_receiver.feed(event, pkt.timestamp, now, pkt.ssrc)
+        digits = self.dtmf_receiver.feed(event, timestamp, now, ssrc)
         n["dtmf_digits"] += len(digits)
         events.extend(digits)
 
@@ -780,6 +793,11 @@ class RtpStream:
     def pop_frame(self, now: float) -> bytes | None:
         """The 20 ms frame to play at this media tick, in the leg's codec (160 bytes of
         PCMU or PCMA), or None when there is nothing to play (see the module doc)."""
+        pcm = self.pop_pcm(now)
+        return None if pcm is None else audio_codec.encode(self._codec, pcm)
+
+    def pop_pcm(self, now: float) -> bytes | None:
+        """:meth:`pop_frame` as PCM16 (320 bytes), as the jitter buffer holds it."""
         if self._idle or self._last_audio is None or (
                 now - self._last_audio >= self._idle_after
                 and self._jb.buffered_bytes < self._playable):
@@ -787,7 +805,7 @@ class RtpStream:
             self._n["idle_frames"] += 1
             return None
         self._n["frames_out"] += 1
-        return audio_codec.encode(self._codec, self._jb.pop(now))
+        return self._jb.pop(now)
 
     # -- sending -----------------------------------------------------------------------------
 

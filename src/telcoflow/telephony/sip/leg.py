@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .ua import SipUa
 
 logger = logging.getLogger(__name__)
+_FORMAT = AudioFormat("pcm16", 8000)
 
 
 class DialogState(StrEnum):
@@ -66,13 +67,15 @@ class SipLeg:
     offer: SessionDescription | None = None  # the INVITE's: theirs (inbound) or ours
     trunk: SipTrunk | None = None    # the one an outbound call goes through
     auth_tried: bool = False
-    _silence: bytes = b""
+    _codec: str = "pcmu"             # what goes in our RTP (pcmu / pcma)
+    _silence: bytes = b""            # 20 ms of it, encoded
 
     # ── the engine's Leg port ────────────────────────────────────────────────
     @property
     def format(self) -> AudioFormat:
-        codec = self.negotiated.engine_codec if self.negotiated is not None else "pcmu"
-        return AudioFormat(codec, 8000)
+        # PCM16: the jitter buffer holds decoded audio, and the engine works in
+        # PCM16 anyway; G.711 would cost an encode here and a decode there per frame
+        return _FORMAT
 
     def ringing(self, call_id: str) -> None:
         self.call_id = call_id
@@ -96,7 +99,8 @@ class SipLeg:
         if self.on_hold:
             stream.skip()
         else:
-            packet = stream.packetize(frame if frame is not None else self._silence, now)
+            payload = encode(self._codec, frame) if frame is not None else self._silence
+            packet = stream.packetize(payload, now)
             if packet is not None:
                 self._send(packet)
         self._uplink(stream, now)
@@ -120,7 +124,8 @@ class SipLeg:
         """Use what the offer/answer agreed (again, after a re-INVITE)."""
         held = self.on_hold
         self.negotiated = negotiated
-        self._silence = encode(negotiated.engine_codec, bytes(320))
+        self._codec = negotiated.engine_codec
+        self._silence = encode(self._codec, bytes(320))
         if self.stream is None:
             self.stream = RtpStream(negotiated)
             self.rtp.receiver = self._rtp_received
@@ -160,7 +165,7 @@ class SipLeg:
     def _uplink(self, stream: RtpStream, now: float) -> None:
         for event in stream.poll(now):
             self._rtp_event(event)
-        frame = stream.pop_frame(now)
+        frame = stream.pop_pcm(now)
         if frame is not None and not self.on_hold:
             self.engine.leg_audio(self, frame)
 
