@@ -165,6 +165,9 @@ class JitterBuffer:
         ext = self._extend(seq)
         if self._next is None:
             self._next = ext
+        if ext == self._next and not self._store:
+            self._push_next(chunk, ext)
+            return
         if ext < self._next:
             if ext in self._consumed:
                 self.stats.duplicated += 1
@@ -182,6 +185,21 @@ class JitterBuffer:
         self.stats.received += 1
         self._last_size = len(chunk)
         self._drain(now)
+        self._trim()
+
+    def _push_next(self, chunk: bytes, ext: int) -> None:
+        """The chunk playout waits for, nothing held behind a gap: what :meth:`push`
+        does with it, without the detour through the store (the common case)."""
+        self.stats.received += 1
+        self._last_size = len(chunk)
+        self._highest = ext
+        self._fifo += chunk
+        self._underrun_bytes = 0
+        self._consumed[ext] = None
+        if len(self._consumed) > 512:
+            self._consumed.popitem(last=False)
+        self._next = ext + 1
+        self._gap_since = None
         self._trim()
 
     def push_empty(self, now: float, seq: int) -> None:
