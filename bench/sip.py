@@ -131,13 +131,27 @@ async def _run_sipp(gateway: Child, creds: Credentials, sip_port: int, workdir: 
     start = loop.time()
     await asyncio.sleep(window[0])  # the bench's own clock: the window is a span of time
     before, t0 = gateway_cpu(gateway), loop.time()
+    spy = profile(gateway.pid, args.profile, window[1] - window[0])
     await asyncio.sleep(max(0.0, start + window[1] - loop.time()))
     after, t1 = gateway_cpu(gateway), loop.time()
     await proc.wait()
+    if spy is not None:
+        await asyncio.to_thread(spy.wait)
     reports = await rtp_reports(gateway, since, args.calls)
     return {"calls": args.calls, "cps": args.cps, "sipp_exit": proc.returncode,
             **sipp_figures(workdir), "rtp": rtp_figures(reports),
             **per_call_minute(before, after, args.calls, t1 - t0)}
+
+
+def profile(pid: int, path: str | None, seconds: float) -> subprocess.Popen[bytes] | None:
+    """py-spy on the gateway while every SIP call is up (raw stacks, for flame graphs)."""
+    if path is None:
+        return None
+    spy = str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                             "--rate", "200", "--format", "raw", "--output", path,
+                             "--nonblocking"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 async def rtp_reports(gateway: Child, since: int, calls: int,
@@ -224,6 +238,8 @@ def main() -> int:
     parser.add_argument("--talk", type=float, default=30.0, help="seconds each call talks")
     parser.add_argument("--agents", type=int, default=2, help="echo agent processes")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON here")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="py-spy the gateway while every SIP call is up (raw stacks)")
     args = parser.parse_args()
     out = asyncio.run(run(args))
     print(render(out))
