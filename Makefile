@@ -34,6 +34,7 @@ refsdk: $(STAMP)  # the published SDK 1.0.0, isolated in .cache/ (tests and benc
 bench: $(STAMP) sysdeps
 	$(PY) bench/audio.py
 	$(PY) bench/mixer.py
+	$(PY) bench/rtp.py
 	$(PY) bench/sip.py
 
 lint: $(STAMP)
