@@ -50,6 +50,7 @@ def show_credentials(config: GatewayConfig, out: object = sys.stdout) -> None:
         f"  export WSS_CONNECTOR_UUID={c.uuid}",
         f"  export TELCOFLOW_PHONE_KEY={config.phone_keys[0]}",
         f"  numbers routed to this connector: {', '.join(c.numbers)}",
+        "  (Twilio auth token and AudioCodes bearer token: in the file below)",
         f"  saved for local tools in {credentials.save(config)} (mode 0600)",
     ]
     print("\n".join(lines), file=out, flush=True)  # type: ignore[call-overload]

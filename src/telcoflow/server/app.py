@@ -32,6 +32,7 @@ SM_PATH = "/v1/agent/session-manager"
 _VOICE = re.compile(r"^/v1/voice/([A-Za-z0-9-]{1,64})$")
 
 WsRoute = Callable[[HttpRequest], "WsAccept | WsReject"]
+HttpRoute = Callable[[HttpRequest], HttpResponse]
 Service = Callable[[], Awaitable[None]]
 
 
@@ -87,6 +88,7 @@ class Gateway:
         self.clock = LoopClock()
         self.engine = Engine(config.engine_settings(), self.clock)
         self._ws_routes: dict[str, WsRoute] = {}
+        self._http_routes: dict[str, HttpRoute] = {}
         self._services: list[tuple[Service, Service]] = []
         self._server: NetServer | None = None
         self._driver: EngineDriver | None = None
@@ -101,6 +103,13 @@ class Gateway:
         if path in self._ws_routes or path in (SM_PATH,):
             raise ValueError(f"{path} is already routed")
         self._ws_routes[path] = accept
+
+    def add_http_route(self, path: str, handle: HttpRoute) -> None:
+        """A phone-side adapter's plain HTTP endpoint (a carrier's webhook); ``handle``
+        authenticates and answers every method itself."""
+        if path in self._http_routes or path in self._ws_routes or path == SM_PATH:
+            raise ValueError(f"{path} is already routed")
+        self._http_routes[path] = handle
 
     def add_service(self, start: Service, stop: Service) -> None:
         """An adapter's own listener (a UDP socket, say): started with the gateway, stopped
@@ -160,6 +169,9 @@ class Gateway:
             accept = self._ws_routes.get(path)
             if accept is not None and websocket:
                 return accept(request)
+            handle = self._http_routes.get(path)
+            if handle is not None and not websocket:
+                return handle(request)
         except AuthError as exc:
             return _reject(websocket, exc)
         return _reject(websocket, NotFoundError(f"no endpoint at {path}"))

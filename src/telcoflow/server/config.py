@@ -36,6 +36,11 @@ TOML shape::
     proxy = "198.51.100.10:5060"          # where our INVITEs go
     numbers = ["+1", "+44"]               # the numbers it reaches ("*": all)
     out_username = "…"; out_password = "…"  # if it challenges our INVITEs
+    [twilio]                              # Twilio Media Streams (docs/twilio.md)
+    auth_token = "…"                      # the account's: X-Twilio-Signature is checked with it
+    [audiocodes]                          # AudioCodes VoiceAI Connect (docs/audiocodes.md)
+    tokens = ["…"]                        # bearer tokens VAIC presents
+    bots = { "my-bot" = "+15550100" }     # botName → the number the call goes to
 """
 
 from __future__ import annotations
@@ -108,6 +113,22 @@ class SipConfig:
 
 
 @dataclass(slots=True)
+class TwilioConfig:
+    """``[twilio]``: calls from Twilio Media Streams (``/v1/twilio/voice`` + ``/media``)."""
+
+    auth_token: str
+
+
+@dataclass(slots=True)
+class AudioCodesConfig:
+    """``[audiocodes]``: calls from AudioCodes VoiceAI Connect (``/v1/audiocodes``)."""
+
+    tokens: list[str]
+    bots: dict[str, str] = field(default_factory=dict)  # botName → dialled number
+    default_number: str | None = None  # for a botName not in ``bots``
+
+
+@dataclass(slots=True)
 class GatewayConfig:
     connectors: list[Connector]
     phone_keys: list[str]
@@ -127,6 +148,8 @@ class GatewayConfig:
     missed_ring_s: float = 20.0
     tls: TlsConfig | None = None
     sip: SipConfig | None = None
+    twilio: TwilioConfig | None = None
+    audiocodes: AudioCodesConfig | None = None
     generated: bool = False  # True when keys were made up at start (embedded defaults)
 
     def engine_settings(self) -> EngineSettings:
@@ -150,7 +173,12 @@ class GatewayConfig:
 def embedded_defaults(host: str = "127.0.0.1", port: int = 8080) -> GatewayConfig:
     connector = Connector(uuid=str(uuid.uuid4()), api_keys=[_new_key("tfk")],
                           numbers=[DEV_NUMBER], org_uuid=str(uuid.uuid4()))
-    return GatewayConfig([connector], [_new_key("tfp")], host=host, port=port, generated=True)
+    # the cloud carriers' doors are open in development, each with a key made now, so
+    # `telcoflow call --via twilio|audiocodes` works against a bare `telcoflow serve`
+    return GatewayConfig([connector], [_new_key("tfp")], host=host, port=port, generated=True,
+                         twilio=TwilioConfig(_new_key("tft")),
+                         audiocodes=AudioCodesConfig([_new_key("tfa")],
+                                                     default_number=DEV_NUMBER))
 
 
 def from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> GatewayConfig | None:
@@ -176,7 +204,8 @@ def load_file(path: str | Path) -> GatewayConfig:
     phone = _table(raw, "phone").get("keys", [])
     tls_raw = raw.get("tls")
     tls = TlsConfig(tls_raw["cert"], tls_raw["key"], tls_raw.get("client_ca")) if tls_raw else None
-    cfg = GatewayConfig(connectors, list(phone), tls=tls, sip=_sip(raw))
+    cfg = GatewayConfig(connectors, list(phone), tls=tls, sip=_sip(raw), twilio=_twilio(raw),
+                        audiocodes=_audiocodes(raw))
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s"):
@@ -229,6 +258,31 @@ def _sip(raw: dict[str, Any]) -> SipConfig | None:
     return SipConfig(host, port, table.get("public_host"), int(low), int(high), trunks,
                      bool(table.get("allow_uri_dialing", False)),
                      float(table.get("invites_per_second", 20.0)))
+
+
+def _twilio(raw: dict[str, Any]) -> TwilioConfig | None:
+    if "twilio" not in raw:
+        return None
+    token = _table(raw, "twilio").get("auth_token")
+    if not isinstance(token, str) or not token:
+        raise ConfigError("[twilio] needs auth_token (the account's, to check signatures)")
+    return TwilioConfig(token)
+
+
+def _audiocodes(raw: dict[str, Any]) -> AudioCodesConfig | None:
+    if "audiocodes" not in raw:
+        return None
+    table = _table(raw, "audiocodes")
+    tokens = table.get("tokens")
+    if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t
+                                                              for t in tokens):
+        raise ConfigError("[audiocodes] needs tokens = [\"…\"] (the bearer tokens VAIC sends)")
+    bots = table.get("bots", {})
+    if not isinstance(bots, dict):
+        raise ConfigError("[audiocodes] bots must be a table of botName = \"number\"")
+    default = table.get("default_number")
+    return AudioCodesConfig(list(tokens), {str(k): str(v) for k, v in bots.items()},
+                            str(default) if default else None)
 
 
 def _trunk(raw: Any, index: int) -> SipTrunk:

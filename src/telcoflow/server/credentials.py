@@ -28,7 +28,9 @@ def save(config: GatewayConfig) -> Path:
     connector = config.connectors[0]
     data = {"base_url": config.voice_base_url(), "api_key": connector.api_keys[0],
             "connector_uuid": connector.uuid, "numbers": connector.numbers,
-            "phone_key": config.phone_keys[0] if config.phone_keys else None}
+            "phone_key": config.phone_keys[0] if config.phone_keys else None,
+            "twilio_auth_token": config.twilio.auth_token if config.twilio else None,
+            "audiocodes_token": config.audiocodes.tokens[0] if config.audiocodes else None}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh)

@@ -16,3 +16,9 @@ def install(gateway: Gateway) -> None:
     if gateway.config.sip is not None:
         from . import sip  # only a gateway that takes SIP calls loads it
         sip.install(gateway, gateway.config.sip)
+    if gateway.config.twilio is not None:
+        from . import twilio
+        twilio.install(gateway, gateway.config.twilio)
+    if gateway.config.audiocodes is not None:
+        from . import audiocodes
+        audiocodes.install(gateway, gateway.config.audiocodes)
