@@ -60,8 +60,10 @@ def test_interrupt_silences_the_caller_on_the_next_tick() -> None:
     h.engine.agent_audio(agent, voiced(1000) * 50)  # a second of speech
     h.run(0.2)
     assert any(f is not None for f in leg.audio)
+    assert ("clear",) not in leg.events
     answer = h.command(agent, "agent.interrupt")
     assert answer[0] == "done" and answer[2]["droppedBytes"] > 30 * FRAME_16K
+    assert leg.events[-1] == ("clear",)  # a carrier that buffers drops its queue too
     leg.audio.clear()
     h.run(0.1)
     assert leg.audio and all(f is None for f in leg.audio)

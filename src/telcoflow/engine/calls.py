@@ -151,6 +151,8 @@ class Call:
         self.stats.interrupted_at_frame = self.stats.downlink_frames
         if self._downlink is not None:
             self._downlink.reset()
+        for leg in self.bridge.legs.values() if self.bridge is not None else (self.caller_leg,):
+            leg.clear_audio()
         return dropped
 
     def tick(self) -> None:

@@ -119,6 +119,11 @@ class Leg(Protocol):
     def send_dtmf(self, digits: str) -> None:
         """Play DTMF ``digits`` (0-9 * # A-D) to the party, in order."""
 
+    def clear_audio(self) -> None:
+        """The agent interrupted: drop whatever agent audio the leg's far end still
+        holds unplayed (Twilio's ``clear``, AudioCodes' ``playStream.stop``; a leg
+        that sends each frame on its tick holds none)."""
+
 
 class Dialler(Protocol):
     """Reaches numbers on one network. It reports later, through the engine's

@@ -96,6 +96,9 @@ class CallerLeg:
     def send_dtmf(self, digits: str) -> None:
         self.conn.send_text(pp.build_dtmf_played(digits))
 
+    def clear_audio(self) -> None:
+        """Nothing to clear: each frame went out on its own tick."""
+
 
 class LineLeg:
     """One call offered to a registered line; the line stays when the call is over."""
@@ -124,6 +127,9 @@ class LineLeg:
 
     def send_dtmf(self, digits: str) -> None:
         self.conn.send_text(pp.build_dtmf_played(digits))
+
+    def clear_audio(self) -> None:
+        """Nothing to clear: each frame went out on its own tick."""
 
 
 class PhoneConn:

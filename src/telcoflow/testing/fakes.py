@@ -71,6 +71,9 @@ class FakeLeg:
     def send_dtmf(self, digits: str) -> None:
         self.events.append(("dtmf", digits))
 
+    def clear_audio(self) -> None:
+        self.events.append(("clear",))
+
     @property
     def end_reason(self) -> EndReason | None:
         ends = [e[1] for e in self.events if e[0] == "ended"]

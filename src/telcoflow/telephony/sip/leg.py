@@ -113,6 +113,9 @@ class SipLeg:
         except RtpError as exc:
             logger.info("DTMF %r not sent on call %s: %s", digits, self.call_id, exc)
 
+    def clear_audio(self) -> None:
+        """Nothing to clear: each frame went out as RTP on its own tick."""
+
     # ── media ────────────────────────────────────────────────────────────────
     @property
     def on_hold(self) -> bool:
