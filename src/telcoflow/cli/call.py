@@ -1,4 +1,12 @@
-"""``telcoflow call``: place a simulated call into a running gateway."""
+"""``telcoflow call``: place a call into a running gateway, through any of its doors.
+
+``--via phone`` (default) is the simulated phone network; ``--via twilio``
+and ``--via audiocodes`` are the built-in emulators of Twilio Media Streams
+and AudioCodes VoiceAI Connect (:mod:`telcoflow.testing`), which speak those
+carriers' documented protocols to the gateway exactly as the real services
+do. Each plays a WAV file in real time, records what the caller heard, and
+hangs up at the end.
+"""
 
 from __future__ import annotations
 
@@ -6,58 +14,117 @@ import asyncio
 import os
 import sys
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..audio.resample import resample
 from ..audio.wav import read_wav, write_wav
 from ..server import credentials
 from ..testing import Phone, PhoneError
 
+VIA = ("phone", "twilio", "audiocodes")
+# where each door's key comes from when --key is not given: environment, then dev credentials
+_KEYS = {"phone": ("TELCOFLOW_PHONE_KEY", "phone_key"),
+         "twilio": ("TWILIO_AUTH_TOKEN", "twilio_auth_token"),
+         "audiocodes": ("TELCOFLOW_AUDIOCODES_TOKEN", "audiocodes_token")}
 
-async def place_call(url: str, key: str, to: str, caller: str, play: str | None,
-                     record: str | None, duration: float | None, codec: str,
-                     rate: int) -> dict[str, object]:
+
+@dataclass(frozen=True)
+class CallRequest:
+    to: str
+    caller: str
+    play: str | None
+    record: str | None
+    duration: float | None
+    codec: str = "pcmu"
+    rate: int = 8000
+
+
+def talk_samples(req: CallRequest, rate: int) -> npt.NDArray[np.int16]:
+    """The file at ``rate`` (silence if none), cut or padded to the call's length."""
     samples = np.zeros(0, np.int16)
-    if play:
-        raw, file_rate = read_wav(play)
+    if req.play:
+        raw, file_rate = read_wav(req.play)
         samples = raw if file_rate == rate else np.frombuffer(
             resample(raw, file_rate, rate), dtype="<i2").astype(np.int16)
-    length = duration if duration is not None else len(samples) / rate + 1.0
+    length = req.duration if req.duration is not None else len(samples) / rate + 1.0
     samples = samples[: int(length * rate)]
-    tail = np.zeros(int(length * rate) - len(samples), np.int16)
+    return np.concatenate([samples, np.zeros(int(length * rate) - len(samples), np.int16)])
+
+
+async def via_phone(url: str, key: str, req: CallRequest) -> dict[str, Any]:
     async with Phone(url, key) as phone:
         t0 = time.perf_counter()
-        call_id = await phone.dial(to, caller, codec, rate)
+        call_id = await phone.dial(req.to, req.caller, req.codec, req.rate)
         await phone.wait_answered(timeout=60)
         setup_ms = (time.perf_counter() - t0) * 1000
-        frames_sent = await phone.play(np.concatenate([samples, tail]))
+        frames_sent = await phone.play(talk_samples(req, req.rate))
         reason = "CALLER_HANGUP"
         if phone.hung_up:
             reason = phone.events.hangup_reason or "CLOSED"
         await phone.hangup()
         heard = phone.received()
-    if record:
-        write_wav(record, heard, rate)
-    return {"call_id": call_id, "setup_ms": round(setup_ms, 1),
-            "frames_sent": frames_sent,
+    _record(req, heard, req.rate)
+    return {"call_id": call_id, "setup_ms": round(setup_ms, 1), "frames_sent": frames_sent,
             "frames_received": phone.frames_received, "ended_by": reason,
-            "recording": record}
+            "recording": req.record}
 
 
-def main(to: str, caller: str, play: str | None, record: str | None, duration: float | None,
-         url: str | None, key: str | None, codec: str, rate: int) -> int:
+async def via_twilio(url: str, token: str, req: CallRequest) -> dict[str, Any]:
+    from ..testing.twilio_client import TwilioCaller
+    async with TwilioCaller(url.replace("ws", "http", 1), token) as caller:
+        t0 = time.perf_counter()
+        await caller.dial(req.to, req.caller)
+        await caller.wait_answered(60)
+        setup_ms = (time.perf_counter() - t0) * 1000
+        frames_sent = await caller.play(talk_samples(req, 8000))
+        ended_by = "CALLER_HANGUP" if not caller.hung_up else f"GATEWAY ({caller.close_reason})"
+        await caller.hangup()
+        heard = caller.received()
+    _record(req, heard, 8000)
+    return {"setup_ms": round(setup_ms, 1), "frames_sent": frames_sent,
+            "frames_played": len(heard) // 160, "ended_by": ended_by, "recording": req.record}
+
+
+async def via_audiocodes(url: str, token: str, req: CallRequest) -> dict[str, Any]:
+    from ..testing.vaic_client import VaicCaller
+    async with VaicCaller(url, token) as caller:
+        t0 = time.perf_counter()
+        await caller.dial(req.to, req.caller)
+        await caller.wait_answered(60)
+        setup_ms = (time.perf_counter() - t0) * 1000
+        rate = caller.rate
+        frames_sent = await caller.play(talk_samples(req, rate))
+        ended_by = "CALLER_HANGUP" if not caller.hung_up else f"GATEWAY ({caller.end_reason})"
+        await caller.hangup()
+        heard = caller.received()
+    _record(req, heard, rate)
+    return {"setup_ms": round(setup_ms, 1), "rate": rate, "frames_sent": frames_sent,
+            "frames_played": len(heard) // (rate // 50), "ended_by": ended_by,
+            "recording": req.record}
+
+
+def _record(req: CallRequest, heard: npt.NDArray[np.int16], rate: int) -> None:
+    if req.record:
+        write_wav(req.record, heard, rate)
+
+
+def main(req: CallRequest, via: str, url: str | None, key: str | None) -> int:
     saved = credentials.load()
     url = url or os.environ.get("TELCOFLOW_URL") or saved.get("base_url") or "ws://localhost:8080"
-    key = key or os.environ.get("TELCOFLOW_PHONE_KEY") or saved.get("phone_key")
+    env_name, saved_name = _KEYS[via]
+    key = key or os.environ.get(env_name) or saved.get(saved_name)
     if not key:
-        print("no phone network key: pass --key, set TELCOFLOW_PHONE_KEY, or start "
-              "'telcoflow serve' on embedded defaults first", file=sys.stderr)
+        print(f"no key for --via {via}: pass --key, set {env_name}, or start 'telcoflow "
+              "serve' on embedded defaults first", file=sys.stderr)
         return 2
+    place = {"phone": via_phone, "twilio": via_twilio, "audiocodes": via_audiocodes}[via]
     try:
-        summary = asyncio.run(place_call(url, key, to, caller, play, record, duration, codec,
-                                         rate))
-    except PhoneError as exc:
+        summary = asyncio.run(place(url, key, req))
+    except (PhoneError, ConnectionError, TimeoutError) as exc:
         print(f"call failed: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -20,7 +20,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="also take SIP calls (UDP) on this address, from loopback "
                        "(a [sip] section in --config sets trunks; see docs/sip.md)")
 
-    call = sub.add_parser("call", help="place a simulated call into a running gateway")
+    call = sub.add_parser("call", help="place a call into a running gateway: simulated phone, "
+                          "or Twilio / AudioCodes through their built-in emulators")
+    call.add_argument("--via", choices=("phone", "twilio", "audiocodes"), default="phone",
+                      help="the door the call comes through (default: the simulated phone)")
     call.add_argument("--to", required=True, help="the number to dial")
     call.add_argument("--from", dest="caller", default="+15550001", help="the caller's number")
     call.add_argument("--play", help="WAV file to play (any rate and width; converted)")
@@ -28,8 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--duration", type=float, help="seconds before hanging up "
                       "(default: the file's length + 1 s)")
     call.add_argument("--url", help="gateway base URL (default: ws://localhost:8080)")
-    call.add_argument("--key", help="phone network key (default: env or dev credentials)")
-    call.add_argument("--codec", choices=("pcmu", "pcma", "pcm16"), default="pcmu")
+    call.add_argument("--key", help="the door's key: phone network key, Twilio auth token or "
+                      "AudioCodes bearer token (default: env or dev credentials)")
+    call.add_argument("--codec", choices=("pcmu", "pcma", "pcm16"), default="pcmu",
+                      help="the simulated phone's codec (Twilio: μ-law; AudioCodes: negotiated)")
     call.add_argument("--rate", type=int, default=8000, choices=(8000, 16000, 24000, 48000))
 
     demo = sub.add_parser("demo", help="gateway + simulated call + agent + recording + report")
@@ -48,12 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         from .serve import main as serve_main
         return serve_main(args.config, args.host, args.port, args.sip)
     if args.command == "call":
+        from .call import CallRequest
         from .call import main as call_main
         if args.codec != "pcm16" and args.rate != 8000:
             print("pcmu and pcma run at 8000 Hz only", file=sys.stderr)
             return 2
-        return call_main(args.to, args.caller, args.play, args.record, args.duration, args.url,
-                         args.key, args.codec, args.rate)
+        request = CallRequest(args.to, args.caller, args.play, args.record, args.duration,
+                              args.codec, args.rate)
+        return call_main(request, args.via, args.url, args.key)
     if args.command == "bench":
         from ..loadgen.run import main as bench_main
         return bench_main(args)
