@@ -34,6 +34,8 @@ class Credentials:
     url: str
     phone_key: str
     connectors: list[Connector]
+    twilio_token: str | None = None      # the gateway's [twilio] auth token
+    audiocodes_token: str | None = None  # a bearer token of its [audiocodes]
 
 
 class Child:
@@ -118,7 +120,10 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
     made = [Connector(f"tfk_{secrets.token_urlsafe(24)}", str(uuid.uuid4()), f"+1555{i:07d}")
             for i in range(connectors)]
     phone_key = f"tfp_{secrets.token_urlsafe(24)}"
-    toml = [f'[server]\nhost = "{host}"\nport = 0\n\n[phone]\nkeys = ["{phone_key}"]\n']
+    twilio, audiocodes = secrets.token_urlsafe(24), f"tfa_{secrets.token_urlsafe(24)}"
+    toml = [f'[server]\nhost = "{host}"\nport = 0\n\n[phone]\nkeys = ["{phone_key}"]\n',
+            f'[twilio]\nauth_token = "{twilio}"\n\n[audiocodes]\ntokens = ["{audiocodes}"]\n'
+            + "[audiocodes.bots]\n" + "".join(f'"{c.number}" = "{c.number}"\n' for c in made)]
     toml += [f'[[connectors]]\nuuid = "{c.uuid}"\napi_keys = ["{c.api_key}"]\n'
              f'numbers = ["{c.number}"]\n' for c in made]
     toml.append(more_toml)
@@ -129,7 +134,7 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
     child = Child("gateway", [sys.executable, "-m", "telcoflow.cli.main", "serve",
                               "--config", str(path)], _env_without("TELCOFLOW_", "WSS_"))
     url = child.expect(r"gateway ready on (\S+)").group(1)
-    return child, Credentials(url, phone_key, made)
+    return child, Credentials(url, phone_key, made, twilio, audiocodes)
 
 
 def external_gateway(url: str) -> Credentials:

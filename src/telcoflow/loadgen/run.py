@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..server.config import GatewayConfig
+from .carriers import VAIC_FORMATS, BenchTwilio, BenchVaic
 from .phones import BenchPhone, place_calls, talk
 from .procs import (
     Child,
@@ -82,6 +83,9 @@ def add_parser(sub: Any) -> None:
                        help="agent processes, each on its own connector (default 1; the "
                        f"published SDK gets one per {REFERENCE_CALLS_PER_PROCESS} calls)")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--via", choices=("phone", "twilio", "audiocodes"), default="phone",
+                       help="the door the callers come through; twilio and audiocodes run the "
+                       "simulated phone first, in the same run, as the reference")
 
 
 @dataclass
@@ -97,6 +101,7 @@ class Plan:
     ramp_extra: int = 0
     dial_rate: float = 50.0
     refsdk: Path | None = None
+    via: str = "phone"
 
     @property
     def interrupt(self) -> tuple[int, int]:
@@ -129,20 +134,25 @@ class Bench:
             raise
         return agents
 
-    async def step(self, which: str, calls: int) -> dict[str, Any]:
+    async def step(self, which: str, calls: int, via: str = "phone") -> dict[str, Any]:
         """One measurement: fresh agent processes, ``calls`` callers, talk, hang up, merge."""
         agents = await self._agents(which, calls)
         try:
-            return await self._step(agents, calls)
+            return {"via": via, **await self._step(agents, calls, via)}
         finally:
             for agent in agents:
                 agent.stop()
 
-    async def _step(self, agents: list[Child], calls: int) -> dict[str, Any]:
-        plan = self.plan
-        phones = [BenchPhone(i, plan.codec, plan.rate) for i in range(calls)]
-        numbers = [c.number for c in self.creds.connectors[:len(agents)]]
-        failures = await place_calls(phones, self.creds.url, self.creds.phone_key, numbers,
+    async def _step(self, agents: list[Child], calls: int, via: str) -> dict[str, Any]:
+        plan, creds = self.plan, self.creds
+        caller = {"phone": BenchPhone, "twilio": BenchTwilio, "audiocodes": BenchVaic}[via]
+        phones = [caller(i, plan.codec, plan.rate) for i in range(calls)]
+        numbers = [c.number for c in creds.connectors[:len(agents)]]
+        key = {"phone": creds.phone_key, "twilio": creds.twilio_token,
+               "audiocodes": creds.audiocodes_token}[via]
+        if key is None:
+            raise SystemExit(f"--via {via}: the gateway's key for that door is not known")
+        failures = await place_calls(phones, creds.url, key, numbers,
                                      plan.dial_concurrency, plan.dial_rate * len(agents), 60.0)
         live = [p for p in phones if "answered" in p.events]
         loop = asyncio.get_running_loop()
@@ -213,11 +223,11 @@ class Bench:
 
     async def run(self, which: str) -> dict[str, Any] | list[dict[str, Any]]:
         if not self.plan.ramp:
-            return await self.step(which, self.plan.counts[0])
+            return await self.step(which, self.plan.counts[0], self.plan.via)
         steps: list[dict[str, Any]] = []
         extra = self.plan.ramp_extra
         for calls in self.plan.counts:
-            step = await self.step(which, calls)
+            step = await self.step(which, calls, self.plan.via)
             step["passed"], step["stopped_by"] = ramp_verdict(step)
             steps.append(step)
             if not all(s["passed"] for s in steps):
@@ -276,6 +286,9 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
                                       "gateway": "external" if args.gateway else "subprocess"},
                            "runs": [], "ramps": []}
     try:
+        if plan.via != "phone":  # the reference: the simulated phone, same gateway, same run
+            reference = await bench.step(agents[0], plan.counts[0], "phone")
+            out["runs"].append({"agent": agents[0], **reference})
         for which in agents:
             result = await bench.run(which)
             if isinstance(result, list):
@@ -308,8 +321,16 @@ def main(args: argparse.Namespace) -> int:
         print("pcmu runs at 8000 Hz: pass --rate 8000", file=sys.stderr)
         return 2
     counts = [int(n) for n in args.steps.split(",")] if args.ramp else [args.calls]
+    if args.via == "twilio" and (args.codec, args.rate) != ("pcmu", 8000):
+        print("--via twilio carries μ-law at 8 kHz: pass --codec pcmu", file=sys.stderr)
+        return 2
+    if args.via == "audiocodes" and (args.codec, args.rate) not in VAIC_FORMATS:
+        print("--via audiocodes carries pcmu at 8 kHz or pcm16 at 8, 16 or 24 kHz",
+              file=sys.stderr)
+        return 2
     plan = Plan(counts, args.ramp, args.duration, args.rate, args.codec, args.dial_concurrency,
-                args.agent_procs, args.profile, args.ramp_extra, args.dial_rate)
+                args.agent_procs, args.profile, args.ramp_extra, args.dial_rate,
+                via=args.via)
     with tempfile.TemporaryDirectory(prefix="telcoflow-bench-") as tmp, \
             asyncio.Runner(loop_factory=_new_loop) as runner:
         out = runner.run(_bench(args, plan, Path(tmp)))

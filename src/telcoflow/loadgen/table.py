@@ -61,7 +61,8 @@ def render(out: dict[str, Any]) -> str:
             f"per step; {out['machine']['cores']} cores ({out['machine']['cpu']})")
     parts = [head]
     for run in out["runs"]:
-        parts.append(run_table(run, f"\n== {run['agent']} SDK, {run['answered']} calls =="))
+        via = f" via {run['via']}" if run.get("via", "phone") != "phone" else ""
+        parts.append(run_table(run, f"\n== {run['agent']} SDK{via}, {run['answered']} calls =="))
     for ramp in out["ramps"]:
         parts.append(f"\n== ramp, {ramp['agent']} SDK: capacity {ramp['capacity']} calls "
                      f"(stopped by: {ramp['stopped_by'] or 'the last step'}) ==")
