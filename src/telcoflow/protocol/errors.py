@@ -6,7 +6,10 @@ Tree::
     ├── MalformedFrame            not JSON / not an object / wrong field types  (INVALID_REQUEST)
     ├── UnknownMessageType        a ``type`` this plane does not define         (UNKNOWN_TYPE)
     │   └── UnknownCommand        a voice ``command`` name we do not know       (UNKNOWN_COMMAND)
-    └── FrameTooLarge             a frame over the plane's size limit          (FRAME_TOO_LARGE)
+    ├── FrameTooLarge             a frame over the plane's size limit          (FRAME_TOO_LARGE)
+    └── VaicMessageError          an AudioCodes VoiceAI Connect message we refuse; its
+                                  ``code`` says what is wrong (BAD_JSON, UNKNOWN_TYPE,
+                                  MISSING_CONVERSATION_ID, BAD_BASE64, ODD_LENGTH, ...)
 
 ``request_id`` carries the frame's ``reqId`` / ``command_id`` when one could be
 read, so the I/O layer can answer the request it belongs to.
@@ -38,3 +41,13 @@ class UnknownCommand(UnknownMessageType):
 
 class FrameTooLarge(ProtocolError):
     code = "FRAME_TOO_LARGE"
+
+
+class VaicMessageError(ProtocolError):
+    """An AudioCodes VoiceAI Connect (Bot API) message we refuse; ``code`` is specific."""
+
+    code = "INVALID_MESSAGE"
+
+    def __init__(self, message: str, code: str = "INVALID_MESSAGE") -> None:
+        super().__init__(message)
+        self.code = code
