@@ -395,3 +395,25 @@ def build_mark_echo(sequence: int, stream_sid: str, name: str) -> str:
 def build_stop(sequence: int, stream_sid: str, account_sid: str, call_sid: str) -> str:
     return _dump({"event": "stop", "sequenceNumber": str(sequence), "streamSid": stream_sid,
                   "stop": {"accountSid": account_sid, "callSid": call_sid}})
+
+
+class OutboundWriter:
+    """The gateway's frames for one stream, with the ``streamSid`` part encoded once
+    (a ``media`` frame goes out every 20 ms of every call)."""
+
+    __slots__ = ("stream_sid", "_media_head", "_sid_json")
+
+    def __init__(self, stream_sid: str) -> None:
+        self.stream_sid = stream_sid
+        self._sid_json = json.dumps(stream_sid)
+        self._media_head = ('{"event":"media","streamSid":' + self._sid_json
+                            + ',"media":{"payload":"')
+
+    def media(self, payload: bytes) -> str:
+        return self._media_head + base64.b64encode(payload).decode("ascii") + '"}}'
+
+    def mark(self, name: str) -> str:
+        return build_mark(self.stream_sid, name)
+
+    def clear(self) -> str:
+        return build_clear(self.stream_sid)

@@ -55,8 +55,11 @@ class Authenticator:
             raise AuthError("invalid phone network key")
 
     # ── voice tokens ───────────────────────────────────────────────────────
-    def issue_voice_token(self, call_id: str, connector_uuid: str, now: float | None = None) -> str:
-        expiry = int((now if now is not None else time.time()) + self._ttl)
+    def issue_voice_token(self, call_id: str, connector_uuid: str, now: float | None = None,
+                          ttl: float | None = None) -> str:
+        """``ttl`` (seconds) overrides ``token_ttl_s``: a Twilio stream token lives a minute."""
+        life = self._ttl if ttl is None else ttl
+        expiry = int((now if now is not None else time.time()) + life)
         payload = _b64(json.dumps({"c": call_id, "k": connector_uuid, "e": expiry},
                                   separators=(",", ":")).encode())
         return f"v1.{payload}.{self._mac(payload)}"
