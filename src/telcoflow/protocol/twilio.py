@@ -40,6 +40,7 @@ MAX_PAYLOAD_BYTES = FRAME_BYTES * MAX_MEDIA_FRAMES
 MAX_FRAME_CHARS = 8 * 1024         # a 200 ms media frame is ~2.4 kB of JSON
 MAX_NAME_CHARS = 256               # mark names, custom parameters
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+ANSWERED_MARK = "answered"       # the gateway's mark when the agent takes the call
 
 INBOUND_EVENTS = ("connected", "start", "media", "dtmf", "mark", "stop")
 OUTBOUND_EVENTS = ("media", "mark", "clear")

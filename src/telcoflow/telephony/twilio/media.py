@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = AudioFormat("pcmu", 8000)
 MARK_EVERY_FRAMES = 1        # a mark after every media frame: the played position is exact
-ANSWERED_MARK = "answered"   # sent when the agent answers
+ANSWERED_MARK = tw.ANSWERED_MARK
 DTMF_DURATION_MS = 100       # Twilio does not say how long a key was held
 AUDIO_BURST_S = 1.0          # the far end may run this far ahead of real time
 AUDIO_RATE_X = 1.5           # and sustain this multiple of real time; more audio is dropped
