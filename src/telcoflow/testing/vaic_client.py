@@ -169,6 +169,8 @@ class VaicCaller:
     async def resume(self, timeout: float = 10.0) -> None:
         """A new socket and ``session.resume``; waits for ``session.accepted``."""
         self._resumed.clear()
+        if self._ws is not None and self._reader is not None and not self._reader.done():
+            await self.drop()
         await self._connect()
         await self._send(ac.vaic_session_resume(self.conversation_id))
         await self._wait_either(self._resumed, timeout, "session.accepted (resume)")

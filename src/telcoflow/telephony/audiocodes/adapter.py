@@ -333,6 +333,7 @@ class AudioCodesIngress:
         self.engine = engine
         self.config = config
         self.resume_grace_s = resume_grace_s
+        self.hangup_grace_s = HANGUP_GRACE_S
         self.clock: Callable[[], float] = engine.clock.now
         self.conversations: dict[str, VaicLeg] = {}
         self.rejected: Counter[str] = Counter()  # refused messages, per code (for tests/ops)
@@ -378,7 +379,7 @@ class AudioCodesIngress:
         self._grace.pop(leg, None)
 
     def close_later(self, conn: VaicConn) -> None:
-        self._closing[conn] = self.clock() + HANGUP_GRACE_S
+        self._closing[conn] = self.clock() + self.hangup_grace_s
         self.engine.deadline_changed()
 
     def closed(self, conn: VaicConn) -> None:
