@@ -19,11 +19,11 @@ from .conftest import agent, ingress, token, vaic
 
 # The agent's interrupt reaches VAIC as playStream.stop in the same engine step
 # (clear_audio runs inside the command, not on a tick): measured at 2-5 ms on
-# loopback. The bound is one tick, 20 ms, plus 15 ms: three 5 ms GIL switch
-# intervals, for the three event loops (the test's with the SDK and the emulator,
-# the gateway's thread) taking turns. A stop that waited for the stream's idle
-# ticks instead (no clear_audio) comes 40-60 ms late and fails it.
-INTERRUPT_BOUND_S = 0.020 + 0.015
+# loopback. What is checked is that step: when the command's answer reaches the
+# agent, the leg has no play stream any more (a stop left to the stream's idle
+# ticks would still have it open for 40-60 ms). The wall-clock bound is loose
+# on purpose, so that a busy machine does not fail a correct gateway.
+INTERRUPT_BOUND_S = 0.25
 
 
 @pytest.mark.asyncio
@@ -39,6 +39,7 @@ async def test_interrupt_stops_the_play_stream_within_a_tick(gw: GatewayThread) 
         before = len(caller.events.play_stops)
         asked = time.perf_counter()
         await call.clear_send_audio_buffer()
+        assert gw.run(lambda: leg.stream_id) is None, "the stream outlived the interrupt"
         await caller.wait_for(lambda: len(caller.events.play_stops) > before, timeout=2)
         stream, stopped = caller.events.play_stops[-1]
         assert stream == "1"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from telcoflow.audio.resample import resample
 from telcoflow.audio.wav import read_wav, write_wav
@@ -19,8 +21,11 @@ from ..interop.signals import best_lag, chirp
 QUICKSTART = ROOT / "tests" / "interop" / "agents" / "quickstart_echo.py"
 
 
-def test_serve_shows_keys_once_and_call_records_the_echo(tmp_path: Path,
-                                                         refsdk_path: Path) -> None:
+@pytest.mark.parametrize("via", ["phone", "twilio", "audiocodes"])
+def test_serve_shows_keys_once_and_call_records_the_echo(tmp_path: Path, refsdk_path: Path,
+                                                         via: str) -> None:
+    """A user's first five minutes, through each door: the call is placed with the
+    keys the development gateway saved, and what comes back is the echo."""
     env = dict(os.environ, TELCOFLOW_CREDENTIALS=str(tmp_path / "creds.json"))
     for name in ("TELCOFLOW_API_KEY", "TELCOFLOW_CONNECTOR_UUID", "TELCOFLOW_CONFIG"):
         env.pop(name, None)
@@ -41,7 +46,8 @@ def test_serve_shows_keys_once_and_call_records_the_echo(tmp_path: Path,
             sent = chirp(1.5, 44100, f1=3000)
             write_wav(tmp_path / "in.wav", sent, 44100)
             done = subprocess.run(
-                [sys.executable, "-m", "telcoflow.cli.main", "call", "--to", "+15550100",
+                [sys.executable, "-m", "telcoflow.cli.main", "call", "--via", via,
+                 "--to", "+15550100",
                  "--play", str(tmp_path / "in.wav"), "--record", str(tmp_path / "out.wav")],
                 env=env, capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
@@ -49,10 +55,13 @@ def test_serve_shows_keys_once_and_call_records_the_echo(tmp_path: Path,
         output = server.output + agent.output + done.stdout + done.stderr
 
     heard, rate = read_wav(tmp_path / "out.wav")
-    assert rate == 8000
-    expected = np.frombuffer(resample(sent, 44100, 8000), dtype="<i2")
+    assert rate == {"phone": 8000, "twilio": 8000, "audiocodes": 24000}[via]
+    expected = np.frombuffer(resample(sent, 44100, rate), dtype="<i2")
     _, correlation = best_lag(heard, expected)
     assert correlation > 0.99
+    saved = json.loads((tmp_path / "creds.json").read_text())
     for secret in (exports["WSS_API_KEY"], exports["TELCOFLOW_PHONE_KEY"]):
         assert output.count(secret) == 1, "a key was shown more than once"
         assert not any(secret in line for line in server.lines if " INFO " in line)
+    for secret in (saved["twilio_auth_token"], saved["audiocodes_token"]):
+        assert secret not in output, "a carrier's token was shown"
