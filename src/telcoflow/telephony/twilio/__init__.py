@@ -98,7 +98,7 @@ class TwilioDoor:
     def media(self, request: HttpRequest) -> WsAccept | WsReject:
         # Twilio's upgrade carries no credentials we could check: the token in
         # start.customParameters is checked when the stream starts
-        return WsAccept(MediaStream(self), tw.MAX_FRAME_CHARS + 1)
+        return WsAccept(MediaStream(self, self.gateway.clock.now), tw.MAX_FRAME_CHARS + 1)
 
     def check_stream_token(self, token: str, call_sid: str) -> None:
         """Raise AuthError unless ``token`` was issued for ``call_sid``, is unexpired and unused."""
