@@ -113,6 +113,25 @@ async def test_the_agent_hangs_up_and_vaic_gets_a_hangup_activity(gw: GatewayThr
 
 
 @pytest.mark.asyncio
+async def test_connect_to_a_number_we_do_not_reach_is_a_vaic_transfer(gw: GatewayThread) -> None:
+    """No line or trunk of ours reaches the dialled number: VAIC is asked to transfer the
+    caller there; when it has, its session.end ends the call for the agent."""
+    async with agent(gw, echo=False) as seen, vaic(gw) as caller:
+        await caller.dial("bot", "+15550001")
+        await caller.wait_answered()
+        result = await seen.calls[0].connect(ring_time_seconds=10)
+        assert result and result.payload["mode"] == "transferred", result
+        await caller.wait_for(lambda: any(a.get("name") == "transfer"
+                                          for a in caller.events.activities), timeout=5)
+        transfer = caller.events.activities[-1]
+        assert transfer["name"] == "transfer"
+        assert transfer["activityParams"] == {"transferTarget": f"tel:{gw.number}"}
+        await caller.hangup()  # VAIC has handed the call over: session.end
+        await asyncio.wait_for(seen.terminated.wait(), 5)
+    assert gw.run(lambda: gw.gateway.engine.calls) == {}
+
+
+@pytest.mark.asyncio
 async def test_the_socket_closes_after_the_grace_without_session_end(gw: GatewayThread) -> None:
     async with agent(gw, echo=False) as seen, vaic(gw) as caller:
         await caller.dial("bot", "+15550001")

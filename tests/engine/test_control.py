@@ -93,6 +93,25 @@ def test_an_unreachable_or_busy_number_fails_at_once() -> None:
     assert call.live and call.mode.value == "IDLE"
 
 
+def test_a_number_we_do_not_reach_is_transferred_by_a_carrier_that_can() -> None:
+    h = Harness()
+    caller, _, agent, call = h.answered_call()
+    h.dialler.numbers.clear()
+    caller.can_transfer = True
+    answer = h.command(agent, "call.connect", ring_s=30)
+    assert answer[0] == "done" and answer[2] == {"callId": call.id, "callee": NUMBER,
+                                                 "mode": "transferred"}
+    assert caller.events[-1] == ("transfer", NUMBER) and call.live
+    assert call.mode.value == "IDLE"  # no callee joins here; a second connect may follow
+    h.engine.leg_hung_up(caller)  # the carrier hands the call over: it ends for us
+    assert not call.live and agent.events[-1][0] == "close"
+    h2 = Harness()
+    other, _, agent2, _ = h2.answered_call()
+    other.can_transfer = True
+    h2.command(agent2, "call.connect", ring_s=30)  # a number we reach is rung, not transferred
+    assert ("transfer", NUMBER) not in other.events
+
+
 def test_connect_needs_an_answered_call_and_one_at_a_time() -> None:
     h = Harness()
     link = h.link()

@@ -11,7 +11,10 @@ already handed over still plays), and the caller and callee talk on;
 ``call.connect`` outcomes: ``success`` when the callee answers; with the call
 still up, ``CALL_UNANSWERED`` when nobody answers within the ring time (or no
 network reaches the number), ``CALL_REJECTED`` when the callee declines,
-``CALLEE_BUSY`` when it is in another call.
+``CALLEE_BUSY`` when it is in another call. When no network of ours reaches
+the number and the caller's carrier can transfer (AudioCodes), the carrier is
+asked to ring it: success with ``mode: "transferred"``, and the call ends when
+the carrier hands it over.
 
 :class:`CallControl` talks to legs, diallers and agent links through their
 ports and keeps its own timers; what the *engine* must do next (end the
@@ -82,6 +85,12 @@ class CallControl:
             self._dial(call, ring_s, now)
         except DialError as exc:
             call.control(Control.CALLEE_FAILED)
+            if exc.failure is DialFailure.UNREACHABLE and call.caller_leg.transfer(call.callee):
+                # the caller's carrier rings the number itself; the call leaves us when
+                # it has (the carrier ends the session: the caller's hang-up)
+                agent.command_done(command_id, {"callId": call.id, "callee": call.callee,
+                                                "mode": "transferred"})
+                return
             raise CommandError(exc.message, FAILURE_CODE[exc.failure]) from None
         call.connect = PendingConnect(command_id, agent)
 

@@ -124,6 +124,11 @@ class Leg(Protocol):
         holds unplayed (Twilio's ``clear``, AudioCodes' ``playStream.stop``; a leg
         that sends each frame on its tick holds none)."""
 
+    def transfer(self, number: str) -> bool:
+        """Hand the call to ``number`` through the leg's own carrier (AudioCodes'
+        ``transfer`` activity): ``call.connect`` when no network of ours reaches the
+        number. False when the carrier cannot; the call then stays as it was."""
+
 
 class Dialler(Protocol):
     """Reaches numbers on one network. It reports later, through the engine's

@@ -314,6 +314,14 @@ def build_send_dtmf(cid: str, digits: str) -> str:
         {"type": "event", "name": "sendDtmf", "activityParams": {"dtmfDigits": digits}}])
 
 
+def build_transfer(cid: str, target: str) -> str:
+    """Ask VAIC to transfer the caller (``activityParams.transferTarget``: a ``tel:`` or
+    ``sip:`` URI; a bare number becomes ``tel:``)."""
+    uri = target if target.startswith(("tel:", "sip:", "sips:")) else f"tel:{target}"
+    return _msg("activities", cid, activities=[
+        {"type": "event", "name": "transfer", "activityParams": {"transferTarget": uri}}])
+
+
 def build_connection_validated(cid: str) -> str:
     return _msg("connection.validated", cid, success=True)
 

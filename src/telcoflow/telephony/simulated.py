@@ -99,6 +99,9 @@ class CallerLeg:
     def clear_audio(self) -> None:
         """Nothing to clear: each frame went out on its own tick."""
 
+    def transfer(self, number: str) -> bool:
+        return False  # the simulated network reaches its numbers through the dialler
+
 
 class LineLeg:
     """One call offered to a registered line; the line stays when the call is over."""
@@ -130,6 +133,9 @@ class LineLeg:
 
     def clear_audio(self) -> None:
         """Nothing to clear: each frame went out on its own tick."""
+
+    def transfer(self, number: str) -> bool:
+        return False  # the simulated network reaches its numbers through the dialler
 
 
 class PhoneConn:

@@ -52,6 +52,7 @@ class FakeLeg:
         self.events: list[tuple[Any, ...]] = []
         self.audio: list[bytes | None] = []
         self.frames = 0
+        self.can_transfer = False
         self._keep = keep_audio
 
     def ringing(self, call_id: str) -> None:
@@ -73,6 +74,11 @@ class FakeLeg:
 
     def clear_audio(self) -> None:
         self.events.append(("clear",))
+
+    def transfer(self, number: str) -> bool:
+        if self.can_transfer:
+            self.events.append(("transfer", number))
+        return self.can_transfer
 
     @property
     def end_reason(self) -> EndReason | None:

@@ -125,6 +125,14 @@ class VaicLeg:
     def send_dtmf(self, digits: str) -> None:
         self._send(ac.build_send_dtmf(self.cid, digits))
 
+    def transfer(self, number: str) -> bool:
+        """``call.connect`` to a number no network of ours reaches: VAIC transfers the
+        caller there and then ends the session (the caller's hang-up, to the engine)."""
+        if self.conn is None:
+            return False  # the socket is down, waiting for session.resume
+        self._send(ac.build_transfer(self.cid, number))
+        return True
+
     def clear_audio(self) -> None:
         """Stop the play stream now: VAIC drops what it has not played of it."""
         if self.stream_id is not None:

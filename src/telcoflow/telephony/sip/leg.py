@@ -116,6 +116,9 @@ class SipLeg:
     def clear_audio(self) -> None:
         """Nothing to clear: each frame went out as RTP on its own tick."""
 
+    def transfer(self, number: str) -> bool:
+        return False  # REFER is not implemented (docs/sip.md)
+
     # ── media ────────────────────────────────────────────────────────────────
     @property
     def on_hold(self) -> bool:

@@ -202,6 +202,9 @@ class TwilioLeg:
             logger.warning("call %s: Twilio Media Streams cannot play DTMF to the caller; "
                            "digits %r not sent", self.call_id, digits)
 
+    def transfer(self, number: str) -> bool:
+        return False  # a Media Stream cannot redirect its call (Twilio's REST API can)
+
     def clear_audio(self) -> None:
         self.stream.send_text(self.stream.writer.clear())
         self.ledger.cleared(self.stream.now())
