@@ -54,6 +54,33 @@ def test_credit_keeps_the_target_and_agent_audio_plays_in_order_then_silence() -
     assert agent.credit >= 12 * FRAME_16K  # topped up as it played
 
 
+def test_a_leg_that_wants_a_lead_gets_its_talkspurts_a_frame_early() -> None:
+    """Twilio queues what it is sent: a talkspurt's first tick sends it two frames, then
+    one per tick, so it stays a frame ahead of a leg without a lead; nothing is lost
+    or doubled, and the next talkspurt leads again."""
+    talk = [voiced(100 * (k + 1)) for k in range(10)]
+    runs = []
+    for lead in (0, 1):
+        h = Harness()
+        leg, _, agent, _ = h.answered_call()
+        leg.lead_frames = lead
+        runs.append((h, leg, agent))
+    ahead: list[int] = []
+    for spurt in range(2):
+        for h, _, agent in runs:
+            h.engine.agent_audio(agent, b"".join(talk))
+        for _ in range(20):
+            sent = []
+            for h, leg, _ in runs:
+                h.run(0.02)
+                sent.append(len([f for f in leg.audio if f is not None]))
+            ahead.append(sent[1] - sent[0])
+        assert ahead[-1] == 0  # both have played the whole talkspurt
+    assert set(ahead) == {0, 1} and ahead.count(1) >= 2 * 8
+    for _, leg, _ in runs:
+        assert [f for f in leg.audio if f is not None] == talk + talk
+
+
 def test_interrupt_silences_the_caller_on_the_next_tick() -> None:
     h = Harness()
     leg, _, agent, call = h.answered_call()

@@ -72,6 +72,7 @@ class Call:
     _held: deque[bytes] = field(default_factory=lambda: deque(maxlen=HELD_FRAMES))
     _uplink: Uplink | None = None
     _downlink: Downlink | None = None
+    _ahead: bool = False               # this talkspurt's lead went out (Leg.lead_frames)
 
     @property
     def frame_bytes(self) -> int:
@@ -148,6 +149,7 @@ class Call:
         if self.playout is None:
             return 0
         dropped = self.playout.interrupt()
+        self._ahead = False
         self.stats.interrupted_at_frame = self.stats.downlink_frames
         if self._downlink is not None:
             self._downlink.reset()
@@ -160,7 +162,19 @@ class Call:
         playout, downlink = self.playout, self._downlink
         if playout is None or downlink is None or self.state is not _ANSWERED:
             return
-        self.caller_leg.send_audio(downlink.process(playout.tick()))
+        leg = self.caller_leg
+        frame = playout.tick()
+        if frame is None:
+            self._ahead = False
+        elif not self._ahead:  # a talkspurt starts: a leg that wants a lead gets it now
+            self._ahead = True
+            for _ in range(leg.lead_frames):
+                if playout.queued < self.frame_bytes:
+                    break
+                leg.send_audio(downlink.process(frame))
+                self.stats.downlink_frames += 1
+                frame = playout.tick()
+        leg.send_audio(downlink.process(frame))
         self.stats.downlink_frames += 1
         self.request_credit()
 

@@ -104,6 +104,13 @@ class Leg(Protocol):
     @property
     def format(self) -> AudioFormat: ...
 
+    @property
+    def lead_frames(self) -> int:
+        """Frames sent ahead when a talkspurt starts (then one per tick, so the far end
+        stays that far ahead): a carrier that queues what it is sent (Twilio) rides
+        out a late tick with them. 0 for legs that play each frame as it comes."""
+        ...
+
     def ringing(self, call_id: str) -> None:
         """The call is being offered: the caller hears ringing."""
 

@@ -99,6 +99,10 @@ class CallerLeg:
     def clear_audio(self) -> None:
         """Nothing to clear: each frame went out on its own tick."""
 
+    @property
+    def lead_frames(self) -> int:
+        return 0  # the phone plays each frame as it comes
+
     def transfer(self, number: str) -> bool:
         return False  # the simulated network reaches its numbers through the dialler
 
@@ -133,6 +137,10 @@ class LineLeg:
 
     def clear_audio(self) -> None:
         """Nothing to clear: each frame went out on its own tick."""
+
+    @property
+    def lead_frames(self) -> int:
+        return 0  # the phone plays each frame as it comes
 
     def transfer(self, number: str) -> bool:
         return False  # the simulated network reaches its numbers through the dialler

@@ -52,6 +52,7 @@ class FakeLeg:
         self.events: list[tuple[Any, ...]] = []
         self.audio: list[bytes | None] = []
         self.frames = 0
+        self.lead_frames = 0
         self.can_transfer = False
         self._keep = keep_audio
 

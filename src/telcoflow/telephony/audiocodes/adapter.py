@@ -125,6 +125,10 @@ class VaicLeg:
     def send_dtmf(self, digits: str) -> None:
         self._send(ac.build_send_dtmf(self.cid, digits))
 
+    @property
+    def lead_frames(self) -> int:
+        return 0  # chunks go out at playback speed, as VAIC expects
+
     def transfer(self, number: str) -> bool:
         """``call.connect`` to a number no network of ours reaches: VAIC transfers the
         caller there and then ends the session (the caller's hang-up, to the engine)."""

@@ -116,6 +116,10 @@ class SipLeg:
     def clear_audio(self) -> None:
         """Nothing to clear: each frame went out as RTP on its own tick."""
 
+    @property
+    def lead_frames(self) -> int:
+        return 0  # RTP goes out on the media clock; the far end has its own jitter buffer
+
     def transfer(self, number: str) -> bool:
         return False  # REFER is not implemented (docs/sip.md)
 
