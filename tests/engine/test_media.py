@@ -66,7 +66,7 @@ def test_a_leg_that_wants_a_lead_gets_its_talkspurts_a_frame_early() -> None:
         leg.lead_frames = lead
         runs.append((h, leg, agent))
     ahead: list[int] = []
-    for spurt in range(2):
+    for _talkspurt in range(2):
         for h, _, agent in runs:
             h.engine.agent_audio(agent, b"".join(talk))
         for _ in range(20):
