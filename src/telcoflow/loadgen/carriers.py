@@ -4,7 +4,10 @@ Each is a :class:`~.phones.BenchPhone` (same marked frames, same timing and
 classification of what it hears) that wraps its frames the way the carrier
 does: base64 in JSON text frames. So ``telcoflow bench --via twilio`` and
 ``--via audiocodes`` measure what that wrapping costs the gateway, beside
-the simulated phone's binary frames.
+the simulated phone's binary frames. The carriers send nothing when the agent
+is silent (the phone gets a silence frame per tick): Twilio's ``clear`` and
+AudioCodes' ``playStream.stop`` count as the silence heard, for the
+interrupt time.
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ class BenchTwilio(BenchPhone):
         event = message.get("event")
         if event == "media":
             self.ws_binary(base64.b64decode(message["media"]["payload"]))
+        elif event == "clear":  # Twilio drops what it holds: the caller hears silence now
+            self.ws_binary(self._silence)
         elif event == "mark":  # played at once: this caller has no playout queue
             name = message["mark"]["name"]
             if name == "answered" and not self._answered.done():
@@ -134,6 +139,8 @@ class BenchVaic(BenchPhone):
         kind = message.get("type")
         if kind == "playStream.chunk":
             self.ws_binary(base64.b64decode(message["audioChunk"]))
+        elif kind == "playStream.stop":  # VAIC drops the rest of the stream: silence now
+            self.ws_binary(self._silence)
         elif kind == "session.accepted":
             self.events["answered"] = perf_counter()
             _settle(self._answered)
