@@ -15,6 +15,7 @@ import pytest
 from telcoflow import Call, CallAudioConfig, SessionManager, SessionManagerConfig
 from telcoflow.protocol import twilio as tw
 from telcoflow.telephony.twilio import TwilioLeg
+from telcoflow.telephony.twilio import media as twilio_media
 from telcoflow.telephony.twilio.media import MARK_EVERY_FRAMES
 from telcoflow.testing import GatewayThread
 from telcoflow.testing.twilio_client import TwilioCaller
@@ -272,6 +273,18 @@ async def test_media_before_start_closes_the_stream(gateway: GatewayThread) -> N
         await c.send_raw(tw.build_connected())
         await c.send_raw(_media(c.stream_sid, FRAME_B64))
         assert (await c.wait_closed(5)).startswith("OUT_OF_ORDER: media before start")
+
+
+async def test_a_stream_that_never_starts_is_closed(gateway: GatewayThread,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The upgrade carries no credentials (the token comes in `start`): a socket that
+    only says `connected`, however well it answers pings, is closed after a while."""
+    monkeypatch.setattr(twilio_media, "START_WITHIN_S", 0.3)
+    async with caller(gateway) as c:
+        c.stream_url = gateway.ws_url + tw.MEDIA_PATH
+        await c.open_stream()
+        await c.send_raw(tw.build_connected())
+        assert (await c.wait_closed(5)) == "no valid start within 0.3 s"
 
 
 async def test_a_start_in_another_format_closes_the_stream(gateway: GatewayThread) -> None:

@@ -17,6 +17,7 @@ heard (:attr:`TwilioLeg.played_frames`). On answer a ``mark`` named
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -47,6 +48,7 @@ ANSWERED_MARK = tw.ANSWERED_MARK
 DTMF_DURATION_MS = 100       # Twilio does not say how long a key was held
 AUDIO_BURST_S = 1.0          # the far end may run this far ahead of real time
 AUDIO_RATE_X = 1.5           # and sustain this multiple of real time; more audio is dropped
+START_WITHIN_S = 10.0        # the stream token comes in `start`: until then, nobody is known
 FRAME_RATE = 200.0           # frames/s sustained (Twilio sends ~100: media + mark echoes)
 FRAME_BURST = 400.0          # beyond the bucket the stream is closed as a flood
 MAX_FLUSHED = 4096           # flushed mark names remembered until echoed
@@ -232,6 +234,7 @@ class MediaStream:
         self.ignored_frames = 0      # frames of events we do not know (forward compatible)
         self.close_reason = ""
         self._conn: WsConnection | None = None
+        self._start_timer: asyncio.TimerHandle | None = None
         self._clock = clock
         self.now = clock
         now = clock()
@@ -261,9 +264,19 @@ class MediaStream:
     # ── WsHandler ───────────────────────────────────────────────────────────
     def on_open(self, conn: WsConnection) -> None:
         self._conn = conn
+        # the upgrade carries no credentials (Twilio sends the token in `start`): a
+        # socket that never starts is closed, however well it answers pings
+        self._start_timer = asyncio.get_running_loop().call_later(START_WITHIN_S,
+                                                                  self._start_overdue)
+
+    def _start_overdue(self) -> None:
+        if self.leg is None and not self.ended:
+            self._refuse(CLOSE_POLICY, f"no valid start within {START_WITHIN_S:g} s")
 
     def on_close(self, code: int | None, reason: str) -> None:
         self._conn = None
+        if self._start_timer is not None:
+            self._start_timer.cancel()
         self._hang_up()
 
     def on_binary(self, data: bytes) -> None:
