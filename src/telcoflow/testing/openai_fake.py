@@ -728,3 +728,40 @@ class FakeRealtimeServer:
             await session.refuse_beta()
             return
         await session.run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m telcoflow.testing.openai_fake``: serve the fake until interrupted."""
+    import argparse
+
+    from ..audio.synth import speech_like, to_int16, tts, tts_available
+    from ..audio.wav import read_wav
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--say", default="Hello, this is the fake OpenAI Realtime server.",
+                        help="the reply's transcript (spoken with eSpeak NG when available)")
+    parser.add_argument("--wav", help="reply audio from a WAV file (resampled to 24 kHz)")
+    parser.add_argument("--pace", type=float, default=1.0, help="times real time; 0: at once")
+    args = parser.parse_args(argv)
+    if args.wav:
+        pcm, rate = read_wav(args.wav)
+        audio = np.frombuffer(resample(pcm, rate, 24000), dtype="<i2").astype(np.int16)
+    elif tts_available():
+        audio = tts(args.say, rate=24000)
+    else:
+        audio = to_int16(speech_like(2.0, 24000))
+    script = FakeScript(reply_audio=audio, reply_transcript=args.say, pace=args.pace)
+
+    async def serve_forever() -> None:
+        async with FakeRealtimeServer(script, port=args.port) as server:
+            print(f"OpenAI Realtime fake on {server.websocket_base_url} "
+                  f"(OPENAI_BASE_URL={server.base_url}, any API key)", flush=True)
+            await asyncio.Future()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever())
+
+
+if __name__ == "__main__":
+    main()
