@@ -57,12 +57,17 @@ async def test_setup_and_setup_complete() -> None:
         assert server.sent[0] == {"setupComplete": {"sessionId": "s-1"}}
 
 
-async def test_trust_through_ssl_cert_file(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_unchanged_program_pointed_by_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     async with FakeLiveServer() as server:
-        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_file))
-        client = genai.Client(api_key="test", http_options={"base_url": server.base_url})
-        async with client.aio.live.connect(model=MODEL, config={}) as session:
+        for name in ("GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_API_VERSION"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("GEMINI_API_KEY", "from-env")
+        for name, value in server.env().items():  # GOOGLE_GEMINI_BASE_URL, SSL_CERT_FILE
+            monkeypatch.setenv(name, value)
+        async with genai.Client().aio.live.connect(model=MODEL) as session:
             assert session.setup_complete is not None
+        assert server.requests[0].headers["x-goog-api-key"] == "from-env"
 
 
 @pytest.mark.parametrize("rate", [16_000, 8_000])
@@ -248,3 +253,30 @@ async def test_drop_seen_by_the_sdk() -> None:
 
 async def test_reply_audio_is_pcm16() -> None:
     assert tone(0.1).dtype == np.int16 and len(tone(0.1)) == 2400
+
+
+async def test_speech_during_a_pending_tool_call_cancels_it() -> None:
+    script = LiveScript(reply_delay_ms=0, tool_call=("lookup", {"q": "x"}))
+    async with FakeLiveServer(script) as server:
+        async with client_for(server).aio.live.connect(model=MODEL) as session:
+            await send_pcm(session, speech(200) + silence(600))
+            async for msg in session.receive():
+                if msg.tool_call:
+                    call_id = msg.tool_call.function_calls[0].id  # type: ignore[index]
+                    await send_pcm(session, speech(100))
+                if msg.tool_call_cancellation:
+                    assert msg.tool_call_cancellation.ids == [call_id]
+                    break
+        assert "reply_started" not in server.events
+
+
+async def test_ephemeral_token() -> None:
+    async with FakeLiveServer() as server:
+        client = genai.Client(api_key="auth_tokens/abc",
+                              http_options=server.http_options(api_version="v1alpha"))
+        with pytest.warns(errors.ExperimentalWarning):
+            async with client.aio.live.connect(model=MODEL) as session:
+                assert session.setup_complete is not None
+        req = server.requests[0]
+        assert req.path.endswith("v1alpha.GenerativeService.BidiGenerateContentConstrained")
+        assert req.headers["Authorization"] == "Token auth_tokens/abc"

@@ -535,6 +535,11 @@ class FakeLiveServer:
         return {"base_url": self.base_url, "async_client_args": {"ssl": self.ssl_context()},
                 **extra}
 
+    def env(self) -> dict[str, str]:
+        """Environment that points an unchanged google-genai program here (any API key)."""
+        assert self.ca_file is not None, "the server is not started"
+        return {"GOOGLE_GEMINI_BASE_URL": self.base_url, "SSL_CERT_FILE": str(self.ca_file)}
+
     # --- lifecycle ---------------------------------------------------------------
     async def start(self) -> FakeLiveServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="gemini-fake-")
@@ -595,3 +600,30 @@ class FakeLiveServer:
 
     async def _handler(self, ws: ServerConnection) -> None:
         await _Session(self, ws).run()
+
+
+async def _main(port: int, seconds: float, pace: float) -> None:
+    async with FakeLiveServer(LiveScript(reply_audio=tone(seconds), pace=pace),
+                              port=port) as server:
+        print(f"Gemini Live fake on {server.url}")
+        for k, v in server.env().items():
+            print(f"export {k}={v}")
+        print("export GEMINI_API_KEY=anything  # and unset GOOGLE_GENAI_USE_VERTEXAI", flush=True)
+        await asyncio.Future()  # until Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m telcoflow.testing.gemini_fake [--port N]``: a fake for key-less trials."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--port", type=int, default=0, help="0: any free port (default)")
+    ap.add_argument("--reply-seconds", type=float, default=1.0, help="the reply tone's length")
+    ap.add_argument("--pace", type=float, default=1.0, help="reply speed, 1 = real time")
+    args = ap.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_main(args.port, args.reply_seconds, args.pace))
+
+
+if __name__ == "__main__":
+    main()
