@@ -299,3 +299,18 @@ async def test_stalled_server_still_records_but_sends_nothing() -> None:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(conn.recv(), 0.3)
     assert [e["type"] for e in server.sent] == ["session.created"]
+
+
+async def test_client_cancel_and_second_response_create() -> None:
+    script = FakeScript(reply_audio=to_int16(speech_like(3.0, 24000)), pace=1.0)
+    async with session(script, update=None) as (server, conn):
+        await conn.response.create()
+        events = await collect(conn, is_type("response.output_audio.delta"))
+        await conn.response.create()
+        (busy,) = [e for e in await collect(conn, is_type("error")) if e.type == "error"]
+        await conn.response.cancel()
+        events += await collect(conn, is_type("response.done"))
+    assert busy.error.code == "conversation_already_has_active_response"
+    assert events[-1].response.status == "cancelled"
+    assert events[-1].response.status_details.reason == "client_cancelled"
+    assert server.cancelled == [(events[-1].response.id, "client_cancelled")]
