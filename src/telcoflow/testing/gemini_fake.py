@@ -431,6 +431,10 @@ class _Session:
 
     # --- the model's turn ---------------------------------------------------------
     async def _reply(self, turn: int) -> None:
+        with contextlib.suppress(ConnectionClosed):  # the client left mid-reply
+            await self._speak(turn)
+
+    async def _speak(self, turn: int) -> None:
         s = self.script
         if s.input_text and "inputAudioTranscription" in self.setup:
             await self.send({"serverContent": {"inputTranscription": {"text": s.input_text}}})
