@@ -81,6 +81,30 @@ def test_a_leg_that_wants_a_lead_gets_its_talkspurts_a_frame_early() -> None:
         assert [f for f in leg.audio if f is not None] == talk + talk
 
 
+def test_the_agent_is_told_what_the_caller_heard() -> None:
+    """At a talkspurt's end and on an interrupt: the agent audio handed to the caller's
+    leg, less what its far end still held (and so dropped) when interrupted."""
+    h = Harness()
+    leg, _, agent, _ = h.answered_call()
+    h.engine.agent_audio(agent, voiced(1000) * 5)  # 100 ms, then silence
+    h.run(0.3)
+    positions = [e for e in agent.events if e[0] == "position"]
+    assert positions == [("position", 5 * FRAME_16K, 100, "talkspurt_end")]
+    assert h.command(agent, "playout.position")[2] == {"playedBytes": 5 * FRAME_16K,
+                                                       "playedMs": 100}
+    h.engine.agent_audio(agent, voiced(2000) * 50)  # a second more
+    h.run(0.2)
+    heard = len([f for f in leg.audio if f is not None])
+    leg.held_frames = 2  # a carrier's queue (Twilio): sent, not yet played
+    answer = h.command(agent, "agent.interrupt")  # the far end drops them too
+    expected_ms = (heard - 2) * 20
+    assert answer[2]["playedMs"] == expected_ms
+    assert answer[2]["playedBytes"] == (heard - 2) * FRAME_16K
+    assert agent.events[-2] == ("position", (heard - 2) * FRAME_16K, expected_ms, "interrupt")
+    h.run(0.1)
+    assert h.command(agent, "playout.position")[2]["playedMs"] == expected_ms
+
+
 def test_interrupt_silences_the_caller_on_the_next_tick() -> None:
     h = Harness()
     leg, _, agent, call = h.answered_call()

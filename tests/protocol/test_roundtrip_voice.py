@@ -162,6 +162,13 @@ def _call_event(d: Draw) -> Case:
     return vp.build_call_event(event, **extra), vp.CallEventFrame(event, extra)
 
 
+def _playout_position(d: Draw) -> Case:
+    played_bytes, played_ms = d.numbers(2, 0, 1 << 30)
+    reason = d.text()
+    return (vp.build_playout_position(played_bytes, played_ms, reason),
+            vp.PlayoutPosition(played_bytes, played_ms, reason))
+
+
 def _error(d: Draw) -> Case:
     # no command id to answer: clients skip it like any type they do not know
     return vp.build_error(d.text(), d.text()), vp.Unknown("error")
@@ -170,7 +177,7 @@ def _error(d: Draw) -> Case:
 SERVER_CASES: dict[Callable[..., str], Callable[[Draw], Case]] = {
     vp.build_command_response: _command_response, vp.build_command_error: _command_error,
     vp.build_buffer_request: _buffer_request, vp.build_call_event: _call_event,
-    vp.build_error: _error,
+    vp.build_error: _error, vp.build_playout_position: _playout_position,
 }
 
 

@@ -75,6 +75,7 @@ def test_command_result_truthiness_and_alias(published: dict[str, Any],
 
 def test_extras_importable_from_top_level() -> None:
     names = ("SendWAMessage", "BaseSendMessage", "WSSSessionBusy", "WSSSessionNotFound",
-             "WSSSessionClosed", "WSSQuotaExceeded", "WSSMessageError")
+             "WSSSessionClosed", "WSSQuotaExceeded", "WSSMessageError", "DtmfDigit",
+             "PlayoutPosition")
     extras = {name: getattr(telcoflow, name) for name in names}
     assert issubclass(extras["WSSSessionBusy"], telcoflow.WSSSessionError)

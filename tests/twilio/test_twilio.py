@@ -116,12 +116,14 @@ async def test_every_mark_is_echoed_and_the_played_position_matches(
 async def test_an_interrupt_clears_what_the_caller_has_not_heard(gateway: GatewayThread) -> None:
     interrupt = asyncio.Event()
     dropped: list[int] = []
+    stopped_ms: list[int] = []
 
     async def speak_then_stop(call: Call) -> None:
         await call.answer()
         await call.send_audio(tone(440.0, 3.0, 8000).tobytes())
         await interrupt.wait()
         dropped.append(await call.clear_send_audio_buffer())
+        stopped_ms.append(call.played_ms)  # what the agent is told the caller heard
 
     async with agent(gateway, speak_then_stop), caller(gateway) as c:
         sid = await c.dial(gateway.number)
@@ -138,6 +140,9 @@ async def test_an_interrupt_clears_what_the_caller_has_not_heard(gateway: Gatewa
         gw_played = gateway.run(lambda: leg.played_frames)
         assert isinstance(gw_played, int)
         assert abs(gw_played - c.played_frames) <= 1
+        # ... and the agent was told so, to the frame (8 kHz: 20 ms a frame)
+        await c.wait_until(lambda: bool(stopped_ms), 5, "the interrupt's answer")
+        assert abs(stopped_ms[0] - c.played_frames * 20) <= 20, (stopped_ms, c.played_frames)
         await c.hangup()
 
 

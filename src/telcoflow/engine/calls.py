@@ -73,6 +73,7 @@ class Call:
     _uplink: Uplink | None = None
     _downlink: Downlink | None = None
     _ahead: bool = False               # this talkspurt's lead went out (Leg.lead_frames)
+    _unheard_bytes: int = 0            # handed to the leg, then dropped unplayed by an interrupt
 
     @property
     def frame_bytes(self) -> int:
@@ -148,6 +149,8 @@ class Call:
     def interrupt(self) -> int:
         if self.playout is None:
             return 0
+        # what the caller's far end held unplayed is dropped with the rest: it was never heard
+        self._unheard_bytes += self.caller_leg.held_frames * self.frame_bytes
         dropped = self.playout.interrupt()
         self._ahead = False
         self.stats.interrupted_at_frame = self.stats.downlink_frames
@@ -157,6 +160,16 @@ class Call:
             leg.clear_audio()
         return dropped
 
+    def played(self) -> tuple[int, int]:
+        """(bytes, ms) of the agent's audio the caller has heard since the answer: handed
+        to the leg, less what an interrupt dropped at the far end and what it still holds."""
+        if self.playout is None:
+            return 0, 0
+        heard = (self.playout.stats.bytes_played - self._unheard_bytes
+                 - self.caller_leg.held_frames * self.frame_bytes)
+        heard = max(0, heard)
+        return heard, heard * 1000 // (self.agent_rate * 2)
+
     def tick(self) -> None:
         """One 20 ms media tick: play a frame to the caller, top up the agent's credit."""
         playout, downlink = self.playout, self._downlink
@@ -165,6 +178,8 @@ class Call:
         leg = self.caller_leg
         frame = playout.tick()
         if frame is None:
+            if self._ahead and self.agent is not None:  # a talkspurt ended
+                self.agent.playout_position(*self.played(), "talkspurt_end")
             self._ahead = False
         elif not self._ahead:  # a talkspurt starts: a leg that wants a lead gets it now
             self._ahead = True

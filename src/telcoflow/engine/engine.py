@@ -104,6 +104,7 @@ class Engine:
             "call.answer": self._cmd_answer, "agent.interrupt": self._cmd_interrupt,
             "call.close": self._cmd_end, "call.disconnect": self._cmd_end,
             "call.connect": self._cmd_connect, "call.dtmf": self._cmd_dtmf,
+            "playout.position": self._cmd_position,
             **{m.value: partial(self._cmd_mode, m) for m in modes}}
 
     # ── time ─────────────────────────────────────────────────────────────────
@@ -407,7 +408,15 @@ class Engine:
 
     def _cmd_interrupt(self, call: Call, link: AgentLink, command: AgentCommand
                        ) -> dict[str, Any]:
-        return {"droppedBytes": call.interrupt()}
+        dropped = call.interrupt()
+        played_bytes, played_ms = call.played()
+        link.playout_position(played_bytes, played_ms, "interrupt")
+        return {"droppedBytes": dropped, "playedBytes": played_bytes, "playedMs": played_ms}
+
+    def _cmd_position(self, call: Call, link: AgentLink, command: AgentCommand
+                      ) -> dict[str, Any]:
+        played_bytes, played_ms = call.played()
+        return {"playedBytes": played_bytes, "playedMs": played_ms}
 
     def _cmd_end(self, call: Call, link: AgentLink, command: AgentCommand) -> object:
         # answer first: an agent takes its link closing as the end of the call

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 @dataclass(slots=True)
 class PlayoutStats:
     frames_played: int = 0
+    bytes_played: int = 0        # agent audio handed to the leg (a talkspurt's tail unpadded)
     frames_silent: int = 0
     underruns: int = 0           # talkspurts that ran dry mid-speech
     bytes_received: int = 0
@@ -93,8 +94,10 @@ class PlayoutBuffer:
         if len(self._queue) >= fb:
             frame = bytes(self._queue[:fb])
             del self._queue[:fb]
+            self.stats.bytes_played += fb
         elif self._queue:
             # the tail of a talkspurt: play what is left, padded with silence
+            self.stats.bytes_played += len(self._queue)
             frame = bytes(self._queue) + bytes(fb - len(self._queue))
             self._queue.clear()
         else:

@@ -131,6 +131,12 @@ class Leg(Protocol):
         holds unplayed (Twilio's ``clear``, AudioCodes' ``playStream.stop``; a leg
         that sends each frame on its tick holds none)."""
 
+    @property
+    def held_frames(self) -> int:
+        """Frames of agent audio sent to the far end that it has not played yet (Twilio,
+        from its mark echoes); 0 for a leg whose far end plays each frame as it comes."""
+        ...
+
     def transfer(self, number: str) -> bool:
         """Hand the call to ``number`` through the leg's own carrier (AudioCodes'
         ``transfer`` activity): ``call.connect`` when no network of ours reaches the
@@ -227,6 +233,11 @@ class AgentLink(Protocol):
 
     def dtmf(self, channel: Channel, digit: str, duration_ms: int) -> None:
         """A DTMF digit the party on ``channel`` (caller / callee) pressed."""
+
+    def playout_position(self, played_bytes: int, played_ms: int, reason: str) -> None:
+        """How much of the agent's audio the caller has heard (agent-format bytes and
+        ms since the call was answered): sent on an interrupt, at the end of each
+        talkspurt (``reason`` says which), and asked for with ``playout.position``."""
 
     def command_done(self, command_id: str, result: dict[str, Any]) -> None:
         """The answer to an :class:`AgentCommand`, exactly one per command."""

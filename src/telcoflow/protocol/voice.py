@@ -30,7 +30,10 @@ COMMANDS = (
     "call.answer", "call.connect", "agent.whisper", "agent.barge", "agent.spy",
     "agent.interrupt", "call.disconnect", "call.close",
     "call.dtmf",  # ours: play digits to the party (the published SDK has no such command)
+    "playout.position",  # ours: how much of the agent's audio the caller has heard
 )
+# ours, server → agent: the played position (a type the published SDK ignores)
+PLAYOUT_POSITION = "playout_position"
 DEFAULT_TIMEOUT_MS = 10_000
 
 CALL_TERMINATED = "call.terminated"
@@ -152,6 +155,11 @@ def build_call_event(event: str, **extra: Any) -> str:
     return dumps({"type": "call_event", "data": {"event": event, **extra}})
 
 
+def build_playout_position(played_bytes: int, played_ms: int, reason: str) -> str:
+    return dumps({"type": PLAYOUT_POSITION, "data": {"played_bytes": played_bytes,
+                                                     "played_ms": played_ms, "reason": reason}})
+
+
 def build_error(code: str, message: str) -> str:
     """An error about a frame that carried no command id (clients ignore this type)."""
     return dumps({"type": "error", "data": {"error_code": code, "error_message": message}})
@@ -174,13 +182,22 @@ class CommandResponse:
 
 
 @dataclass(frozen=True, slots=True)
+class PlayoutPosition:
+    """How much of the agent's audio the caller has heard since the answer."""
+
+    played_bytes: int
+    played_ms: int
+    reason: str  # interrupt | talkspurt_end | request
+
+
+@dataclass(frozen=True, slots=True)
 class CallEventFrame:
     event: str
     data: dict[str, Any]  # the event's other fields
 
 
 # ``error`` frames (no command id to answer) read as Unknown("error"): clients ignore them.
-ServerFrame = BufferRequest | CommandResponse | CallEventFrame | Unknown
+ServerFrame = BufferRequest | CommandResponse | CallEventFrame | PlayoutPosition | Unknown
 
 
 def parse_server_text(text: str | bytes) -> ServerFrame:
@@ -199,6 +216,9 @@ def parse_server_text(text: str | bytes) -> ServerFrame:
         return CommandResponse(str(data["command_id"]), bool(data.get("success")),
                                data.get("result"), code if isinstance(code, str) else None,
                                message if isinstance(message, str) else None)
+    if kind == PLAYOUT_POSITION:
+        return PlayoutPosition(int_or_zero(data, "played_bytes"), int_or_zero(data, "played_ms"),
+                               str_or_empty(data, "reason"))
     if kind == "call_event" and isinstance(data.get("event"), str):
         return CallEventFrame(data["event"], {k: v for k, v in data.items() if k != "event"})
     return Unknown(kind)

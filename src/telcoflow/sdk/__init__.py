@@ -1,6 +1,6 @@
 """The Telcoflow agent SDK (re-exported by :mod:`telcoflow`)."""
 
-from .call import Call, CommandResult, DtmfDigit
+from .call import Call, CommandResult, DtmfDigit, PlayoutPosition
 from .call_flow import CallFlowBuilder, CallFlowConfig
 from .config import CallAudioConfig, SampleRate, SessionManagerConfig
 from .enums import (
@@ -69,4 +69,4 @@ __all__ = [
 
 # Importable but not in __all__ (as in the published SDK, where they live in submodules).
 _EXTRA = (BaseSendMessage, SendWAMessage, WSSMessageError, WSSSessionBusy, WSSSessionClosed,
-          WSSSessionNotFound, WSSQuotaExceeded, DtmfDigit)
+          WSSSessionNotFound, WSSQuotaExceeded, DtmfDigit, PlayoutPosition)

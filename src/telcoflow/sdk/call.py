@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..protocol import voice as vp
+from ..protocol.voice import PlayoutPosition as PlayoutPosition
 from ._log import get_logger
 from ._tasks import BACKGROUND, TaskSet, invoke
 from .call_states import CALL_STATES, CallStep
@@ -32,6 +34,7 @@ logger = get_logger("call")
 F = TypeVar("F", bound=Callable[..., Any])
 _DTMF = CallEvent.DTMF.value
 _ON_DTMF = "dtmf digit"  # on_dtmf handlers, apart from on_call_event(CallEvent.DTMF)'s
+_ON_POSITION = "playout position"
 
 COMMAND_TIMEOUT = 10
 
@@ -82,6 +85,7 @@ class Call:
         self._open_lock = asyncio.Lock()
         self._settled = asyncio.Event()  # set once LIVE or TERMINATED: audio_stream waits on it
         self._handlers: dict[str, list[Callable[..., Any]]] = {}
+        self._played = PlayoutPosition(0, 0, "")
         self._terminated_fired = False
         self._tasks: TaskSet = BACKGROUND
         self._session: Session | None = None
@@ -155,6 +159,8 @@ class Call:
             self._terminate()
         elif event == CALL_ERROR:
             self._emit(CALL_ERROR, (data,))
+        elif event == vp.PLAYOUT_POSITION:
+            self._heard(data["position"])
         elif event == _DTMF:
             self._emit(_DTMF, (data,))
             digit = DtmfDigit(str(data.get("digit", "")), int(data.get("duration_ms") or 0),
@@ -210,6 +216,37 @@ class Call:
         a handler set up just after ``answer()`` cannot miss a quick hang-up.
         """
         return self._add_handler(CALL_TERMINATED, func)
+
+    def on_playout_position(self, func: F) -> F:
+        """Ours. Decorator: called with a :class:`PlayoutPosition` (how much of the agent's
+        audio the caller has heard) when a talkspurt ends and when the agent interrupts."""
+        return self._add_handler(_ON_POSITION, func)
+
+    @property
+    def played_ms(self) -> int:
+        """Ours. Milliseconds of the agent's audio the caller has heard since the answer,
+        as last reported (after :meth:`clear_send_audio_buffer`: where playback stopped)."""
+        return self._played.played_ms
+
+    async def playout_position(self) -> PlayoutPosition:
+        """Ours. Ask the gateway how much of the agent's audio the caller has heard now."""
+        voice = await self._ensure_voice_open()
+        try:
+            result = await voice.send_command(command="playout.position",
+                                              response_timeout_seconds=COMMAND_TIMEOUT)
+        except WSSSessionError as exc:
+            raise WSSCallClosedError() from exc
+        self._heard_result(result, "request")
+        return self._played
+
+    def _heard(self, position: PlayoutPosition) -> None:
+        self._played = position
+        self._emit(_ON_POSITION, (position,))
+
+    def _heard_result(self, result: Any, reason: str) -> None:
+        if isinstance(result, dict) and isinstance(result.get("playedMs"), int):
+            self._played = PlayoutPosition(int(result.get("playedBytes") or 0),
+                                           int(result["playedMs"]), reason)
 
     def on_dtmf(self, func: F) -> F:
         """Ours. Decorator: called with a :class:`DtmfDigit` for each key a party presses
@@ -325,10 +362,11 @@ class Call:
         voice = await self._ensure_voice_open()
         dropped = voice.drop_send_audio()
         try:
-            await voice.send_command(command="agent.interrupt",
-                                     response_timeout_seconds=COMMAND_TIMEOUT)
+            result = await voice.send_command(command="agent.interrupt",
+                                              response_timeout_seconds=COMMAND_TIMEOUT)
         except WSSSessionError as exc:
             raise WSSCallClosedError() from exc
+        self._heard_result(result, "interrupt")  # ours: where the caller stopped hearing
         return dropped
 
     def audio_stream(self, channel_id: int = 0) -> AsyncIterator[bytes]:

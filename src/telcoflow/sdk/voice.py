@@ -241,6 +241,8 @@ class _VoiceConnection:
         elif isinstance(frame, vp.CallEventFrame):
             logger.info("Call event: %s", frame.event)
             self._dispatch_event(frame.event, frame.data)
+        elif isinstance(frame, vp.PlayoutPosition):
+            self._dispatch_event(vp.PLAYOUT_POSITION, {"position": frame})
         else:
             logger.debug("Ignoring voice frame of type %r", frame.type)
 

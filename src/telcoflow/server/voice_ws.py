@@ -51,6 +51,9 @@ class VoiceConn:
         self.send_text(vp.build_call_event(vp.CALL_DTMF, digit=digit, duration_ms=duration_ms,
                                            channel=int(channel)))
 
+    def playout_position(self, played_bytes: int, played_ms: int, reason: str) -> None:
+        self.send_text(vp.build_playout_position(played_bytes, played_ms, reason))
+
     def command_done(self, command_id: str, result: dict[str, Any]) -> None:
         self.send_text(vp.build_command_response(command_id, result))
 

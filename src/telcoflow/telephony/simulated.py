@@ -103,6 +103,10 @@ class CallerLeg:
     def lead_frames(self) -> int:
         return 0  # the phone plays each frame as it comes
 
+    @property
+    def held_frames(self) -> int:
+        return 0
+
     def transfer(self, number: str) -> bool:
         return False  # the simulated network reaches its numbers through the dialler
 
@@ -141,6 +145,10 @@ class LineLeg:
     @property
     def lead_frames(self) -> int:
         return 0  # the phone plays each frame as it comes
+
+    @property
+    def held_frames(self) -> int:
+        return 0
 
     def transfer(self, number: str) -> bool:
         return False  # the simulated network reaches its numbers through the dialler

@@ -53,6 +53,7 @@ class FakeLeg:
         self.audio: list[bytes | None] = []
         self.frames = 0
         self.lead_frames = 0
+        self.held_frames = 0
         self.can_transfer = False
         self._keep = keep_audio
 
@@ -75,6 +76,7 @@ class FakeLeg:
 
     def clear_audio(self) -> None:
         self.events.append(("clear",))
+        self.held_frames = 0  # the far end dropped what it held
 
     def transfer(self, number: str) -> bool:
         if self.can_transfer:
@@ -160,6 +162,9 @@ class FakeAgentLink:
 
     def dtmf(self, channel: Channel, digit: str, duration_ms: int) -> None:
         self.events.append(("dtmf", channel, digit, duration_ms))
+
+    def playout_position(self, played_bytes: int, played_ms: int, reason: str) -> None:
+        self.events.append(("position", played_bytes, played_ms, reason))
 
     def command_done(self, command_id: str, result: dict[str, Any]) -> None:
         self.events.append(("done", command_id, result))

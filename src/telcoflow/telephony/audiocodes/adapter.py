@@ -129,6 +129,10 @@ class VaicLeg:
     def lead_frames(self) -> int:
         return 0  # chunks go out at playback speed, as VAIC expects
 
+    @property
+    def held_frames(self) -> int:
+        return 0  # chunks go out at playback speed: VAIC plays each as it comes
+
     def transfer(self, number: str) -> bool:
         """``call.connect`` to a number no network of ours reaches: VAIC transfers the
         caller there and then ends the session (the caller's hang-up, to the engine)."""

@@ -120,6 +120,10 @@ class SipLeg:
     def lead_frames(self) -> int:
         return 0  # RTP goes out on the media clock; the far end has its own jitter buffer
 
+    @property
+    def held_frames(self) -> int:
+        return 0  # a phone's jitter buffer holds a frame or two: not known, not counted
+
     def transfer(self, number: str) -> bool:
         return False  # REFER is not implemented (docs/sip.md)
 

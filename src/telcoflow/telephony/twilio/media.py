@@ -211,6 +211,11 @@ class TwilioLeg:
         talkspurt's start lets it ride out a tick that comes late."""
         return LEAD_FRAMES
 
+    @property
+    def held_frames(self) -> int:
+        """Frames Twilio has queued and not yet played (from the mark echoes)."""
+        return self.ledger.sent_frames - self.ledger.cleared_frames - self.played_frames
+
     def transfer(self, number: str) -> bool:
         return False  # a Media Stream cannot redirect its call (Twilio's REST API can)
 
