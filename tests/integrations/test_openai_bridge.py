@@ -181,3 +181,40 @@ async def test_a_missing_api_key_is_named(monkeypatch: pytest.MonkeyPatch) -> No
         OpenAIRealtimeBridge(call)
     with pytest.raises(ValueError, match="unknown tools"):
         OpenAIRealtimeBridge(call, client=AsyncOpenAI(api_key="x"), tools={"format_disk"})
+
+
+async def test_a_fatal_model_error_ends_the_call_and_the_log_holds_no_key(
+        gateway: GatewayThread, caplog: pytest.LogCaptureFixture) -> None:
+    key = "sk-proj-abcdefghijklmnop0123456789"
+    script = FakeScript(fail_with_error={
+        "type": "invalid_request_error", "code": "invalid_api_key",
+        "message": f"Incorrect API key provided: {key}."})
+    caplog.set_level("INFO", logger="telcoflow.integrations")
+    async with FakeRealtimeServer(script) as server, \
+            bridged(gateway, server) as (phone, bridge, run):
+        await phone.play(utterance(0.4, 0.7))
+        reason = await phone.wait_hangup(10)
+        await asyncio.wait_for(run, 10)
+    assert reason == "AGENT_HANGUP" and bridge.end_reason == "model_error"
+    assert bridge.stats.errors and "invalid_api_key" in bridge.stats.errors[0]
+    assert "invalid_api_key" in caplog.text and key not in caplog.text
+    assert "abcdefghijklmnop" not in caplog.text
+
+
+async def test_send_dtmf_and_hang_up_tools(gateway: GatewayThread) -> None:
+    script = FakeScript(reply_audio=to_int16(speech_like(0.3, 24000, seed=4)),
+                        tool_call=("send_dtmf", '{"digits": "12#"}'))
+    async with FakeRealtimeServer(script) as server, bridged(
+            gateway, server, tools={"send_dtmf"}) as (phone, bridge, run):
+        await phone.play(utterance(0.4, 0.7))
+        assert await phone.wait_dtmf(3) == "12#"
+        await server.wait_for("response.create", timeout=10)
+    assert bridge.stats.tool_calls == [("send_dtmf", '{"ok": true}')]
+    script = FakeScript(tool_call=("hang_up", "{}"))
+    async with FakeRealtimeServer(script) as server, bridged(
+            gateway, server, tools={"hang_up"}) as (phone, bridge, run):
+        await phone.play(utterance(0.4, 0.7))
+        assert await phone.wait_hangup(10) == "AGENT_HANGUP"
+        await asyncio.wait_for(run, 10)
+    assert bridge.end_reason == "call_ended"
+    assert [name for name, _ in bridge.stats.tool_calls] == ["hang_up"]
