@@ -98,6 +98,37 @@ async def one_turn(gw: GatewayThread, reply: np.ndarray) -> tuple[np.ndarray, np
     return heard, expected
 
 
+async def barge_in(phone: Phone, server: FakeLiveServer) -> tuple[int, int, np.ndarray]:
+    """The caller speaks, hears 200 ms of the reply, then speaks over it. Returns the frame
+    its turn started at, its frame count when the fake sent ``interrupted``, and all it
+    heard up to 300 ms after that."""
+    interrupted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    class Events(list[str]):  # notes the phone's frame count when the fake interrupts
+        def append(self, event: str) -> None:
+            super().append(event)
+            if event == "interrupted" and not interrupted.done():
+                interrupted.set_result(phone.frames_received)
+
+    server.events = Events()
+    start = phone.frames_received
+    await phone.play(np.concatenate([speech(0.4), silence(0.7)]))
+    await echo_of(phone, start, 10 * FRAME)  # 200 ms of the reply heard
+    barge = asyncio.create_task(phone.play(speech(0.6, seed=9)))
+    mark = await asyncio.wait_for(interrupted, 10)
+    await phone.wait_frames(mark + 15)  # 300 ms after the interrupt
+    heard = phone.received()
+    await barge
+    return start, mark, heard
+
+
+def frames_after(heard: np.ndarray, mark: int) -> int:
+    """How many 20 ms frames after ``mark`` (within 300 ms) still carried audio."""
+    after = heard[mark * FRAME:(mark + 15) * FRAME].reshape(-1, FRAME)
+    voiced = np.flatnonzero(np.abs(after).max(axis=1) > 0)
+    return int(voiced[-1]) + 1 if len(voiced) else 0
+
+
 def core(expected: np.ndarray) -> np.ndarray:
     """The reply less its last 80 ms (resampler delays shift it by a few samples)."""
     return expected[:len(expected) - 4 * FRAME]
@@ -126,30 +157,12 @@ async def test_barge_in_clears_the_reply() -> None:
     # agent's send buffer, so only clear_send_audio_buffer() can stop the caller hearing them
     reply = chirp(8.0, MODEL_RATE)
     script = LiveScript(reply_audio=reply, reply_delay_ms=20, pace=4.0)
-    marks: list[int] = []
     with GatewayThread(ring_timeout_s=10.0) as gw:
         async with FakeLiveServer(script) as server:
             with seed_agent(gw, server) as agent:
                 await wait_line(agent, READY)
                 async with caller(gw) as phone:
-                    interrupted = asyncio.get_running_loop().create_future()
-
-                    class Events(list[str]):  # the phone's frame count when the fake interrupts
-                        def append(self, event: str) -> None:
-                            super().append(event)
-                            if event == "interrupted" and not interrupted.done():
-                                marks.append(phone.frames_received)
-                                interrupted.set_result(None)
-
-                    server.events = Events()
-                    start = phone.frames_received
-                    await phone.play(np.concatenate([speech(0.4), silence(0.7)]))
-                    await echo_of(phone, start, 10 * FRAME)  # 200 ms of the reply heard
-                    barge = asyncio.create_task(phone.play(speech(0.6, seed=9)))
-                    await asyncio.wait_for(interrupted, 10)
-                    await phone.wait_frames(marks[0] + 15)  # 300 ms after the interrupt
-                    heard = phone.received()
-                    await barge
+                    start, mark, heard = await barge_in(phone, server)
                     await phone.hangup()
                 await wait_line(agent, "terminated")
         cut = next(i for i, m in enumerate(server.sent)
@@ -158,11 +171,8 @@ async def test_barge_in_clears_the_reply() -> None:
                               for m in server.sent[:cut])
         assert list(server.events[:5]) == ["speech_started", "speech_ended", "reply_started",
                                            "speech_started", "interrupted"]
-    mark = marks[0]
     before = voiced_frames(heard[start * FRAME:mark * FRAME], FRAME)
-    after = heard[mark * FRAME:(mark + 15) * FRAME].reshape(-1, FRAME)
-    voiced_after = np.flatnonzero(np.abs(after).max(axis=1) > 0)
-    last = int(voiced_after[-1]) + 1 if len(voiced_after) else 0
+    last = frames_after(heard, mark)
     assert last <= BARGE_FRAMES, f"the reply went on for {last} frames after the interrupt"
     # what was heard before the interrupt is the reply's beginning, and less than all of it
     expected = at_phone_rate(reply)

@@ -1,0 +1,226 @@
+"""A bridge from one SDK :class:`~telcoflow.Call` to the Gemini Live API (``google-genai``).
+
+::
+
+    @session.on_incoming_call
+    async def on_call(call: Call) -> None:
+        await call.answer()
+        await GeminiLiveBridge(call, instructions="Be brief.", tools={"hang_up"}).run()
+
+What :meth:`GeminiLiveBridge.run` does, until the call or the model's socket ends:
+
+- the caller's audio (PCM16 at the call's rate) resampled to 16 kHz by one streaming
+  resampler kept for the whole call, sent as ``send_realtime_input(audio=Blob(...,
+  "audio/pcm;rate=16000"))``;
+- the model's audio (24 kHz) resampled to the call's rate, to ``call.send_audio``;
+  every model turn (google-genai's ``session.receive()`` ends at each ``turnComplete``,
+  so the bridge keeps calling it);
+- ``interrupted`` (the caller barged in) → ``call.clear_send_audio_buffer()``;
+- tool calls, for the allowed tools only (``transfer_to_human`` → ``call.connect``,
+  ``hang_up`` → ``call.disconnect``, ``send_dtmf`` → ``call.send_dtmf``), answered by
+  ``send_tool_response`` with the call's ``id`` (``hang_up`` ends the bridge);
+- transcripts (asked for only when ``on_transcript`` is given) to
+  ``on_transcript(role, text)``, ``role`` being ``"user"`` or ``"assistant"``;
+- the model's socket dropping (or refusing the session) is logged, without keys, and
+  ends the call with ``call.disconnect()``; the caller hanging up ends the bridge.
+
+Without ``client=``, ``GEMINI_API_KEY`` is required: :class:`GeminiKeyMissing` names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from google import genai
+from google.genai import errors, types
+
+from ..audio.resample import StreamResampler
+from ..sdk.call import Call
+from ..sdk.enums import CallState
+from ..sdk.errors import BufferClosedError, WSSCallClosedError
+
+__all__ = ["DEFAULT_MODEL", "GeminiKeyMissing", "GeminiLiveBridge", "TOOLS"]
+
+logger = logging.getLogger("telcoflow.integrations.gemini_live")
+
+DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
+INPUT_RATE = 16_000
+OUTPUT_RATE = 24_000
+_NO_ARGS = types.Schema(type=types.Type.OBJECT, properties={})
+#: The tools a bridge can offer the model.
+TOOLS: dict[str, types.FunctionDeclaration] = {
+    "transfer_to_human": types.FunctionDeclaration(
+        name="transfer_to_human", parameters=_NO_ARGS,
+        description="Connect the caller to a human colleague (rings them for up to 30 s)."),
+    "hang_up": types.FunctionDeclaration(
+        name="hang_up", parameters=_NO_ARGS,
+        description="End the call for everyone, once the conversation is over."),
+    "send_dtmf": types.FunctionDeclaration(
+        name="send_dtmf", description="Press keys on the phone line (0-9 * # A-D).",
+        parameters=types.Schema(type=types.Type.OBJECT, required=["digits"], properties={
+            "digits": types.Schema(type=types.Type.STRING, description="e.g. '1' or '12#'")})),
+}
+Transcript = Callable[[str, str], Awaitable[None] | None]
+_KEYISH = re.compile(r"(key=|api[_-]?key[\"':= ]+)[^&\s\"']+", re.IGNORECASE)
+
+
+class GeminiKeyMissing(RuntimeError):
+    """No ``client`` was given and ``GEMINI_API_KEY`` is not set."""
+
+
+def _redact(text: str) -> str:
+    return _KEYISH.sub(r"\1<redacted>", text)
+
+
+class GeminiLiveBridge:
+    """Bridge one answered call to one Gemini Live session; ``await bridge.run()``."""
+
+    def __init__(self, call: Call, *, client: genai.Client | None = None,
+                 model: str = DEFAULT_MODEL, instructions: str = "", voice: str | None = None,
+                 tools: Iterable[str] = frozenset(),
+                 on_transcript: Transcript | None = None) -> None:
+        unknown = set(tools) - set(TOOLS)
+        if unknown:
+            raise ValueError(f"unknown tools {sorted(unknown)}; known: {sorted(TOOLS)}")
+        if client is None:
+            key = os.environ.get("GEMINI_API_KEY")
+            if not key:
+                raise GeminiKeyMissing("GEMINI_API_KEY is not set: export it (a Gemini API"
+                                       " key) or pass client=genai.Client(...)")
+            client = genai.Client(api_key=key)
+        self.call, self.client, self.model = call, client, model
+        self.instructions, self.voice, self.tools = instructions, voice, frozenset(tools)
+        self.on_transcript = on_transcript
+        self.rate = call.audio_config.rate
+        self._up = StreamResampler(self.rate, INPUT_RATE)
+        self._down = StreamResampler(OUTPUT_RATE, self.rate)
+        self.ended_by: str | None = None  # "caller", "hang_up", "model_closed"
+        self.interruptions = 0
+        self.tool_calls: list[str] = []
+
+    def live_config(self) -> types.LiveConnectConfig:
+        """The session's setup: audio out, the instructions, voice, tools, transcripts."""
+        config = types.LiveConnectConfig(response_modalities=[types.Modality.AUDIO])
+        if self.instructions:
+            config.system_instruction = types.Content(parts=[types.Part(text=self.instructions)])
+        if self.voice:
+            config.speech_config = types.SpeechConfig(voice_config=types.VoiceConfig(
+                prebuilt_voice_config=types.PrebuiltVoiceConfig(voice_name=self.voice)))
+        if self.tools:
+            config.tools = [types.Tool(function_declarations=[
+                TOOLS[name] for name in sorted(self.tools)])]
+        if self.on_transcript is not None:
+            config.input_audio_transcription = types.AudioTranscriptionConfig()
+            config.output_audio_transcription = types.AudioTranscriptionConfig()
+        return config
+
+    async def run(self) -> None:
+        """Bridge until the caller hangs up, a ``hang_up`` tool call, or the model leaves."""
+        try:
+            async with self.client.aio.live.connect(model=self.model,
+                                                    config=self.live_config()) as session:
+                upstream = asyncio.create_task(self._to_model(session), name="gemini-up")
+                downstream = asyncio.create_task(self._from_model(session), name="gemini-down")
+                try:
+                    done, _ = await asyncio.wait({upstream, downstream},
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (upstream, downstream):
+                        task.cancel()
+                    await asyncio.gather(upstream, downstream, return_exceptions=True)
+                for task in done:
+                    task.result()  # a model error surfaces here
+        except (errors.APIError, OSError, ConnectionError) as exc:
+            detail = f"{exc.code} {exc.status or ''}" if isinstance(exc, errors.APIError) \
+                else type(exc).__name__
+            logger.warning("Gemini Live session for call %s ended: %s; ending the call",
+                           self.call.id, _redact(str(detail)).strip())
+            self.ended_by = "model_closed"
+        if self.ended_by != "caller" and self.call.state != CallState.TERMINATED:
+            with contextlib.suppress(WSSCallClosedError, BufferClosedError):
+                await self.call.disconnect()
+
+    # ── caller → model ─────────────────────────────────────────────────────────
+    async def _to_model(self, session: Any) -> None:
+        async for chunk in self.call.audio_stream():
+            pcm = self._up.process(chunk)
+            if pcm:
+                await session.send_realtime_input(
+                    audio=types.Blob(data=pcm, mime_type=f"audio/pcm;rate={INPUT_RATE}"))
+        self.ended_by = self.ended_by or "caller"
+
+    # ── model → caller ─────────────────────────────────────────────────────────
+    async def _from_model(self, session: Any) -> None:
+        while self.ended_by is None:
+            async for message in session.receive():  # one model turn
+                if message.tool_call is not None:
+                    await self._tools(session, message.tool_call)
+                    if self.ended_by is not None:
+                        return
+                content = message.server_content
+                if content is not None:
+                    await self._content(content)
+
+    async def _content(self, content: types.LiveServerContent) -> None:
+        if content.interrupted:
+            self.interruptions += 1
+            self._down.reset()
+            with contextlib.suppress(WSSCallClosedError):
+                await self.call.clear_send_audio_buffer()
+        if content.model_turn is not None:
+            for part in content.model_turn.parts or []:
+                if part.inline_data is not None and part.inline_data.data:
+                    pcm = self._down.process(part.inline_data.data)
+                    if pcm:
+                        await self.call.send_audio(pcm)
+        if content.turn_complete:
+            tail = self._down.flush()
+            if tail:
+                await self.call.send_audio(tail)
+        if content.input_transcription is not None and content.input_transcription.text:
+            await self._transcript("user", content.input_transcription.text)
+        if content.output_transcription is not None and content.output_transcription.text:
+            await self._transcript("assistant", content.output_transcription.text)
+
+    async def _transcript(self, role: str, text: str) -> None:
+        if self.on_transcript is None:
+            return
+        result = self.on_transcript(role, text)
+        if inspect.isawaitable(result):
+            await result
+
+    async def _tools(self, session: Any, tool_call: types.LiveServerToolCall) -> None:
+        replies = []
+        for fc in tool_call.function_calls or []:
+            name = fc.name or ""
+            self.tool_calls.append(name)
+            response = await self._tool(name, dict(fc.args or {}))
+            replies.append(types.FunctionResponse(id=fc.id, name=name, response=response))
+        if replies:
+            await session.send_tool_response(function_responses=replies)
+        if self.ended_by == "hang_up":
+            await self.call.disconnect()
+
+    async def _tool(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        if name not in self.tools:
+            return {"error": f"tool {name!r} is not available"}
+        if name == "hang_up":
+            self.ended_by = "hang_up"
+            return {"result": "the call is ending"}
+        try:
+            if name == "transfer_to_human":
+                result = await self.call.connect(ring_time_seconds=30)
+            else:
+                result = await self.call.send_dtmf(str(args.get("digits", "")))
+        except ValueError as exc:
+            return {"error": str(exc)}
+        if result:
+            return {"result": "ok"}
+        return {"error": result.error_message or str(result.error_code)}
