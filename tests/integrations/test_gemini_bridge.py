@@ -10,8 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from google import genai  # noqa: E402  (the gemini extra: make test installs it)
 
 from telcoflow import Call, SessionNotification
+from telcoflow.integrations.gemini_live import GeminiKeyMissing, GeminiLiveBridge  # noqa: E402
 from telcoflow.testing import GatewayThread, Phone
 from telcoflow.testing.gemini_fake import FakeLiveServer, LiveScript
 
@@ -26,9 +28,6 @@ from .test_seed_gemini import (
     silence,
     speech,
 )
-
-genai = pytest.importorskip("google.genai")
-from telcoflow.integrations.gemini_live import GeminiKeyMissing, GeminiLiveBridge  # noqa: E402
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
 

@@ -9,12 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 import websockets
+from google import genai  # noqa: E402  (the gemini extra: make test installs it)
+from google.genai import errors, types  # noqa: E402
 from websockets.asyncio.client import connect as ws_connect
 
 from telcoflow.testing.gemini_fake import FakeLiveServer, LiveScript, tone
-
-genai = pytest.importorskip("google.genai")
-from google.genai import errors, types  # noqa: E402
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(30)]
 

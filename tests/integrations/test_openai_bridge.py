@@ -10,9 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-pytest.importorskip("openai")
-
 from openai import AsyncOpenAI  # noqa: E402
 
 from telcoflow import Call, SessionNotification  # noqa: E402

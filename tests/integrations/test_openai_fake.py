@@ -10,9 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-pytest.importorskip("openai")
-
 from openai import AsyncOpenAI  # noqa: E402
 from openai.resources.realtime.realtime import AsyncRealtimeConnection  # noqa: E402
 from websockets.exceptions import ConnectionClosedError, InvalidStatus  # noqa: E402

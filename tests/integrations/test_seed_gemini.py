@@ -36,8 +36,6 @@ from ..interop.agent_process import AgentProcess
 from ..interop.signals import best_lag, chirp, echo_of, noise, voiced_frames
 from ..sdk.conftest import EXAMPLES, example_env
 
-pytest.importorskip("google.genai")
-
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(60)]
 
 PHONE_RATE = 16_000

@@ -358,6 +358,9 @@ class OpenAIRealtimeBridge:
 
     async def _run_tool(self, name: str, arguments: str) -> str:
         call = self.call
+        # recorded before it runs: hang_up ends the call, and this task with it
+        entry = len(self.stats.tool_calls)
+        self.stats.tool_calls.append((name, ""))
         if name not in self.tools:
             output = {"ok": False, "error": f"tool {name!r} is not available"}
         else:
@@ -378,7 +381,7 @@ class OpenAIRealtimeBridge:
             except WSSCallClosedError:
                 output = {"ok": False, "error": "the call has ended"}
         text = json.dumps(output)
-        self.stats.tool_calls.append((name, text))
+        self.stats.tool_calls[entry] = (name, text)
         logger.info("Call %s: tool %s → %s", call.id, name, text)
         return text
 
