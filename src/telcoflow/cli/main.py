@@ -1,4 +1,4 @@
-"""The ``telcoflow`` command: ``serve``, ``call``, ``bench`` (and ``demo``)."""
+"""The ``telcoflow`` command: ``serve``, ``call``, ``agent``, ``bench`` (and ``demo``)."""
 
 from __future__ import annotations
 
@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
 
     from ..loadgen.run import add_parser as add_bench
     add_bench(sub)
+    from .agent import add_parser as add_agent
+    add_agent(sub)
     return parser
 
 
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         request = CallRequest(args.to, args.caller, args.play, args.record, args.duration,
                               args.codec, args.rate)
         return call_main(request, args.via, args.url, args.key)
+    if args.command == "agent":
+        from .agent import main as agent_main
+        return agent_main(args)
     if args.command == "bench":
         from ..loadgen.run import main as bench_main
         return bench_main(args)
