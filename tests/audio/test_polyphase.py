@@ -83,3 +83,12 @@ def test_frame_batch_matches_one_stream_at_a_time(src: int, dst: int) -> None:
 def test_frame_matrix_needs_whole_periods() -> None:
     with pytest.raises(AudioFormatError):
         PolyphaseResampler(44100, 16000).frame_matrix(440)  # 441 in per 160 out
+
+
+def test_reset_starts_a_fresh_stream() -> None:
+    rng = np.random.default_rng(5)
+    first, second = (rng.integers(-8000, 8000, 480).astype(np.int16) for _ in range(2))
+    used = PolyphaseResampler(8000, 24000)
+    used.process(first)
+    used.reset()
+    assert used.process(second) == PolyphaseResampler(8000, 24000).process(second)

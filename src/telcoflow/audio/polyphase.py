@@ -84,6 +84,12 @@ class PolyphaseResampler:
         x = np.frombuffer(pcm, dtype="<i2") if isinstance(pcm, bytes) else pcm
         return self._run(x).tobytes()
 
+    def reset(self) -> None:
+        """Forget the history: the next chunk starts a fresh stream (after a barge-in)."""
+        self._hist = np.zeros(self._taps - 1)
+        self._hist_start = -(self._taps - 1)
+        self._next_out = 0
+
     def flush(self) -> bytes:
         """Push the filter's tail out with zeros (end of stream)."""
         if self.is_passthrough:

@@ -41,7 +41,7 @@ from typing import Any
 from google import genai
 from google.genai import errors, types
 
-from ..audio.resample import StreamResampler
+from ..audio.polyphase import PolyphaseResampler
 from ..sdk.call import Call
 from ..sdk.enums import CallState
 from ..sdk.errors import BufferClosedError, WSSCallClosedError
@@ -99,8 +99,8 @@ class GeminiLiveBridge:
         self.instructions, self.voice, self.tools = instructions, voice, frozenset(tools)
         self.on_transcript = on_transcript
         self.rate = call.audio_config.rate
-        self._up = StreamResampler(self.rate, INPUT_RATE)
-        self._down = StreamResampler(OUTPUT_RATE, self.rate)
+        self._up = PolyphaseResampler(self.rate, INPUT_RATE)
+        self._down = PolyphaseResampler(OUTPUT_RATE, self.rate)
         self.ended_by: str | None = None  # "caller", "hang_up", "model_closed"
         self.interruptions = 0
         self.tool_calls: list[str] = []

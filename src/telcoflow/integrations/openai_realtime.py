@@ -46,7 +46,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..audio.resample import StreamResampler
+from ..audio.polyphase import PolyphaseResampler
 from ..sdk.call import Call, CommandResult
 from ..sdk.enums import CallState
 from ..sdk.errors import BufferClosedError, BufferFullError, WSSCallClosedError
@@ -177,8 +177,8 @@ class OpenAIRealtimeBridge:
         self.stats = BridgeStats()
         #: Why :meth:`run` returned: ``call_ended``, ``model_disconnected`` or ``model_error``.
         self.end_reason: str | None = None
-        self._up = StreamResampler(self.rate, MODEL_RATE)
-        self._down = StreamResampler(MODEL_RATE, self.rate)
+        self._up = PolyphaseResampler(self.rate, MODEL_RATE)
+        self._down = PolyphaseResampler(MODEL_RATE, self.rate)
         self._queued_samples = 0     # agent audio handed to the call, on the played timeline
         self._item: _Item | None = None
         self._cut_items: set[str] = set()
