@@ -36,6 +36,7 @@ bench: $(STAMP) sysdeps
 	$(PY) bench/mixer.py
 	$(PY) bench/rtp.py
 	$(PY) bench/sip.py
+	$(PY) bench/ai_turns.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
