@@ -231,6 +231,14 @@ async def test_a_bad_token_on_start_closes_the_stream(gateway: GatewayThread) ->
         assert "no token" in await c.wait_closed(5)
 
 
+async def test_the_stream_is_routed_as_the_signed_webhook_said(gateway: GatewayThread) -> None:
+    """start.customParameters come back from the stream's far end: a To changed there
+    does not move the call to another number (a stolen token cannot pick its victim)."""
+    async with caller(gateway) as c:
+        await c.dial("+19990000000", tamper=lambda p: p.update(To=gateway.number))
+        assert (await c.wait_closed(5)).startswith("NOT_IN_SERVICE")
+
+
 async def test_a_token_opens_one_stream_only(gateway: GatewayThread) -> None:
     async with caller(gateway) as first:
         await first.dial(gateway.number)

@@ -49,6 +49,9 @@ class TwilioDoor:
         self._validator = validator
         self._voice_response, self._connect = twiml
         self._used: dict[str, float] = {}     # CallSid → token expiry: a token opens one stream
+        # CallSid → (To, From, expiry) as the signed webhook said: the stream's own
+        # parameters come back from its far end and are not trusted for routing
+        self._signed: dict[str, tuple[str, str, float]] = {}
 
     # ── the voice webhook ───────────────────────────────────────────────────
     def voice(self, request: HttpRequest) -> HttpResponse:
@@ -72,6 +75,10 @@ class TwilioDoor:
             return HttpResponse(400, b"CallSid and To are required\n", "text/plain")
         token = self.gateway.auth.issue_voice_token(call_sid, STREAM_TOKEN_OWNER,
                                                     ttl=STREAM_TOKEN_TTL_S)
+        now = time.time()
+        for sid in [s for s, (_, _, expiry) in self._signed.items() if expiry < now]:
+            del self._signed[sid]
+        self._signed[call_sid] = (to, params.get("From", ""), now + STREAM_TOKEN_TTL_S + 1)
         response = self._voice_response()
         connect = self._connect()
         stream = connect.stream(url=self.gateway.config.voice_base_url() + tw.MEDIA_PATH)
@@ -100,8 +107,9 @@ class TwilioDoor:
         # start.customParameters is checked when the stream starts
         return WsAccept(MediaStream(self, self.gateway.clock.now), tw.MAX_FRAME_CHARS + 1)
 
-    def check_stream_token(self, token: str, call_sid: str) -> None:
-        """Raise AuthError unless ``token`` was issued for ``call_sid``, is unexpired and unused."""
+    def check_stream_token(self, token: str, call_sid: str) -> tuple[str, str]:
+        """The (To, From) the signed webhook gave ``call_sid``; AuthError unless ``token`` was
+        issued for it, is unexpired and unused."""
         if not token:
             raise AuthError("start.customParameters has no token")
         owner = self.gateway.auth.verify_voice_token({"authorization": f"Bearer {token}"},
@@ -113,7 +121,11 @@ class TwilioDoor:
             del self._used[sid]
         if call_sid in self._used:
             raise AuthError(f"a stream for call {call_sid} was already opened with this token")
+        signed = self._signed.pop(call_sid, None)
+        if signed is None:
+            raise AuthError(f"no signed webhook is known for call {call_sid}")
         self._used[call_sid] = now + STREAM_TOKEN_TTL_S + 1
+        return signed[0], signed[1]
 
 
 def install(gateway: Gateway, config: TwilioConfig) -> TwilioDoor | None:

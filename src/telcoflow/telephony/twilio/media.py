@@ -328,18 +328,14 @@ class MediaStream:
     def _start(self, start: tw.Start) -> None:
         params = start.custom_parameters
         try:
-            self.door.check_stream_token(params.get("token", ""), start.call_sid)
+            to, caller = self.door.check_stream_token(params.get("token", ""), start.call_sid)
         except AuthError as exc:
             self._refuse(CLOSE_POLICY, f"stream token refused: {exc.message}")
-            return
-        to = params.get("To", "")
-        if not to:
-            self._refuse(CLOSE_POLICY, "start.customParameters has no To number")
             return
         self.writer = tw.OutboundWriter(start.stream_sid)
         self.leg = leg = TwilioLeg(self, start.call_sid)
         self.door.legs[start.call_sid] = leg
-        self.engine.inbound_call(leg, to, params.get("From") or "anonymous")
+        self.engine.inbound_call(leg, to, caller or "anonymous")
 
     def _hang_up(self) -> None:
         leg = self.leg
