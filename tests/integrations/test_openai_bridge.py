@@ -79,6 +79,20 @@ async def bridged(gw: GatewayThread, server: FakeRealtimeServer, **options: Any,
                 await asyncio.wait_for(run, 10)
 
 
+async def test_with_a_greeting_the_model_speaks_first(gateway: GatewayThread) -> None:
+    """An outbound call's callee says nothing worth answering: the agent greets first."""
+    reply = to_int16(speech_like(0.4, 24000, seed=6))
+    async with FakeRealtimeServer(FakeScript(reply_audio=reply)) as server, bridged(
+            gateway, server, greeting="Greet the callee and say who is calling.") as (
+            phone, bridge, run):
+        await until_heard(phone, 400)  # the caller has not said a word
+        created = await server.wait_for("response.create")
+        await bridge.call.disconnect()
+        await asyncio.wait_for(run, 10)
+    assert created["response"]["instructions"] == "Greet the callee and say who is calling."
+    assert not [e for e in server.received if e.get("type") == "input_audio_buffer.commit"]
+
+
 async def test_a_turn_the_callers_speech_gets_the_models_reply(gateway: GatewayThread) -> None:
     reply = to_int16(speech_like(0.8, 24000, seed=3))
     transcripts: list[tuple[str, str]] = []

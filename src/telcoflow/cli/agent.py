@@ -45,6 +45,8 @@ def add_parser(sub: Any) -> None:
     agent.add_argument("--model", help="the model (default: the bridge's)")
     agent.add_argument("--tools", default="", help="comma-separated tools the model may call: "
                        + ", ".join(TOOLS))
+    agent.add_argument("--greeting", help="openai: speak first, with these instructions "
+                       "(as on an outbound call)")
     agent.add_argument("--out", default="out/agent", help="directory for per-call reports")
     agent.add_argument("--url", help="gateway base URL (default: env, else dev credentials)")
 
@@ -63,6 +65,9 @@ def main(args: Any) -> int:
     if not api_key or not connector:
         print("set WSS_API_KEY and WSS_CONNECTOR_UUID (or start 'telcoflow serve' on "
               "embedded defaults first)", file=sys.stderr)
+        return 2
+    if args.greeting and args.backend != "openai":
+        print("--greeting is for the openai backend", file=sys.stderr)
         return 2
     needed = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}[args.backend]
     if not os.environ.get(needed):
@@ -111,7 +116,7 @@ async def answer_with_model(call: Call, args: Any, tools: set[str], out: Path) -
         options["model"] = args.model
     if args.backend == "openai":
         from ..integrations.openai_realtime import OpenAIRealtimeBridge
-        bridge: Any = OpenAIRealtimeBridge(call, **options)
+        bridge: Any = OpenAIRealtimeBridge(call, greeting=args.greeting, **options)
     else:
         from ..integrations.gemini_live import GeminiLiveBridge
         bridge = GeminiLiveBridge(call, **options)

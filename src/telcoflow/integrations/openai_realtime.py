@@ -154,7 +154,7 @@ class OpenAIRealtimeBridge:
                  voice: str | None = None, tools: Iterable[str] = frozenset(),
                  on_transcript: Transcript | None = None,
                  input_transcription_model: str | None = None,
-                 ring_time_seconds: int = 30) -> None:
+                 ring_time_seconds: int = 30, greeting: str | None = None) -> None:
         unknown = set(tools) - TOOLS.keys()
         if unknown:
             raise ValueError(f"unknown tools {sorted(unknown)}; known: {sorted(TOOLS)}")
@@ -173,6 +173,9 @@ class OpenAIRealtimeBridge:
         self.on_transcript = on_transcript
         self.input_transcription_model = input_transcription_model
         self.ring_time_seconds = ring_time_seconds
+        #: Speak first (an outbound call: the callee says "hello?" and waits): the
+        #: model is asked for a response at once, with this as its instructions.
+        self.greeting = greeting
         self.rate = call.audio_config.rate
         self.stats = BridgeStats()
         #: Why :meth:`run` returned: ``call_ended``, ``model_disconnected`` or ``model_error``.
@@ -220,6 +223,8 @@ class OpenAIRealtimeBridge:
             async with self.client.realtime.connect(model=self.model) as conn:
                 self._conn = conn
                 await conn.session.update(session=self.session_config())  # type: ignore[arg-type]
+                if self.greeting is not None:
+                    await conn.response.create(response={"instructions": self.greeting})
                 uplink = asyncio.create_task(self._uplink(conn), name="openai-uplink")
                 downlink = asyncio.create_task(self._downlink(conn), name="openai-downlink")
                 try:
