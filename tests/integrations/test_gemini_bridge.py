@@ -138,6 +138,43 @@ async def test_a_tool_not_allowed_is_refused_and_the_call_goes_on() -> None:
     assert "error" in responses[0]["functionResponses"][0]["response"]
 
 
+async def test_send_dtmf_tool_plays_digits_to_the_caller() -> None:
+    script = LiveScript(reply_delay_ms=20, tool_call=("send_dtmf", {"digits": "42#"}))
+    with GatewayThread(ring_timeout_s=10.0) as gw:
+        async with FakeLiveServer(script) as server, \
+                bridged(gw, server, tools={"send_dtmf"}) as (phone, task):
+            player = asyncio.create_task(phone.play(np.concatenate([speech(0.4), silence(0.7)])))
+            assert await phone.wait_dtmf(3) == "42#"
+            reply = await server.wait_for(lambda m: "toolResponse" in m)
+            await player
+            await phone.hangup()
+            bridge = await asyncio.wait_for(task, 10)
+    answer = reply["toolResponse"]["functionResponses"][0]
+    assert answer["name"] == "send_dtmf" and "error" not in answer["response"]
+    assert bridge.tool_calls == ["send_dtmf"]
+
+
+async def test_transfer_tool_rings_the_human_line() -> None:
+    """transfer_to_human → call.connect: the dialled number's registered line rings."""
+    script = LiveScript(reply_delay_ms=20, tool_call=("transfer_to_human", {}))
+    with GatewayThread(ring_timeout_s=10.0) as gw:
+        async with Phone(gw.ws_url, gw.phone_key) as human:
+            await human.register(gw.number, codec="pcm16", sample_rate=RATE, answer="manual")
+            async with FakeLiveServer(script) as server, \
+                    bridged(gw, server, tools={"transfer_to_human"}) as (phone, task):
+                player = asyncio.create_task(
+                    phone.play(np.concatenate([speech(0.4), silence(0.7)])))
+                await human.wait_incoming()
+                await human.answer()
+                reply = await server.wait_for(lambda m: "toolResponse" in m)
+                await player
+                await phone.hangup()
+                await human.hangup()
+                await asyncio.wait_for(task, 10)
+    answer = reply["toolResponse"]["functionResponses"][0]
+    assert answer["name"] == "transfer_to_human" and "error" not in answer["response"]
+
+
 async def test_model_socket_drop_ends_the_call_cleanly(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, "telcoflow.integrations")
     with GatewayThread(ring_timeout_s=10.0) as gw:
