@@ -13,20 +13,17 @@ interrupt time.
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import secrets
 import urllib.parse
 import urllib.request
 from time import perf_counter
-from xml.etree import ElementTree
 
+from ..protocol import audiocodes as ac
+from ..protocol import twilio as tw
 from ..sdk.wsconn import open_ws
 from .agent import caller_number
 from .phones import BenchPhone, _settle
 
-TWILIO_VOICE_PATH = "/v1/twilio/voice"
-AUDIOCODES_PATH = "/v1/audiocodes"
 # the AudioCodes media format for each bench codec and rate
 VAIC_FORMATS = {("pcmu", 8000): "raw/mulaw", ("pcm16", 8000): "raw/lpcm16_8",
                 ("pcm16", 16000): "raw/lpcm16", ("pcm16", 24000): "raw/lpcm16_24"}
@@ -38,24 +35,22 @@ class BenchTwilio(BenchPhone):
     def __init__(self, index: int, codec: str = "pcmu", rate: int = 8000) -> None:
         super().__init__(index, "pcmu", 8000)
         self._sid = "MZ" + secrets.token_hex(16)
+        self._call_sid = "CA" + secrets.token_hex(16)
         self._seq = 0
 
     async def call(self, url: str, key: str, number: str, timeout: float) -> None:
         http = url.replace("ws", "http", 1).rstrip("/")
         self.events["dial"] = perf_counter()
-        params = {"CallSid": "CA" + secrets.token_hex(16), "AccountSid": "AC" + "0" * 32,
+        params = {"CallSid": self._call_sid, "AccountSid": ACCOUNT_SID,
                   "From": caller_number(self.index), "To": number, "CallStatus": "ringing",
                   "Direction": "inbound"}
-        stream_url, custom = await asyncio.to_thread(_webhook, http + TWILIO_VOICE_PATH,
-                                                     key, params)
+        stream_url, custom = await asyncio.to_thread(_webhook, http + tw.VOICE_PATH, key, params)
         self._ws = await open_ws(stream_url, {}, self, max_size=1 << 16)
         _settle(self._ringing)
         self.events["ringing"] = perf_counter()
-        self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        self._send({"event": "start", "streamSid": self._sid, "start": {
-            "streamSid": self._sid, "accountSid": params["AccountSid"],
-            "callSid": params["CallSid"], "tracks": ["inbound"], "customParameters": custom,
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
+        self._send(tw.build_connected())
+        self._send(tw.build_start(self._next(), tw.StartSpec(self._sid, ACCOUNT_SID,
+                                                             self._call_sid, custom)))
         async with asyncio.timeout(timeout):
             await self._answered
 
@@ -63,38 +58,36 @@ class BenchTwilio(BenchPhone):
         ws = self._ws
         if ws is None or not ws.is_open or self.hangup_reason is not None:
             return
-        payload = base64.b64encode(self._frame(0, self.index, seq, self.samples)).decode()
-        self._send({"event": "media", "streamSid": self._sid, "media": {
-            "track": "inbound", "chunk": str(seq + 1), "timestamp": str(seq * 20),
-            "payload": payload}})
+        frame = self._frame(0, self.index, seq, self.samples)
+        self._send(tw.build_inbound_media(self._next(), self._sid, seq + 1, seq * 20, frame))
         self.sent_t.append(perf_counter())
 
     async def hangup(self) -> None:
         ws = self._ws
         if ws is not None and ws.is_open:
-            self._send({"event": "stop", "streamSid": self._sid, "stop": {}})
+            self._send(tw.build_stop(self._next(), self._sid, ACCOUNT_SID, self._call_sid))
             await ws.close()
 
     def ws_text(self, data: bytes) -> None:
-        message = json.loads(data)
-        event = message.get("event")
-        if event == "media":
-            self.ws_binary(base64.b64decode(message["media"]["payload"]))
-        elif event == "clear":  # Twilio drops what it holds: the caller hears silence now
+        event = tw.parse_outbound(data)
+        if isinstance(event, tw.OutMedia):
+            self.ws_binary(event.payload)
+        elif isinstance(event, tw.Clear):  # Twilio drops what it holds: silence now
             self.ws_binary(self._silence)
-        elif event == "mark":  # played at once: this caller has no playout queue
-            name = message["mark"]["name"]
-            if name == "answered" and not self._answered.done():
+        else:  # a mark, played at once: this caller has no playout queue
+            if event.name == tw.ANSWERED_MARK and not self._answered.done():
                 self.events["answered"] = perf_counter()
                 _settle(self._answered)
-            self._send({"event": "mark", "streamSid": self._sid, "mark": {"name": name}})
+            self._send(tw.build_mark_echo(self._next(), self._sid, event.name))
 
-    def _send(self, message: dict[str, object]) -> None:
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _send(self, text: str) -> None:
         ws = self._ws
         if ws is not None and ws.is_open:
-            self._seq += 1
-            message["sequenceNumber"] = str(self._seq)
-            ws.send_text(json.dumps(message, separators=(",", ":")))
+            ws.send_text(text)
 
 
 class BenchVaic(BenchPhone):
@@ -103,55 +96,54 @@ class BenchVaic(BenchPhone):
     def __init__(self, index: int, codec: str, rate: int) -> None:
         super().__init__(index, codec, rate)
         self._format = VAIC_FORMATS[(codec, rate)]
-        self._conversation = secrets.token_hex(12)
+        self._cid = secrets.token_hex(12)
 
     async def call(self, url: str, key: str, number: str, timeout: float) -> None:
         self.events["dial"] = perf_counter()
-        self._ws = await open_ws(url.rstrip("/") + AUDIOCODES_PATH,
+        self._ws = await open_ws(url.rstrip("/") + ac.AUDIOCODES_PATH,
                                  {"Authorization": f"Bearer {key}"}, self, max_size=1 << 20)
         _settle(self._ringing)
         self.events["ringing"] = perf_counter()
-        self._send({"type": "session.initiate", "botName": number,
-                    "caller": caller_number(self.index), "expectAudioMessages": True,
-                    "supportedMediaFormats": [self._format]})
+        self._send(ac.vaic_session_initiate(self._cid, number, caller_number(self.index),
+                                            [self._format]))
         async with asyncio.timeout(timeout):
             await self._answered
-        self._send({"type": "userStream.start"})
+        self._send(ac.vaic_user_stream_start(self._cid))
 
     def send(self, seq: int) -> None:
         ws = self._ws
         if ws is None or not ws.is_open or self.hangup_reason is not None:
             return
-        chunk = base64.b64encode(self._frame(0, self.index, seq, self.samples)).decode()
-        self._send({"type": "userStream.chunk", "audioChunk": chunk})
+        frame = self._frame(0, self.index, seq, self.samples)
+        self._send(ac.vaic_user_stream_chunk(self._cid, frame))
         self.sent_t.append(perf_counter())
 
     async def hangup(self) -> None:
         ws = self._ws
         if ws is not None and ws.is_open:
-            self._send({"type": "userStream.stop"})
-            self._send({"type": "session.end", "reasonCode": "client-disconnected",
-                        "reason": "bench caller hung up"})
+            self._send(ac.vaic_user_stream_stop(self._cid))
+            self._send(ac.vaic_session_end(self._cid, reason="bench caller hung up"))
             await ws.close()
 
     def ws_text(self, data: bytes) -> None:
-        message = json.loads(data)
-        kind = message.get("type")
-        if kind == "playStream.chunk":
-            self.ws_binary(base64.b64decode(message["audioChunk"]))
-        elif kind == "playStream.stop":  # VAIC drops the rest of the stream: silence now
+        message = ac.parse_bot_text(data)
+        if isinstance(message, ac.PlayChunk):
+            self.ws_binary(message.audio)
+        elif isinstance(message, ac.PlayStop):  # VAIC drops the rest of the stream: silence
             self.ws_binary(self._silence)
-        elif kind == "session.accepted":
+        elif isinstance(message, ac.Accepted):
             self.events["answered"] = perf_counter()
             _settle(self._answered)
-        elif kind == "session.error":
-            self._fail(f"session.error: {message.get('reason')}")
+        elif isinstance(message, ac.Refused):
+            self._fail(f"session.error: {message.reason}")
 
-    def _send(self, message: dict[str, object]) -> None:
+    def _send(self, text: str) -> None:
         ws = self._ws
         if ws is not None and ws.is_open:
-            message["conversationId"] = self._conversation
-            ws.send_text(json.dumps(message, separators=(",", ":")))
+            ws.send_text(text)
+
+
+ACCOUNT_SID = "AC" + "0" * 32
 
 
 def _webhook(url: str, auth_token: str, params: dict[str, str]) -> tuple[str, dict[str, str]]:
@@ -164,9 +156,4 @@ def _webhook(url: str, auth_token: str, params: dict[str, str]) -> tuple[str, di
                                               "Content-Type":
                                                   "application/x-www-form-urlencoded"})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (our URL)
-        twiml = ElementTree.fromstring(response.read())
-    stream = twiml.find("./Connect/Stream")
-    if stream is None:
-        raise ConnectionError("the voice webhook's TwiML has no <Connect><Stream>")
-    custom = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
-    return stream.get("url", ""), custom
+        return tw.parse_stream_twiml(response.read())

@@ -26,6 +26,7 @@ import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from xml.etree import ElementTree
 
 from .errors import ProtocolError
 
@@ -52,7 +53,8 @@ class TwilioFrameError(ProtocolError):
     ``BAD_JSON``, ``FRAME_TOO_LARGE``, ``BAD_FIELD`` (missing or wrong type),
     ``UNKNOWN_EVENT``, ``MISSING_STREAM_SID``, ``UNKNOWN_STREAM_SID``,
     ``BAD_PAYLOAD`` (not base64, empty, not whole 20 ms frames, too long),
-    ``BAD_MEDIA_FORMAT``, ``OUT_OF_ORDER`` (e.g. media before start).
+    ``BAD_MEDIA_FORMAT``, ``OUT_OF_ORDER`` (e.g. media before start); ``BAD_TWIML``
+    for a voice webhook's answer without a ``<Connect><Stream>``.
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -325,6 +327,19 @@ def parse_outbound(text: str | bytes) -> OutboundEvent:
     if event == "mark":
         return OutMark(sid, _str(_sub(obj, "mark"), "name", "mark"))
     return Clear(sid)
+
+
+def parse_stream_twiml(body: bytes | str) -> tuple[str, dict[str, str]]:
+    """The ``<Connect><Stream>`` of a voice webhook's TwiML: its URL and its
+    ``<Parameter>``s (what Twilio puts in ``start.customParameters``)."""
+    try:
+        stream = ElementTree.fromstring(body).find("./Connect/Stream")
+    except ElementTree.ParseError as exc:
+        raise TwilioFrameError("BAD_TWIML", f"the TwiML is not XML: {exc}") from None
+    if stream is None or not stream.get("url"):
+        raise TwilioFrameError("BAD_TWIML", "the TwiML has no <Connect><Stream url=...>")
+    return stream.get("url", ""), {p.get("name", ""): p.get("value", "")
+                                   for p in stream.findall("Parameter")}
 
 
 # ── writing ───────────────────────────────────────────────────────────────────

@@ -32,7 +32,6 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from xml.etree import ElementTree
 
 import numpy as np
 import numpy.typing as npt
@@ -137,12 +136,10 @@ class TwilioCaller:
         if status != 200:
             raise TwilioCallError(f"the voice webhook answered {status}: "
                                   f"{body.decode(errors='replace').strip()}", status)
-        stream = ElementTree.fromstring(body).find("./Connect/Stream")
-        if stream is None:
-            raise TwilioCallError("the voice webhook's TwiML has no <Connect><Stream>")
-        self.stream_url = stream.get("url", "")
-        self.parameters = {p.get("name", ""): p.get("value", "")
-                           for p in stream.findall("Parameter")}
+        try:
+            self.stream_url, self.parameters = tw.parse_stream_twiml(body)
+        except tw.TwilioFrameError as exc:
+            raise TwilioCallError(f"the voice webhook's answer: {exc.message}") from None
         custom = dict(self.parameters)
         if tamper is not None:
             tamper(custom)
