@@ -143,6 +143,22 @@ class Leg(Protocol):
         number. False when the carrier cannot; the call then stays as it was."""
 
 
+class PlaysOnArrival:
+    """:class:`Leg`'s carrier capabilities for a far end that plays each frame as it
+    arrives (the simulated phone; RTP, whose far end's jitter buffer is not counted;
+    AudioCodes, paced at playback speed): nothing held unplayed, no lead wanted,
+    nothing to clear, no transfer of its own. A leg class inherits what fits."""
+
+    lead_frames: int = 0
+    held_frames: int = 0
+
+    def clear_audio(self) -> None:
+        """Nothing to clear: each frame went out on its own tick."""
+
+    def transfer(self, number: str) -> bool:
+        return False
+
+
 class Dialler(Protocol):
     """Reaches numbers on one network. It reports later, through the engine's
     ``leg_answered``, ``leg_failed``, ``leg_hung_up`` and ``leg_audio``."""

@@ -622,17 +622,14 @@ class RtpStream:
         n = self._n
         n["packets_received"] += 1
         n["bytes_received"] += len(datagram)
+        if len(datagram) >= 2 and datagram[0] >> 6 == 2 and 64 <= datagram[1] & 0x7F <= 95:
+            n["rtcp"] += 1  # RFC 5761: packet types 192-223 sit where RTP has PT 64-95
+            return []
         if len(datagram) > 12 and datagram[0] == 0x80:
             # version 2, no padding, extension or CSRCs: what phones send, read here
             _, b1, seq, timestamp, ssrc = _HEADER.unpack_from(datagram)
             pt, payload = b1 & 0x7F, datagram[12:]
-            if 64 <= pt <= 95:
-                n["rtcp"] += 1  # RFC 5761: packet types 192-223 sit where RTP has PT 64-95
-                return []
         else:
-            if len(datagram) >= 2 and datagram[0] >> 6 == 2 and 64 <= datagram[1] & 0x7F <= 95:
-                n["rtcp"] += 1
-                return []
             try:
                 pkt = RtpPacket.parse(datagram)
             except RtpError:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from ..audio.codec import encode
 from ..coded_error import CodedError
 from ..engine import Engine
-from ..engine.ports import AudioFormat, DialError, DialFailure, EndReason
+from ..engine.ports import AudioFormat, DialError, DialFailure, EndReason, PlaysOnArrival
 from ..protocol import errors as perr
 from ..protocol import phone as pp
 from ..server.app import Gateway
@@ -70,7 +70,7 @@ class SimulatedNetwork:
         return conn.leg
 
 
-class CallerLeg:
+class CallerLeg(PlaysOnArrival):
     """The leg of a caller that dialled in."""
 
     def __init__(self, conn: PhoneConn) -> None:
@@ -96,22 +96,8 @@ class CallerLeg:
     def send_dtmf(self, digits: str) -> None:
         self.conn.send_text(pp.build_dtmf_played(digits))
 
-    def clear_audio(self) -> None:
-        """Nothing to clear: each frame went out on its own tick."""
 
-    @property
-    def lead_frames(self) -> int:
-        return 0  # the phone plays each frame as it comes
-
-    @property
-    def held_frames(self) -> int:
-        return 0
-
-    def transfer(self, number: str) -> bool:
-        return False  # the simulated network reaches its numbers through the dialler
-
-
-class LineLeg:
+class LineLeg(PlaysOnArrival):
     """One call offered to a registered line; the line stays when the call is over."""
 
     def __init__(self, conn: PhoneConn, call_id: str) -> None:
@@ -138,20 +124,6 @@ class LineLeg:
 
     def send_dtmf(self, digits: str) -> None:
         self.conn.send_text(pp.build_dtmf_played(digits))
-
-    def clear_audio(self) -> None:
-        """Nothing to clear: each frame went out on its own tick."""
-
-    @property
-    def lead_frames(self) -> int:
-        return 0  # the phone plays each frame as it comes
-
-    @property
-    def held_frames(self) -> int:
-        return 0
-
-    def transfer(self, number: str) -> bool:
-        return False  # the simulated network reaches its numbers through the dialler
 
 
 class PhoneConn:

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from ...engine import Engine
-from ...engine.ports import AudioFormat, EndReason
+from ...engine.ports import AudioFormat, EndReason, PlaysOnArrival
 from ...protocol import audiocodes as ac
 from ...protocol.errors import VaicMessageError
 from ...server.config import AudioCodesConfig
@@ -46,7 +46,7 @@ MAX_BAD_MESSAGES = 50      # refused messages before the socket is closed (1008)
 _CODEC = {"pcm16": "pcm16", "pcmu": "pcmu"}
 
 
-class VaicLeg:
+class VaicLeg(PlaysOnArrival):  # chunks go out at playback speed, as VAIC expects
     """One VAIC conversation's leg in a call."""
 
     def __init__(self, ingress: AudioCodesIngress, cid: str, fmt: ac.MediaFormat,
@@ -124,14 +124,6 @@ class VaicLeg:
 
     def send_dtmf(self, digits: str) -> None:
         self._send(ac.build_send_dtmf(self.cid, digits))
-
-    @property
-    def lead_frames(self) -> int:
-        return 0  # chunks go out at playback speed, as VAIC expects
-
-    @property
-    def held_frames(self) -> int:
-        return 0  # chunks go out at playback speed: VAIC plays each as it comes
 
     def transfer(self, number: str) -> bool:
         """``call.connect`` to a number no network of ours reaches: VAIC transfers the

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from ...audio.codec import encode
 from ...engine import Engine
-from ...engine.ports import AudioFormat, EndReason
+from ...engine.ports import AudioFormat, EndReason, PlaysOnArrival
 from ...protocol.rtp import DtmfDigit, RemoteAddressChanged, RtpError, RtpStats, RtpStream
 from ...protocol.sip.message import SipRequest
 from ...protocol.sip.sdp import Direction, Negotiated, SessionDescription
@@ -41,7 +41,7 @@ class DialogState(StrEnum):
 
 
 @dataclass(eq=False)
-class SipLeg:
+class SipLeg(PlaysOnArrival):  # no transfer: REFER is not implemented
     ua: SipUa
     engine: Engine
     outbound: bool
@@ -112,20 +112,6 @@ class SipLeg:
             self.stream.send_dtmf(digits, self.clock())
         except RtpError as exc:
             logger.info("DTMF %r not sent on call %s: %s", digits, self.call_id, exc)
-
-    def clear_audio(self) -> None:
-        """Nothing to clear: each frame went out as RTP on its own tick."""
-
-    @property
-    def lead_frames(self) -> int:
-        return 0  # RTP goes out on the media clock; the far end has its own jitter buffer
-
-    @property
-    def held_frames(self) -> int:
-        return 0  # a phone's jitter buffer holds a frame or two: not known, not counted
-
-    def transfer(self, number: str) -> bool:
-        return False  # REFER is not implemented (docs/sip.md)
 
     # ── media ────────────────────────────────────────────────────────────────
     @property
