@@ -127,6 +127,26 @@ def test_bot_audio_is_scheduled_like_a_playout_queue() -> None:
     assert (b[s(2.5) : s(2.7)] == 700).all() and not b[s(2.7) :].any()
 
 
+def test_bot_audio_a_little_late_joins_the_queue_with_a_gap_tolerance() -> None:
+    """A playout with lead plays a chunk that comes 5 ms after the queue ran dry
+    without a gap; the default places it at its arrival, 5 ms of silence before it."""
+    def bot_track(**options: Any) -> np.ndarray:
+        p = AudioBufferProcessor(sample_rate=R, num_channels=2, **options)
+        got = _capture(p)
+        p.start_recording(now=0.0)
+        p.add_bot_audio(_const(500, 0.04), now=0.0)    # plays 0.00 .. 0.04
+        p.add_bot_audio(_const(600, 0.04), now=0.045)  # 5 ms after the queue ran dry
+        p.add_bot_audio(_const(700, 0.04), now=0.2)    # 75 ms after: a real gap
+        p.stop_recording(now=0.3)
+        return _tracks(got)[1]
+
+    joined = bot_track(bot_gap_tolerance_ms=20)
+    assert (joined[:320] == 500).all() and (joined[320:640] == 600).all()
+    assert not joined[640:1600].any() and (joined[1600:1920] == 700).all()
+    default = bot_track()
+    assert not default[320:360].any() and (default[360:680] == 600).all()
+
+
 def test_interruption_truncates_scheduled_bot_audio() -> None:
     p = AudioBufferProcessor(sample_rate=R, num_channels=2)
     got = _capture(p)

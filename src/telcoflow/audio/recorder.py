@@ -60,6 +60,7 @@ _OPTIONS = {
     "name",
     "gap_tolerance_ms",
     "bot_turn_gap_ms",
+    "bot_gap_tolerance_ms",
     "resample_quality",
     "vad_engine",
     "input_sample_rate",
@@ -183,6 +184,9 @@ class AudioBufferProcessor(EventEmitter):
         self._enable_turn_audio = enable_turn_audio
         self._tol = float(kwargs.get("gap_tolerance_ms", 60)) / 1000.0
         self._bot_grace = float(kwargs.get("bot_turn_gap_ms", 300)) / 1000.0
+        # a playout that holds a frame or more of lead plays a chunk that comes this late
+        # on without a gap; 0 (the default) places every chunk at its own arrival time
+        self._bot_tol = float(kwargs.get("bot_gap_tolerance_ms", 0)) / 1000.0
         self._quality: str = kwargs.get("resample_quality", "HQ")
         self._vad_engine: str = kwargs.get("vad_engine", "webrtc")
         self._input_rate: int | None = kwargs.get("input_sample_rate")
@@ -281,6 +285,8 @@ class AudioBufferProcessor(EventEmitter):
             bot = self._ensure_tracks(now)[1]
             bot.set_rate(rate)
             start = max(bot.end_time(), now)
+            if start - bot.end_time() <= self._bot_tol:
+                start = bot.end_time()
             if self._enable_turn_audio and self._bot_turn_start is None:
                 self._bot_turn_start = round((start - self._t0_f) * self._sample_rate)
             bot.write(data, start, 0.0)
