@@ -54,8 +54,9 @@ call-minute instead of 0.17 (numpy 3.7 % of its samples, the C function
 0.4 %), and an SDK echo over loopback 9.1 us per frame instead of 8.1. So
 :func:`apply_mask` is websockets' own C function, the one its frame parser
 uses (``websockets.speedups``, present since websockets 4). That module is
-not part of websockets' documented API, hence: websockets is pinned to one
-major version in ``pyproject.toml``; this is the only import of it; a test
+not part of websockets' documented API, hence: websockets is pinned to the
+majors it is tested on in ``pyproject.toml`` (17, and 15 for google-adk's
+sake); this is the only import of it; a test
 (``test_masking_is_the_c_function``) fails if a release moves it, rather than
 letting the gateway silently get 10 % dearer; and the pure-Python masking
 above stays as the fallback where websockets was built without C.
