@@ -199,3 +199,49 @@ async def test_unknown_tool_refused() -> None:
     with pytest.raises(ValueError, match="unknown tools"):
         make(object(), client=object(), tools={"format_disk"})
 
+
+
+async def test_greeting_makes_the_model_speak_first() -> None:
+    reply = chirp(0.5, 24_000)
+    with GatewayThread(ring_timeout_s=10.0) as gw:
+        async with FakeLiveServer(LiveScript(reply_audio=reply, reply_delay_ms=20)) as server, \
+                bridged(gw, server, greeting="Greet the caller.") as (phone, task):
+            heard = await echo_of(phone, 0, len(at_phone_rate(reply)))  # the caller is silent
+            await phone.hangup()
+            await asyncio.wait_for(task, 10)
+        first = next(m["clientContent"] for m in server.received if "clientContent" in m)
+    assert first["turns"][0]["parts"][0]["text"] == "Greet the caller."
+    assert first["turnComplete"] is True
+    assert best_lag(heard, core(at_phone_rate(reply)))[1] > 0.9
+
+
+async def test_audio_it_cannot_play_is_dropped_logged_once_and_the_call_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "telcoflow.integrations")
+    script = LiveScript(reply_audio=chirp(0.4, 24_000), reply_delay_ms=20,
+                        reply_mime="audio/opus")
+    with GatewayThread(ring_timeout_s=10.0) as gw:
+        async with FakeLiveServer(script) as server, bridged(gw, server) as (phone, task):
+            for turn in (1, 2):  # two model turns, 10 chunks each, all unplayable
+                await phone.play(np.concatenate([speech(0.4), silence(0.7)]))
+                while server.events.count("reply_done") < turn:
+                    await phone.wait_frames(phone.frames_received + 1)
+            assert not phone.hung_up and not phone.received().any()
+            await phone.hangup()
+            bridge = await asyncio.wait_for(task, 10)
+    assert bridge.rejected_chunks == 20 and bridge.ended_by == "caller"
+    errors = [r.getMessage() for r in caplog.records if "dropping such audio" in r.getMessage()]
+    assert len(errors) == 1 and "'audio/opus'" in errors[0]
+
+
+async def test_a_model_that_goes_quiet_ends_the_call(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "telcoflow.integrations")
+    with GatewayThread(ring_timeout_s=10.0) as gw:
+        async with FakeLiveServer(LiveScript(stall=True)) as server, \
+                bridged(gw, server, model_timeout_s=1.0) as (phone, task):
+            await phone.play(np.concatenate([speech(0.4), silence(0.6)]))
+            assert await phone.wait_hangup(10) == "AGENT_HANGUP"
+            bridge = await asyncio.wait_for(task, 10)
+        assert "stalled" in server.events
+    assert bridge.ended_by == "model_stalled"
+    assert "the model has sent nothing since" in caplog.text

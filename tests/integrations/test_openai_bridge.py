@@ -230,3 +230,39 @@ async def test_send_dtmf_and_hang_up_tools(gateway: GatewayThread) -> None:
         await asyncio.wait_for(run, 10)
     assert bridge.end_reason == "call_ended"
     assert [name for name, _ in bridge.stats.tool_calls] == ["hang_up"]
+
+
+async def test_a_model_that_goes_quiet_ends_the_call_but_a_quiet_caller_does_not(
+        gateway: GatewayThread, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="telcoflow.integrations")
+    # the model answers: 2 s of silence after its reply is the caller's business
+    script = FakeScript(reply_audio=to_int16(speech_like(0.3, 24000, seed=4)))
+    async with FakeRealtimeServer(script) as server, bridged(
+            gateway, server, model_timeout_s=1.0) as (phone, bridge, run):
+        await phone.play(utterance(0.4, 0.7))
+        await until_heard(phone, 200)
+        await phone.play(np.zeros(2 * RATE, np.int16))
+        assert not phone.hung_up and not run.done()
+    # the socket stays open, the model sends nothing: 1 s after the caller stopped, it ends
+    async with FakeRealtimeServer(FakeScript(stall=True)) as server, bridged(
+            gateway, server, model_timeout_s=1.0) as (phone, bridge, run):
+        await phone.play(utterance(0.4, 0.2))
+        assert await phone.wait_hangup(10) == "AGENT_HANGUP"
+        await asyncio.wait_for(run, 10)
+    assert bridge.end_reason == "model_stalled"
+    assert "the model has sent nothing since" in caplog.text
+
+
+async def test_audio_that_is_not_base64_is_dropped_and_logged_once(
+        gateway: GatewayThread, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="telcoflow.integrations")
+    script = FakeScript(reply_audio=to_int16(speech_like(0.4, 24000, seed=4)),
+                        corrupt_audio=True, chunk_ms=40)
+    async with FakeRealtimeServer(script) as server, \
+            bridged(gateway, server) as (phone, bridge, run):
+        await phone.play(utterance(0.4, 0.7))
+        while not any(e["type"] == "response.done" for e in server.sent):
+            await phone.wait_frames(phone.frames_received + 1)
+        assert not phone.hung_up and heard_ms(phone) == 0
+    assert bridge.stats.rejected_chunks == 10
+    assert caplog.text.count("dropping such audio") == 1 and "not base64" in caplog.text

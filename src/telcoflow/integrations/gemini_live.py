@@ -16,13 +16,19 @@ What :meth:`GeminiLiveBridge.run` does, until the call or the model's socket end
   every model turn (google-genai's ``session.receive()`` ends at each ``turnComplete``,
   so the bridge keeps calling it);
 - ``interrupted`` (the caller barged in) → ``call.clear_send_audio_buffer()``;
+- ``greeting``: a first user turn sent as text, so the model speaks first (outbound calls);
+- audio the bridge cannot play (labelled with another encoding, or a rate outside
+  8-48 kHz) is dropped and logged once per call with what came; a chunk at another
+  PCM rate is resampled from the rate its MIME type names; the call goes on;
 - tool calls, for the allowed tools only (``transfer_to_human`` → ``call.connect``,
   ``hang_up`` → ``call.disconnect``, ``send_dtmf`` → ``call.send_dtmf``), answered by
   ``send_tool_response`` with the call's ``id`` (``hang_up`` ends the bridge);
 - transcripts (asked for only when ``on_transcript`` is given) to
   ``on_transcript(role, text)``, ``role`` being ``"user"`` or ``"assistant"``;
-- the model's socket dropping (or refusing the session) is logged, without keys, and
-  ends the call with ``call.disconnect()``; the caller hanging up ends the bridge.
+- the model's socket dropping (or refusing the session), or the model staying silent
+  ``model_timeout_s`` after the caller finished speaking (:mod:`.bridging`), is logged,
+  without keys, and ends the call with ``call.disconnect()``; the caller hanging up
+  ends the bridge.
 
 Without ``client=``, ``GEMINI_API_KEY`` is required: :class:`GeminiKeyMissing` names it.
 """
@@ -45,6 +51,9 @@ from ..audio.polyphase import PolyphaseResampler
 from ..sdk.call import Call
 from ..sdk.enums import CallState
 from ..sdk.errors import BufferClosedError, WSSCallClosedError
+from .bridging import ModelStalled, ModelWatchdog, until_first
+from .calltools import DESCRIPTIONS, DIGITS_HELP, run_tool
+from .modelaudio import ModelAudio, ModelAudioError
 
 __all__ = ["DEFAULT_MODEL", "GeminiKeyMissing", "GeminiLiveBridge", "TOOLS"]
 
@@ -58,14 +67,13 @@ _NO_ARGS = types.Schema(type=types.Type.OBJECT, properties={})
 TOOLS: dict[str, types.FunctionDeclaration] = {
     "transfer_to_human": types.FunctionDeclaration(
         name="transfer_to_human", parameters=_NO_ARGS,
-        description="Connect the caller to a human colleague (rings them for up to 30 s)."),
+        description=DESCRIPTIONS["transfer_to_human"]),
     "hang_up": types.FunctionDeclaration(
-        name="hang_up", parameters=_NO_ARGS,
-        description="End the call for everyone, once the conversation is over."),
+        name="hang_up", parameters=_NO_ARGS, description=DESCRIPTIONS["hang_up"]),
     "send_dtmf": types.FunctionDeclaration(
-        name="send_dtmf", description="Press keys on the phone line (0-9 * # A-D).",
+        name="send_dtmf", description=DESCRIPTIONS["send_dtmf"],
         parameters=types.Schema(type=types.Type.OBJECT, required=["digits"], properties={
-            "digits": types.Schema(type=types.Type.STRING, description="e.g. '1' or '12#'")})),
+            "digits": types.Schema(type=types.Type.STRING, description=DIGITS_HELP)})),
 }
 Transcript = Callable[[str, str], Awaitable[None] | None]
 _KEYISH = re.compile(r"(key=|api[_-]?key[\"':= ]+)[^&\s\"']+", re.IGNORECASE)
@@ -84,8 +92,9 @@ class GeminiLiveBridge:
 
     def __init__(self, call: Call, *, client: genai.Client | None = None,
                  model: str = DEFAULT_MODEL, instructions: str = "", voice: str | None = None,
-                 tools: Iterable[str] = frozenset(),
-                 on_transcript: Transcript | None = None) -> None:
+                 tools: Iterable[str] = frozenset(), greeting: str | None = None,
+                 on_transcript: Transcript | None = None,
+                 model_timeout_s: float | None = 15.0) -> None:
         unknown = set(tools) - set(TOOLS)
         if unknown:
             raise ValueError(f"unknown tools {sorted(unknown)}; known: {sorted(TOOLS)}")
@@ -97,13 +106,15 @@ class GeminiLiveBridge:
             client = genai.Client(api_key=key)
         self.call, self.client, self.model = call, client, model
         self.instructions, self.voice, self.tools = instructions, voice, frozenset(tools)
-        self.on_transcript = on_transcript
+        self.greeting, self.on_transcript = greeting, on_transcript
         self.rate = call.audio_config.rate
         self._up = PolyphaseResampler(self.rate, INPUT_RATE)
-        self._down = PolyphaseResampler(OUTPUT_RATE, self.rate)
+        self._down = ModelAudio(self.rate, OUTPUT_RATE)
         self.ended_by: str | None = None  # "caller", "hang_up", "model_closed"
         self.interruptions = 0
         self.tool_calls: list[str] = []
+        self.rejected_chunks = 0  # model audio that could not be played
+        self.watchdog = ModelWatchdog(self.rate, model_timeout_s)
 
     def live_config(self) -> types.LiveConnectConfig:
         """The session's setup: audio out, the instructions, voice, tools, transcripts."""
@@ -126,23 +137,23 @@ class GeminiLiveBridge:
         try:
             async with self.client.aio.live.connect(model=self.model,
                                                     config=self.live_config()) as session:
-                upstream = asyncio.create_task(self._to_model(session), name="gemini-up")
-                downstream = asyncio.create_task(self._from_model(session), name="gemini-down")
-                try:
-                    done, _ = await asyncio.wait({upstream, downstream},
-                                                 return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for task in (upstream, downstream):
-                        task.cancel()
-                    await asyncio.gather(upstream, downstream, return_exceptions=True)
+                if self.greeting:
+                    await session.send_client_content(turns=types.Content(
+                        role="user", parts=[types.Part(text=self.greeting)]), turn_complete=True)
+                done = await until_first(
+                    asyncio.create_task(self._to_model(session), name="gemini-up"),
+                    asyncio.create_task(self._from_model(session), name="gemini-down"),
+                    asyncio.create_task(self.watchdog.run(), name="gemini-watchdog"))
                 for task in done:
                     task.result()  # a model error surfaces here
-        except (errors.APIError, OSError, ConnectionError) as exc:
-            detail = f"{exc.code} {exc.status or ''}" if isinstance(exc, errors.APIError) \
-                else type(exc).__name__
+        except (errors.APIError, OSError, ConnectionError, ModelStalled) as exc:
+            if isinstance(exc, errors.APIError):
+                detail = f"{exc.code} {exc.status or ''}"
+            else:
+                detail = str(exc) if isinstance(exc, ModelStalled) else type(exc).__name__
             logger.warning("Gemini Live session for call %s ended: %s; ending the call",
                            self.call.id, _redact(str(detail)).strip())
-            self.ended_by = "model_closed"
+            self.ended_by = "model_stalled" if isinstance(exc, ModelStalled) else "model_closed"
         if self.ended_by != "caller" and self.call.state != CallState.TERMINATED:
             with contextlib.suppress(WSSCallClosedError, BufferClosedError):
                 await self.call.disconnect()
@@ -150,6 +161,7 @@ class GeminiLiveBridge:
     # ── caller → model ─────────────────────────────────────────────────────────
     async def _to_model(self, session: Any) -> None:
         async for chunk in self.call.audio_stream():
+            self.watchdog.caller_audio(chunk)
             pcm = self._up.process(chunk)
             if pcm:
                 await session.send_realtime_input(
@@ -160,6 +172,7 @@ class GeminiLiveBridge:
     async def _from_model(self, session: Any) -> None:
         while self.ended_by is None:
             async for message in session.receive():  # one model turn
+                self.watchdog.model_event()
                 if message.tool_call is not None:
                     await self._tools(session, message.tool_call)
                     if self.ended_by is not None:
@@ -177,9 +190,7 @@ class GeminiLiveBridge:
         if content.model_turn is not None:
             for part in content.model_turn.parts or []:
                 if part.inline_data is not None and part.inline_data.data:
-                    pcm = self._down.process(part.inline_data.data)
-                    if pcm:
-                        await self.call.send_audio(pcm)
+                    await self._audio(part.inline_data.mime_type, part.inline_data.data)
         if content.turn_complete:
             tail = self._down.flush()
             if tail:
@@ -188,6 +199,17 @@ class GeminiLiveBridge:
             await self._transcript("user", content.input_transcription.text)
         if content.output_transcription is not None and content.output_transcription.text:
             await self._transcript("assistant", content.output_transcription.text)
+
+    async def _audio(self, mime: str | None, data: bytes) -> None:
+        try:
+            pcm = self._down.to_call(mime, data)
+        except ModelAudioError as exc:
+            self.rejected_chunks += 1
+            if self.rejected_chunks == 1:
+                logger.error("call %s: %s; dropping such audio", self.call.id, exc)
+            return
+        if pcm:
+            await self.call.send_audio(pcm)
 
     async def _transcript(self, role: str, text: str) -> None:
         if self.on_transcript is None:
@@ -211,16 +233,7 @@ class GeminiLiveBridge:
     async def _tool(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         if name not in self.tools:
             return {"error": f"tool {name!r} is not available"}
-        if name == "hang_up":
+        if name == "hang_up":  # the bridge hangs up once the model has its answer
             self.ended_by = "hang_up"
             return {"result": "the call is ending"}
-        try:
-            if name == "transfer_to_human":
-                result = await self.call.connect(ring_time_seconds=30)
-            else:
-                result = await self.call.send_dtmf(str(args.get("digits", "")))
-        except ValueError as exc:
-            return {"error": str(exc)}
-        if result:
-            return {"result": "ok"}
-        return {"error": result.error_message or str(result.error_code)}
+        return await run_tool(self.call, name, args)

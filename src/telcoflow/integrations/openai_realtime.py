@@ -26,7 +26,10 @@ What :meth:`OpenAIRealtimeBridge.run` does, until the call or the model ends:
 - transcripts to ``on_transcript(role, text)``;
 - an ``error`` event is logged (API keys redacted) and the bridge goes on,
   unless it is fatal (bad key, beta shape, expired session): then, as when
-  the model's socket drops, the call is ended with ``call.disconnect()``.
+  the model's socket drops or the model stays silent ``model_timeout_s`` after
+  the caller finished speaking (:mod:`.bridging`), the call is ended with
+  ``call.disconnect()``;
+- an audio delta that is not base64 is dropped and logged once per call.
 
 Figures for reports are in :attr:`OpenAIRealtimeBridge.stats`.
 """
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import inspect
 import json
@@ -50,6 +54,8 @@ from ..audio.polyphase import PolyphaseResampler
 from ..sdk.call import Call, CommandResult
 from ..sdk.enums import CallState
 from ..sdk.errors import BufferClosedError, BufferFullError, WSSCallClosedError
+from .bridging import ModelStalled, ModelWatchdog
+from .modelaudio import ModelAudio
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -122,6 +128,8 @@ class BridgeStats:
     tool_calls: list[tuple[str, str]] = field(default_factory=list)
     #: ``error`` events from the model: ``code: message`` (keys redacted).
     errors: list[str] = field(default_factory=list)
+    #: Model audio that could not be played (dropped, logged once).
+    rejected_chunks: int = 0
 
 
 @dataclass
@@ -154,7 +162,8 @@ class OpenAIRealtimeBridge:
                  voice: str | None = None, tools: Iterable[str] = frozenset(),
                  on_transcript: Transcript | None = None,
                  input_transcription_model: str | None = None,
-                 ring_time_seconds: int = 30, greeting: str | None = None) -> None:
+                 ring_time_seconds: int = 30, greeting: str | None = None,
+                 model_timeout_s: float | None = 15.0) -> None:
         unknown = set(tools) - TOOLS.keys()
         if unknown:
             raise ValueError(f"unknown tools {sorted(unknown)}; known: {sorted(TOOLS)}")
@@ -178,10 +187,12 @@ class OpenAIRealtimeBridge:
         self.greeting = greeting
         self.rate = call.audio_config.rate
         self.stats = BridgeStats()
-        #: Why :meth:`run` returned: ``call_ended``, ``model_disconnected`` or ``model_error``.
+        #: Why :meth:`run` returned: ``call_ended``, ``model_disconnected``, ``model_error``
+        #: or ``model_stalled``.
         self.end_reason: str | None = None
         self._up = PolyphaseResampler(self.rate, MODEL_RATE)
-        self._down = PolyphaseResampler(MODEL_RATE, self.rate)
+        self._down = ModelAudio(self.rate, MODEL_RATE)
+        self.watchdog = ModelWatchdog(self.rate, model_timeout_s)
         self._queued_samples = 0     # agent audio handed to the call, on the played timeline
         self._item: _Item | None = None
         self._cut_items: set[str] = set()
@@ -225,16 +236,16 @@ class OpenAIRealtimeBridge:
                 await conn.session.update(session=self.session_config())  # type: ignore[arg-type]
                 if self.greeting is not None:
                     await conn.response.create(response={"instructions": self.greeting})
-                uplink = asyncio.create_task(self._uplink(conn), name="openai-uplink")
-                downlink = asyncio.create_task(self._downlink(conn), name="openai-downlink")
+                links = (asyncio.create_task(self._uplink(conn), name="openai-uplink"),
+                         asyncio.create_task(self._downlink(conn), name="openai-downlink"),
+                         asyncio.create_task(self.watchdog.run(), name="openai-watchdog"))
                 try:
-                    await asyncio.wait({uplink, downlink}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(links, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    for task in (uplink, downlink, *self._tasks):
+                    for task in (*links, *self._tasks):
                         task.cancel()
-                    results = await asyncio.gather(uplink, downlink, *self._tasks,
-                                                   return_exceptions=True)
-                failure = next((r for r in results[:2] if isinstance(r, BaseException)
+                    results = await asyncio.gather(*links, *self._tasks, return_exceptions=True)
+                failure = next((r for r in results[:len(links)] if isinstance(r, BaseException)
                                 and not isinstance(r, asyncio.CancelledError)), None)
         except (TimeoutError, OSError) as exc:  # could not even connect
             failure = exc
@@ -252,6 +263,8 @@ class OpenAIRealtimeBridge:
             return
         if isinstance(failure, _ModelEnded):
             self.end_reason = "model_error"
+        elif isinstance(failure, ModelStalled):
+            self.end_reason = "model_stalled"
         self.end_reason = self.end_reason or "model_disconnected"
         logger.warning("Call %s: the model's connection ended (%s); ending the call", call.id,
                        _redact(f"{type(failure).__name__}: {failure}") if failure else "closed")
@@ -263,6 +276,7 @@ class OpenAIRealtimeBridge:
 
     async def _uplink(self, conn: AsyncRealtimeConnection) -> None:
         async for chunk in self.call.audio_stream():
+            self.watchdog.caller_audio(chunk)
             pcm = self._up.process(chunk)
             if pcm:
                 await conn.input_audio_buffer.append(audio=base64.b64encode(pcm).decode("ascii"))
@@ -271,6 +285,7 @@ class OpenAIRealtimeBridge:
 
     async def _downlink(self, conn: AsyncRealtimeConnection) -> None:
         async for event in conn:
+            self.watchdog.model_event()
             try:
                 await self._on_event(conn, event)
             except (WSSCallClosedError, BufferClosedError):
@@ -281,7 +296,12 @@ class OpenAIRealtimeBridge:
     async def _on_event(self, conn: AsyncRealtimeConnection, event: Any) -> None:
         kind = _field(event, "type")
         if kind == "response.output_audio.delta":
-            await self._on_audio(event.item_id, base64.b64decode(event.delta))
+            try:
+                pcm24 = base64.b64decode(event.delta, validate=True)
+            except (binascii.Error, ValueError):
+                self._bad_audio(f"an audio delta that is not base64 ({len(event.delta)} chars)")
+                return
+            await self._on_audio(event.item_id, pcm24)
         elif kind == "response.output_audio.done":
             item = self._item
             if item is not None and item.item_id == event.item_id and not item.cut:
@@ -316,7 +336,12 @@ class OpenAIRealtimeBridge:
             item = self._item = _Item(item_id, self._queued_samples * 1000 / self.rate)
         item.generated_ms += len(pcm24) / (2 * MODEL_RATE / 1000)
         self.stats.generated_ms += len(pcm24) / (2 * MODEL_RATE / 1000)
-        await self._to_call(item, self._down.process(pcm24))
+        await self._to_call(item, self._down.to_call(None, pcm24))
+
+    def _bad_audio(self, what: str) -> None:
+        self.stats.rejected_chunks += 1
+        if self.stats.rejected_chunks == 1:
+            logger.error("Call %s: the model sent %s; dropping such audio", self.call.id, what)
 
     async def _to_call(self, item: _Item, pcm: bytes) -> None:
         if not pcm:

@@ -23,7 +23,8 @@ What the fake does, as the real service does it:
   answered by ``setupComplete``.
 - Keys are accepted in camelCase or snake_case, as protobuf JSON does (the SDK
   sends ``realtime_input``, ``tool_response``, ``client_content``).
-- Server VAD: energy-based, on the PCM16 of ``realtimeInput.audio`` at the rate
+- Server VAD: energy-based, on the PCM16 of ``realtimeInput.audio`` (or the
+  legacy ``mediaChunks`` that ADK sends) at the rate
   of its mimeType, counted in audio time (so tests need no sleeps). Speech
   then ``silence_ms`` of silence (or ``audioStreamEnd``, or ``activityEnd``
   with manual VAD) ends the user's turn; ``clientContent`` with
@@ -31,13 +32,16 @@ What the fake does, as the real service does it:
   during a reply sends ``serverContent.interrupted`` and stops it, unless
   ``activityHandling`` is ``NO_INTERRUPTION``.
 - The reply: after ``reply_delay_ms``, optionally a ``toolCall`` answered by
-  ``toolResponse`` with the same id (speech meanwhile: ``toolCallCancellation``),
-  then ``reply_audio`` as ``modelTurn`` inlineData chunks paced at real time
-  times ``pace``, ``outputTranscription`` / ``inputTranscription`` if the setup
-  asked for them and the script has text, ``generationComplete``, and
+  ``toolResponse`` with the same id (speech meanwhile: ``toolCallCancellation``);
+  a 2.x model ends its turn there (``turnComplete``), a ``gemini-3`` one does not
+  until the response came (ADK relies on both behaviours); then ``reply_audio``
+  as ``modelTurn`` inlineData chunks paced at real time times ``pace``,
+  ``outputTranscription`` / ``inputTranscription`` if the setup asked for them
+  and the script has text, ``generationComplete``, and
   ``turnComplete`` with ``usageMetadata``.
 - Faults: ``go_away_after_ms`` (``goAway`` then close 1000),
-  ``drop_after_ms`` (TCP abort, no close frame).
+  ``drop_after_ms`` (TCP abort, no close frame), ``stall`` (no reply, ever),
+  ``reply_mime`` (the reply labelled with another MIME type).
 
 Everything received is kept, keys in camelCase, in ``server.received``;
 ``await server.wait_for(predicate)`` waits for a message.
@@ -121,7 +125,9 @@ class LiveScript:
     go_away_after_ms: float | None = None
     go_away_time_left_ms: float = 50.0  # goAway.timeLeft, then the socket closes
     drop_after_ms: float | None = None
+    stall: bool = False                # never answer (the socket stays open, input is read)
     session_id: str | None = None      # sent in setupComplete if set
+    reply_mime: str = OUTPUT_MIME      # a fault when changed: the label, not the bytes
 
 
 def _camel(key: str) -> str:
@@ -431,6 +437,9 @@ class _Session:
 
     # --- the model's turn ---------------------------------------------------------
     async def _reply(self, turn: int) -> None:
+        if self.script.stall:
+            self.server.events.append("stalled")
+            return
         with contextlib.suppress(ConnectionClosed):  # the client left mid-reply
             await self._speak(turn)
 
@@ -446,6 +455,8 @@ class _Session:
             self.pending_tool = (call_id, fut)
             await self.send({"toolCall": {"functionCalls": [
                 {"id": call_id, "name": name, "args": args}]}})
+            if "gemini-3" not in str(self.setup.get("model", "")):
+                await self.send({"serverContent": {"turnComplete": True}})
             try:
                 await fut
             finally:
@@ -462,7 +473,7 @@ class _Session:
                     await asyncio.sleep(delay)
             data = base64.b64encode(audio[start:start + step].tobytes()).decode()
             await self.send({"serverContent": {"modelTurn": {"parts": [
-                {"inlineData": {"mimeType": OUTPUT_MIME, "data": data}}]}}})
+                {"inlineData": {"mimeType": s.reply_mime, "data": data}}]}}})
             if i == 0 and s.reply_text and "outputAudioTranscription" in self.setup:
                 await self.send({"serverContent": {"outputTranscription": {"text": s.reply_text}}})
         await self.send({"serverContent": {"generationComplete": True}})

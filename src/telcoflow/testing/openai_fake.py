@@ -29,7 +29,8 @@ What it does (bridge-protocols.md sections 3 and 5):
   ``response.create``;
 - ``conversation.item.truncate`` is checked against the audio generated for
   the item (unknown item or ``audio_end_ms`` beyond it is an ``error``);
-- faults: ``fail_with_error``, ``drop_after_ms``, ``stall``/``stall_after``.
+- faults: ``fail_with_error``, ``drop_after_ms``, ``stall``/``stall_after``,
+  ``corrupt_audio``.
 
 Everything received is in :attr:`FakeRealtimeServer.received`; everything
 sent in :attr:`FakeRealtimeServer.sent`.
@@ -111,6 +112,8 @@ class FakeScript:
     drop_after_ms: float | None = None
     #: Send nothing after ``session.created`` (the fake still reads and records).
     stall: bool = False
+    #: Send each audio delta as text that is not base64 (a broken model or proxy).
+    corrupt_audio: bool = False
     #: Send nothing after the first event of this type was sent.
     stall_after: str | None = None
 
@@ -579,8 +582,10 @@ class _Session:
                 due = t0 + n * script.chunk_ms / 1000 / script.pace
                 await asyncio.sleep(max(0.0, due - time.monotonic()))
             piece = audio[start:start + chunk]
+            delta = "%%not-base64%%" if script.corrupt_audio else \
+                base64.b64encode(piece).decode("ascii")
             await self.send({"type": "response.output_audio.delta", **where, "content_index": 0,
-                             "delta": base64.b64encode(piece).decode("ascii")})
+                             "delta": delta})
             sent += len(piece)
             self.generated_ms[item_id] = sent / bytes_per_ms
             word = next(words, None)
