@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck clean serve refsdk sysdeps
+.PHONY: demo test bench lint typecheck clean serve refsdk adkenv sysdeps
 
 # System packages the tests drive as real peers: command:package (installed when missing)
 SYSDEPS := sipp:sip-tester baresip:baresip
@@ -25,11 +25,14 @@ sysdeps:
 	  echo "installing$$missing (test peers)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; fi
 
-test: $(STAMP) sysdeps
+test: $(STAMP) sysdeps adkenv
 	$(PY) -m pytest -q
 
 refsdk: $(STAMP)  # the published SDK 1.0.0, isolated in .cache/ (tests and benches use it)
 	$(PY) tests/refsdk.py
+
+adkenv: $(STAMP)  # google-adk and the versions it pins, isolated in .cache/ (the ADK tests)
+	@$(PY) tests/adkenv.py >/dev/null
 
 bench: $(STAMP) sysdeps
 	$(PY) bench/audio.py

@@ -7,27 +7,19 @@ It is never installed beside our package: scripts that use it run with
 
 from __future__ import annotations
 
-import fcntl
-import subprocess
-import sys
 from pathlib import Path
 
+try:
+    from .isolated import CACHE, pip_target
+except ImportError:  # run as a script
+    from isolated import CACHE, pip_target  # type: ignore[no-redef]
+
 REFSDK_VERSION = "1.0.0"
-ROOT = Path(__file__).resolve().parent.parent
-REFSDK_DIR = ROOT / ".cache" / f"refsdk-{REFSDK_VERSION}"
+REFSDK_DIR = CACHE / f"refsdk-{REFSDK_VERSION}"
 
 
 def ensure_refsdk(target: Path = REFSDK_DIR) -> Path:
-    """Install once; concurrent callers (test workers, benches) wait on one lock."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target.parent / "refsdk.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / ".complete").exists():
-            subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                            "--disable-pip-version-check", "--target", str(target),
-                            f"telcoflow=={REFSDK_VERSION}"], check=True)
-            (target / ".complete").touch()
-    return target
+    return pip_target(target, f"telcoflow=={REFSDK_VERSION}")
 
 
 if __name__ == "__main__":

@@ -58,3 +58,25 @@ async def test_the_openai_agent_answers_a_call_and_writes_its_report(tmp_path: P
     assert ("assistant", "Hello from the fake.") in [(t["role"], t["text"])
                                                      for t in report["transcript"]]
     assert "sk-test-not-a-key" not in output and gw.api_key not in output
+
+
+def test_the_adk_backend_without_google_adk_says_which_extra(tmp_path: Path) -> None:
+    """The test venv has no google-adk (it lives in its own directory: tests/adkenv.py)."""
+    import subprocess
+    env = {**os.environ, "WSS_API_KEY": "k", "WSS_CONNECTOR_UUID": "c",
+           "GEMINI_API_KEY": "g", "TELCOFLOW_CREDENTIALS": str(tmp_path / "none.json")}
+    run = subprocess.run([sys.executable, "-m", "telcoflow.cli.main", "agent", "adk"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "pip install 'telcoflow[adk]'" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_missing_model_key_is_named(tmp_path: Path) -> None:
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "GEMINI"))}
+    env.update(WSS_API_KEY="k", WSS_CONNECTOR_UUID="c",
+               TELCOFLOW_CREDENTIALS=str(tmp_path / "none.json"))
+    for backend, variable in (("openai", "OPENAI_API_KEY"), ("gemini", "GEMINI_API_KEY")):
+        run = subprocess.run([sys.executable, "-m", "telcoflow.cli.main", "agent", backend],
+                             env=env, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 2 and variable in run.stderr, run.stderr

@@ -1,13 +1,16 @@
-"""``telcoflow agent openai|gemini``: a complete phone agent on an AI model.
+"""``telcoflow agent openai|gemini|adk``: a complete phone agent on an AI model.
 
 Every call the connector is offered is answered and bridged to the model
 (:mod:`telcoflow.integrations`); when it ends, a report is written to
-``--out``: how it ended, who spoke (transcripts), barge-ins, and for OpenAI
-the per-turn latency and the audio generated, sent and heard.
+``--out``: how it ended, who spoke (transcripts), barge-ins, the audio the
+model generated, the agent sent and the caller heard, and for OpenAI the
+per-turn latency; beside it the call's recording (stereo WAV: the caller
+left, the agent right, cut where the caller barged in), unless ``--no-record``.
 
 Keys come from the environment, never the command line: ``WSS_API_KEY`` and
 ``WSS_CONNECTOR_UUID`` (or a development gateway's saved credentials), and
-the model's own (``OPENAI_API_KEY``, ``GEMINI_API_KEY``). The vendors' SDKs
+the model's own (``OPENAI_API_KEY``, ``GEMINI_API_KEY``; ADK also takes
+``GOOGLE_API_KEY`` or Vertex AI's settings). The vendors' SDKs
 read their base-URL settings (``OPENAI_BASE_URL``, ``GOOGLE_GEMINI_BASE_URL``)
 too, which is how the local fakes of ``telcoflow.testing`` stand in for them.
 """
@@ -15,6 +18,7 @@ too, which is how the local fakes of ``telcoflow.testing`` stand in for them.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -24,15 +28,18 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ..integrations.recording import RecordedCall
 from ..sdk import Call, CallAudioConfig, SessionManager, SessionManagerConfig, SessionNotification
 from ..server import credentials
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("openai", "gemini")
+BACKENDS = ("openai", "gemini", "adk")
 TOOLS = ("transfer_to_human", "hang_up", "send_dtmf")
 # the rate each model speaks: the agent's calls run there, so its audio is never resampled
-RATES: dict[str, Literal[24000]] = {"openai": 24000, "gemini": 24000}
+RATES: dict[str, Literal[24000]] = {"openai": 24000, "gemini": 24000, "adk": 24000}
+PACKAGES = {"openai": ("openai", "openai"), "gemini": ("google.genai", "gemini"),
+            "adk": ("google.adk", "adk")}
 
 
 def add_parser(sub: Any) -> None:
@@ -45,9 +52,15 @@ def add_parser(sub: Any) -> None:
     agent.add_argument("--model", help="the model (default: the bridge's)")
     agent.add_argument("--tools", default="", help="comma-separated tools the model may call: "
                        + ", ".join(TOOLS))
-    agent.add_argument("--greeting", help="openai: speak first, with these instructions "
-                       "(as on an outbound call)")
-    agent.add_argument("--out", default="out/agent", help="directory for per-call reports")
+    agent.add_argument("--greeting", help="speak first, prompted by this (as on an outbound "
+                       "call)")
+    agent.add_argument("--out", default="out/agent", help="directory for per-call reports "
+                       "and recordings")
+    agent.add_argument("--no-record", dest="record", action="store_false",
+                       help="no per-call recording")
+    agent.add_argument("--model-timeout", type=float, default=15.0, metavar="S",
+                       help="end a call whose model sends nothing S seconds after the caller "
+                       "stopped speaking (default 15; 0: never)")
     agent.add_argument("--url", help="gateway base URL (default: env, else dev credentials)")
 
 
@@ -66,12 +79,9 @@ def main(args: Any) -> int:
         print("set WSS_API_KEY and WSS_CONNECTOR_UUID (or start 'telcoflow serve' on "
               "embedded defaults first)", file=sys.stderr)
         return 2
-    if args.greeting and args.backend != "openai":
-        print("--greeting is for the openai backend", file=sys.stderr)
-        return 2
-    needed = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}[args.backend]
-    if not os.environ.get(needed):
-        print(f"set {needed}: the {args.backend} model's key", file=sys.stderr)
+    problem = _backend_problem(args.backend)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     config = SessionManagerConfig.create(
         api_key=api_key, connector_uuid=connector, base_url=url or "ws://localhost:8080",
@@ -83,6 +93,25 @@ def main(args: Any) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _backend_problem(backend: str) -> str | None:
+    """Why ``backend`` cannot run here (its package or key missing), or None."""
+    module, extra = PACKAGES[backend]
+    if importlib.util.find_spec(module.split(".")[0]) is None or \
+            importlib.util.find_spec(module) is None:
+        return (f"the {backend} backend needs the {extra!r} extra: "
+                f"pip install 'telcoflow[{extra}]'")
+    if backend == "openai" and not os.environ.get("OPENAI_API_KEY"):
+        return "set OPENAI_API_KEY: the openai model's key"
+    if backend == "gemini" and not os.environ.get("GEMINI_API_KEY"):
+        return "set GEMINI_API_KEY: the gemini model's key"
+    if backend == "adk":
+        from ..integrations.adk import KEY_VARIABLES, _has_credentials
+        if not _has_credentials():
+            return (f"set {' or '.join(KEY_VARIABLES)} (or GOOGLE_GENAI_USE_VERTEXAI): "
+                    "the adk agent's Gemini key")
+    return None
 
 
 async def _serve(config: SessionManagerConfig, args: Any, tools: set[str], out: Path) -> None:
@@ -111,29 +140,43 @@ async def answer_with_model(call: Call, args: Any, tools: set[str], out: Path) -
         transcript.append({"at_s": round(time.time() - started, 3), "role": role, "text": text})
 
     options: dict[str, Any] = {"instructions": args.instructions, "voice": args.voice,
-                               "tools": tools, "on_transcript": heard}
+                               "tools": tools, "on_transcript": heard, "greeting": args.greeting,
+                               "model_timeout_s": args.model_timeout or None}
     if args.model:
         options["model"] = args.model
-    if args.backend == "openai":
-        from ..integrations.openai_realtime import OpenAIRealtimeBridge
-        bridge: Any = OpenAIRealtimeBridge(call, greeting=args.greeting, **options)
-    else:
-        from ..integrations.gemini_live import GeminiLiveBridge
-        bridge = GeminiLiveBridge(call, **options)
+    recorded = RecordedCall(call, out / f"call-{call.id}.wav") if args.record else None
+    bridge = _bridge(args.backend, recorded.call_view() if recorded else call, options)
     await call.answer()
-    await bridge.run()
+    try:
+        await bridge.run()
+    finally:
+        recording = recorded.stop() if recorded else None
     report = {"call_id": call.id, "caller": call.caller_number, "callee": call.callee_number,
               "backend": args.backend, "duration_s": round(time.time() - started, 3),
               "ended_by": getattr(bridge, "end_reason", None) or getattr(bridge, "ended_by", None),
-              "played_ms": call.played_ms, "transcript": transcript, **_stats(bridge)}
+              "played_ms": call.played_ms, "transcript": transcript,
+              "recording": str(recording) if recording else None, **_stats(bridge)}
     path = out / f"call-{call.id}.json"
     path.write_text(json.dumps(report, indent=1))
     logger.info("call %s ended (%s); report in %s", call.id, report["ended_by"], path)
     return path
 
 
+def _bridge(backend: str, call: Call, options: dict[str, Any]) -> Any:
+    if backend == "openai":
+        from ..integrations.openai_realtime import OpenAIRealtimeBridge
+        return OpenAIRealtimeBridge(call, **options)
+    if backend == "gemini":
+        from ..integrations.gemini_live import GeminiLiveBridge
+        return GeminiLiveBridge(call, **options)
+    from ..integrations.adk import AdkBridge
+    return AdkBridge(call, **options)
+
+
 def _stats(bridge: Any) -> dict[str, Any]:
     stats = getattr(bridge, "stats", None)
     if stats is not None and is_dataclass(stats) and not isinstance(stats, type):
         return {"stats": asdict(stats)}
-    return {"interruptions": getattr(bridge, "interruptions", None)}
+    return {"stats": {"interruptions": getattr(bridge, "interruptions", None),
+                      "tool_calls": getattr(bridge, "tool_calls", None),
+                      "rejected_chunks": getattr(bridge, "rejected_chunks", 0)}}
