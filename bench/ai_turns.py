@@ -26,7 +26,7 @@ The moments of turn k:
 - ``t0``: the caller sent its last speech frame (``Phone.play``'s callback);
 - ``t_in``: the fake received the last model-input message (``append`` /
   ``realtimeInput``) holding voiced audio (a 10 ms frame with RMS at or above
-  the fake's speech threshold) before ``t_vad``;
+  ``THRESHOLD``, also the fakes' speech threshold) before ``t_vad``;
 - ``t_agent_in``: the last chunk with voiced audio that ``call.audio_stream()``
   gave the bridge before ``t_in`` (same 10 ms RMS test, at the agent's rate);
 - ``t_vad``: the fake ended the user's turn (OpenAI: sent
@@ -56,8 +56,9 @@ Limits: the fake, the bridge, the SDK and the caller share one event loop, so
 their work delays one another and counts in the shares it lands in (the
 fake's own work lands in ``model``); the caller hears in 20 ms frames, so
 t_heard can lag by up to a frame of the gateway's playout clock; the uplink
-includes the bridge's resampler delay (the last voiced samples may leave in
-the next chunk); with 50 turns p99 is close to the maximum.
+includes the bridge's resampler delay (1.5 ms; ``THRESHOLD`` says why its
+ringing in the next chunk is not counted as speech); with 50 turns p99 is
+close to the maximum.
 """
 
 from __future__ import annotations
@@ -86,7 +87,12 @@ CALLER_RATE = 8000
 FRAME_S = 0.02
 SPEECH_S = 0.6
 REPLY_S = 0.3
-THRESHOLD = 500.0          # both fakes' speech threshold (RMS, PCM16 units)
+# A 10 ms frame is speech at RMS >= 3000 (PCM16 units), two thirds of the caller's
+# (uniform noise of amplitude 8000: RMS 4620), for both fakes' VAD and the moments
+# below. Lower, the bridge's resampler (1.5 ms of filter delay) would make the chunk
+# after the last speech chunk count as speech by its ringing alone: the end of the
+# turn, for the VAD and for ``t_in``, would move by a 20 ms chunk that holds no speech.
+THRESHOLD = 3000.0
 HEARD_RMS = 200.0          # a caller frame above this is reply audio, not silence
 TARGET_P99_MS = 40.0
 FIGURES = ("end_to_end", "model", "gateway_sdk", "uplink", "caller_to_agent", "agent_to_model",

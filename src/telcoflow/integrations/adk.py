@@ -63,6 +63,7 @@ from ..sdk.enums import CallState
 from ..sdk.errors import BufferClosedError, WSSCallClosedError
 from .bridging import ModelStalled, ModelWatchdog, until_first
 from .calltools import DESCRIPTIONS, DIGITS_HELP, NAMES, run_tool
+from .gemini_live import warm_up
 from .modelaudio import ModelAudio, ModelAudioError
 
 __all__ = ["DEFAULT_MODEL", "AdkBridge", "AdkKeyMissing", "AdkStats", "phone_tools"]
@@ -73,6 +74,7 @@ DEFAULT_MODEL = "gemini-2.5-flash-native-audio-preview-12-2025"
 INPUT_RATE = 16_000
 OUTPUT_RATE = 24_000
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+warm_up()  # ADK parses the Live API's messages with google-genai: the same first-use cost
 Transcript = Callable[[str, str], Awaitable[None] | None]
 _KEYISH = re.compile(r"(key=|api[_-]?key[\"':= ]+)[^&\s\"']+", re.IGNORECASE)
 

@@ -55,7 +55,7 @@ from .bridging import ModelStalled, ModelWatchdog, until_first
 from .calltools import DESCRIPTIONS, DIGITS_HELP, run_tool
 from .modelaudio import ModelAudio, ModelAudioError
 
-__all__ = ["DEFAULT_MODEL", "GeminiKeyMissing", "GeminiLiveBridge", "TOOLS"]
+__all__ = ["DEFAULT_MODEL", "TOOLS", "GeminiKeyMissing", "GeminiLiveBridge", "warm_up"]
 
 logger = logging.getLogger("telcoflow.integrations.gemini_live")
 
@@ -77,6 +77,33 @@ TOOLS: dict[str, types.FunctionDeclaration] = {
 }
 Transcript = Callable[[str, str], Awaitable[None] | None]
 _KEYISH = re.compile(r"(key=|api[_-]?key[\"':= ]+)[^&\s\"']+", re.IGNORECASE)
+
+
+def warm_up() -> None:
+    """Parse one model message the way ``session.receive()`` does, once per process.
+
+    google-genai builds the validators of its response models on first use: about
+    50 ms for the first ``LiveServerMessage`` on a 2-core machine, which otherwise
+    delays the first model reply of the first call (``bench/ai_turns.py``: first
+    turn's model → agent 56 ms, the others 1.5 ms). That path is the SDK's private
+    one (``_live_converters``, ``_from_response``), so a version that moved it only
+    loses the warm-up, and the public ``model_validate`` does most of it instead.
+    """
+    sample = {"serverContent": {"modelTurn": {"parts": [{"inlineData": {
+        "mimeType": "audio/pcm;rate=24000", "data": "AAA="}}]}, "turnComplete": True,
+        "interrupted": False, "inputTranscription": {"text": "."},
+        "outputTranscription": {"text": "."}},
+        "toolCall": {"functionCalls": [{"id": "0", "name": "hang_up", "args": {}}]}}
+    try:
+        from google.genai import _live_converters
+        types.LiveServerMessage._from_response(
+            response=_live_converters._LiveServerMessage_from_mldev(sample), kwargs={})
+    except Exception:  # noqa: BLE001 - only the warm-up is lost
+        with contextlib.suppress(Exception):
+            types.LiveServerMessage.model_validate({"server_content": {"turn_complete": True}})
+
+
+warm_up()
 
 
 class GeminiKeyMissing(RuntimeError):
