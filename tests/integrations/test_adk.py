@@ -107,6 +107,10 @@ async def test_a_turn_with_transcripts_report_and_recording(tmp_path: Path) -> N
               for c in m["realtimeInput"].get("mediaChunks", [])]  # ADK's (legacy) field
     assert chunks and {c["mimeType"] for c in chunks} == {"audio/pcm;rate=16000"}
     assert report["stats"]["sent_ms"] >= 780 and report["stats"]["rejected_chunks"] == 0
+    # seed 004's monitor on both sides: the caller spoke 0.4 s, the model 0.8 s
+    caller_q, agent_q = report["quality"]["caller"], report["quality"]["agent"]
+    assert caller_q["duration_seconds"] > 1.0 and caller_q["average_quality_score"] is not None
+    assert 0.7 <= agent_q["duration_seconds"] <= 0.9
     # the recording: the caller's speech on the left, the model's reply on the right
     left, right = stereo(report["recording"])
     assert np.abs(left).max() > 2000

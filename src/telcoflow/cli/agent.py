@@ -4,7 +4,8 @@ Every call the connector is offered is answered and bridged to the model
 (:mod:`telcoflow.integrations`); when it ends, a report is written to
 ``--out``: how it ended, who spoke (transcripts), barge-ins, the audio the
 model generated, the agent sent and the caller heard, and for OpenAI the
-per-turn latency; beside it the call's recording (stereo WAV: the caller
+per-turn latency, and the audio quality of both sides (seed 004's monitor:
+SNR, clipping, score); beside it the call's recording (stereo WAV: the caller
 left, the agent right, cut where the caller barged in), unless ``--no-record``.
 
 Keys come from the environment, never the command line: ``WSS_API_KEY`` and
@@ -18,6 +19,7 @@ too, which is how the local fakes of ``telcoflow.testing`` stand in for them.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import importlib.util
 import json
 import logging
@@ -28,7 +30,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..integrations.recording import RecordedCall
+from ..integrations.recording import CallTap
 from ..sdk import Call, CallAudioConfig, SessionManager, SessionManagerConfig, SessionNotification
 from ..server import credentials
 
@@ -88,6 +90,10 @@ def main(args: Any) -> int:
         call_audio=CallAudioConfig(sample_rate=RATES[args.backend]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    bridge_class(args.backend)
+    # each call's report holds its quality alerts; a log line per alert per chunk would
+    # drown the agent's log
+    logging.getLogger("telcoflow.audio.quality").setLevel(logging.ERROR)
     try:
         asyncio.run(_serve(config, args, tools, out))
     except KeyboardInterrupt:
@@ -114,7 +120,21 @@ def _backend_problem(backend: str) -> str | None:
     return None
 
 
+def _shared_client(backend: str) -> Any:
+    """One vendor client for every call: making one (an httpx client and its TLS
+    context) takes 50-100 ms, which each caller would otherwise wait before the
+    answer. ADK makes its own, per agent."""
+    if backend == "openai":
+        from openai import AsyncOpenAI
+        return AsyncOpenAI()
+    if backend == "gemini":
+        from google import genai
+        return genai.Client(api_key=os.environ["GEMINI_API_KEY"])
+    return None
+
+
 async def _serve(config: SessionManagerConfig, args: Any, tools: set[str], out: Path) -> None:
+    client = _shared_client(args.backend)
     async with SessionManager(config) as sm:
         logger.info("agent (%s) connected; waiting for calls", args.backend)
 
@@ -124,14 +144,15 @@ async def _serve(config: SessionManagerConfig, args: Any, tools: set[str], out: 
 
             @session.on_incoming_call
             async def on_call(call: Call) -> None:
-                await answer_with_model(call, args, tools, out)
+                await answer_with_model(call, args, tools, out, client)
 
             await session.ready()
 
         await sm.run_forever()
 
 
-async def answer_with_model(call: Call, args: Any, tools: set[str], out: Path) -> Path:
+async def answer_with_model(call: Call, args: Any, tools: set[str], out: Path,
+                            client: Any = None) -> Path:
     """Answer ``call``, bridge it to the model until it ends, write its report."""
     transcript: list[dict[str, Any]] = []
     started = time.time()
@@ -144,33 +165,40 @@ async def answer_with_model(call: Call, args: Any, tools: set[str], out: Path) -
                                "model_timeout_s": args.model_timeout or None}
     if args.model:
         options["model"] = args.model
-    recorded = RecordedCall(call, out / f"call-{call.id}.wav") if args.record else None
-    bridge = _bridge(args.backend, recorded.call_view() if recorded else call, options)
+    if client is not None:
+        options["client"] = client
+    tap = CallTap(call, record_to=out / f"call-{call.id}.wav" if args.record else None)
+    bridge = bridge_class(args.backend)(tap.as_call(), **options)
     await call.answer()
     try:
         await bridge.run()
     finally:
-        recording = recorded.stop() if recorded else None
+        recording = tap.stop()
     report = {"call_id": call.id, "caller": call.caller_number, "callee": call.callee_number,
               "backend": args.backend, "duration_s": round(time.time() - started, 3),
               "ended_by": getattr(bridge, "end_reason", None) or getattr(bridge, "ended_by", None),
               "played_ms": call.played_ms, "transcript": transcript,
-              "recording": str(recording) if recording else None, **_stats(bridge)}
+              "recording": str(recording) if recording else None, "quality": tap.quality(),
+              **_stats(bridge)}
     path = out / f"call-{call.id}.json"
     path.write_text(json.dumps(report, indent=1))
     logger.info("call %s ended (%s); report in %s", call.id, report["ended_by"], path)
     return path
 
 
-def _bridge(backend: str, call: Call, options: dict[str, Any]) -> Any:
+def bridge_class(backend: str) -> Any:
+    """The backend's bridge, its vendor's SDK imported: done once, before the first call,
+    because importing ``openai`` or ``google.adk`` takes about a second and would hold
+    the first caller's answer that long."""
+    importlib.import_module(PACKAGES[backend][0])
     if backend == "openai":
         from ..integrations.openai_realtime import OpenAIRealtimeBridge
-        return OpenAIRealtimeBridge(call, **options)
+        return OpenAIRealtimeBridge
     if backend == "gemini":
         from ..integrations.gemini_live import GeminiLiveBridge
-        return GeminiLiveBridge(call, **options)
+        return GeminiLiveBridge
     from ..integrations.adk import AdkBridge
-    return AdkBridge(call, **options)
+    return AdkBridge
 
 
 def _stats(bridge: Any) -> dict[str, Any]:

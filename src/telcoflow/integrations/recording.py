@@ -1,18 +1,23 @@
-"""Recording what a bridge hears and says: :class:`RecordedCall`.
+"""Recording and scoring what a bridge hears and says: :class:`CallTap`.
 
 A bridge reads the caller through ``call.audio_stream()`` and speaks through
-``call.send_audio()``; wrapping the call in :class:`RecordedCall` puts both on an
-:class:`~telcoflow.audio.AudioBufferProcessor` (seed 002's recorder), stereo by
-default: the caller left, the agent right. The agent's audio is placed as the
-gateway plays it (queued after what is already scheduled) and cut where the
-caller barged in (``clear_send_audio_buffer``), so the file holds what the
-caller heard of the model, not everything the model generated.
+``call.send_audio()``; a :class:`CallTap` stands in for the call and copies both:
+
+- to an :class:`~telcoflow.audio.AudioBufferProcessor` (seed 002's recorder) when
+  ``record_to`` is given, stereo: the caller left, the agent right. The agent's
+  audio is placed as the gateway plays it (queued after what is already
+  scheduled) and cut where the caller barged in (``clear_send_audio_buffer``), so
+  the file holds what the caller heard of the model, not all it generated;
+- to two :class:`~telcoflow.audio.AudioQualityMonitor` (seed 004): the caller's
+  line (SNR, clipping, the score) and the model's voice, summarised by
+  :meth:`CallTap.quality`.
 
 ::
 
-    recorded = RecordedCall(call, "out/call.wav")
-    await OpenAIRealtimeBridge(recorded.call_view(), ...).run()
-    recorded.stop()      # finalises the WAV
+    tap = CallTap(call, record_to="out/call.wav")
+    await OpenAIRealtimeBridge(tap.as_call(), ...).run()
+    tap.stop()           # finalises the WAV
+    report["quality"] = tap.quality()
 """
 
 from __future__ import annotations
@@ -22,29 +27,34 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
+from ..audio.quality import AudioQualityMonitor
 from ..audio.recorder import AudioBufferProcessor
 from ..sdk.call import Call
 
-__all__ = ["RecordedCall"]
+__all__ = ["CallTap"]
 
 
-class RecordedCall:
-    """``call``, with its audio in both directions recorded to ``path`` (a WAV)."""
+class CallTap:
+    """``call``, with its audio in both directions recorded and scored."""
 
-    def __init__(self, call: Call, path: str | Path, *, num_channels: int = 2,
+    def __init__(self, call: Call, *, record_to: str | Path | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._call, self._clock = call, clock
-        self.path = Path(path)
         self.rate = call.audio_config.rate
-        # the gateway plays whole 20 ms frames and holds a frame of lead: a chunk that
-        # comes a little after the previous one ran out is heard without a gap
-        self.processor = AudioBufferProcessor(sample_rate=self.rate, num_channels=num_channels,
-                                              bot_gap_tolerance_ms=20)
-        self.processor.record_to_wav(self.path)
-        self.processor.start_recording(clock())
+        self.path = Path(record_to) if record_to is not None else None
+        self.processor: AudioBufferProcessor | None = None
+        if self.path is not None:
+            # the gateway plays whole 20 ms frames and holds a frame of lead: a chunk
+            # that comes a little after the previous one ran out is heard without a gap
+            self.processor = AudioBufferProcessor(sample_rate=self.rate, num_channels=2,
+                                                  bot_gap_tolerance_ms=20)
+            self.processor.record_to_wav(self.path)
+            self.processor.start_recording(clock())
+        self.caller_quality = AudioQualityMonitor(self.rate)
+        self.agent_quality = AudioQualityMonitor(self.rate)
         self._stopped = False
 
-    def call_view(self) -> Call:
+    def as_call(self) -> Call:
         """The call as a bridge takes it (every other attribute is the call's own)."""
         return cast(Call, self)
 
@@ -54,23 +64,36 @@ class RecordedCall:
     async def audio_stream(self, channel_id: int = 0) -> AsyncIterator[bytes]:
         async for chunk in self._call.audio_stream(channel_id):
             if not self._stopped:
-                self.processor.add_user_audio(chunk, self._clock(), self.rate)
+                self.caller_quality.analyze_audio_chunk(chunk)
+                if self.processor is not None:
+                    self.processor.add_user_audio(chunk, self._clock(), self.rate)
             yield chunk
 
     async def send_audio(self, audio_data: bytes) -> None:
         await self._call.send_audio(audio_data)
         if not self._stopped:
-            self.processor.add_bot_audio(audio_data, self._clock(), self.rate)
+            self.agent_quality.analyze_audio_chunk(audio_data)
+            if self.processor is not None:
+                self.processor.add_bot_audio(audio_data, self._clock(), self.rate)
 
     async def clear_send_audio_buffer(self) -> int:
         dropped = await self._call.clear_send_audio_buffer()
-        if not self._stopped:
+        if not self._stopped and self.processor is not None:
             self.processor.truncate_bot(self._clock())
         return dropped
 
-    def stop(self) -> Path:
+    def stop(self) -> Path | None:
         """End the recording (both tracks padded to the call's length); the WAV's path."""
         if not self._stopped:
             self._stopped = True
-            self.processor.stop_recording(self._clock())
+            if self.processor is not None:
+                self.processor.stop_recording(self._clock())
         return self.path
+
+    def quality(self) -> dict[str, Any]:
+        """Seed 004's quality summary of each side (SNR, THD, clipping, score, alerts)."""
+        keep = ("duration_seconds", "average_snr_db", "min_snr_db", "clipping_percent",
+                "average_quality_score", "min_quality_score", "alerts")
+        return {side: {k: v for k, v in monitor.get_quality_summary().items() if k in keep}
+                for side, monitor in (("caller", self.caller_quality),
+                                      ("agent", self.agent_quality))}
