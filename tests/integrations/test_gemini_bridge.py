@@ -245,3 +245,18 @@ async def test_a_model_that_goes_quiet_ends_the_call(caplog: pytest.LogCaptureFi
         assert "stalled" in server.events
     assert bridge.ended_by == "model_stalled"
     assert "the model has sent nothing since" in caplog.text
+
+
+async def test_a_message_that_is_not_json_ends_the_call_cleanly(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "telcoflow.integrations")
+    script = LiveScript(reply_delay_ms=20, garbage="<html>502 Bad Gateway</html>")
+    with GatewayThread(ring_timeout_s=10.0) as gw:
+        async with FakeLiveServer(script) as server, bridged(gw, server) as (phone, task):
+            player = asyncio.create_task(phone.play(np.concatenate([speech(0.4), silence(0.7)])))
+            assert await phone.wait_hangup(10) == "AGENT_HANGUP"
+            bridge = await asyncio.wait_for(task, 10)
+            player.cancel()
+        assert "garbage" in server.events
+    assert bridge.ended_by == "model_closed" and bridge.error
+    assert "ending the call" in caplog.text and KEY not in caplog.text

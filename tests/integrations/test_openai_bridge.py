@@ -266,3 +266,15 @@ async def test_audio_that_is_not_base64_is_dropped_and_logged_once(
         assert not phone.hung_up and heard_ms(phone) == 0
     assert bridge.stats.rejected_chunks == 10
     assert caplog.text.count("dropping such audio") == 1 and "not base64" in caplog.text
+
+
+async def test_an_event_that_is_not_json_ends_the_call_cleanly(
+        gateway: GatewayThread, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="telcoflow.integrations")
+    async with FakeRealtimeServer(FakeScript(garbage="<html>502 Bad Gateway</html>")) as server, \
+            bridged(gateway, server) as (phone, bridge, run):
+        await phone.play(utterance(0.4, 0.7))
+        assert await phone.wait_hangup(10) == "AGENT_HANGUP"
+        await asyncio.wait_for(run, 10)
+    assert bridge.end_reason == "model_error"
+    assert "ending the call" in caplog.text and "JSONDecodeError" in caplog.text

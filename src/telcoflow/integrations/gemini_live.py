@@ -141,6 +141,7 @@ class GeminiLiveBridge:
         self.interruptions = 0
         self.tool_calls: list[str] = []
         self.rejected_chunks = 0  # model audio that could not be played
+        self.error: str | None = None  # why the model's session ended, if it failed
         self.watchdog = ModelWatchdog(self.rate, model_timeout_s)
 
     def live_config(self) -> types.LiveConnectConfig:
@@ -173,17 +174,25 @@ class GeminiLiveBridge:
                     asyncio.create_task(self.watchdog.run(), name="gemini-watchdog"))
                 for task in done:
                     task.result()  # a model error surfaces here
-        except (errors.APIError, OSError, ConnectionError, ModelStalled) as exc:
-            if isinstance(exc, errors.APIError):
-                detail = f"{exc.code} {exc.status or ''}"
-            else:
-                detail = str(exc) if isinstance(exc, ModelStalled) else type(exc).__name__
-            logger.warning("Gemini Live session for call %s ended: %s; ending the call",
-                           self.call.id, _redact(str(detail)).strip())
-            self.ended_by = "model_stalled" if isinstance(exc, ModelStalled) else "model_closed"
+        except (WSSCallClosedError, BufferClosedError):
+            self.ended_by = self.ended_by or "caller"  # the call ended under the bridge
+        except Exception as exc:  # whatever the model's side raised, the call must not hang
+            self._failed(exc)
         if self.ended_by != "caller" and self.call.state != CallState.TERMINATED:
             with contextlib.suppress(WSSCallClosedError, BufferClosedError):
                 await self.call.disconnect()
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, errors.APIError):
+            detail = f"APIError {exc.code} {exc.status or ''}"
+        elif isinstance(exc, ModelStalled):
+            detail = str(exc)
+        else:  # e.g. a message that is not JSON: its type and first words, keys redacted
+            detail = f"{type(exc).__name__}: {str(exc)[:120]}"
+        self.error = _redact(detail).strip()
+        logger.warning("Gemini Live session for call %s ended: %s; ending the call",
+                       self.call.id, self.error)
+        self.ended_by = "model_stalled" if isinstance(exc, ModelStalled) else "model_closed"
 
     # ── caller → model ─────────────────────────────────────────────────────────
     async def _to_model(self, session: Any) -> None:

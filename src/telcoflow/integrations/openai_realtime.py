@@ -261,10 +261,12 @@ class OpenAIRealtimeBridge:
             self.end_reason = self.end_reason or "call_ended"
             logger.info("Call %s: bridge ended with the call", call.id)
             return
-        if isinstance(failure, _ModelEnded):
-            self.end_reason = "model_error"
-        elif isinstance(failure, ModelStalled):
+        if isinstance(failure, ModelStalled):
             self.end_reason = "model_stalled"
+        elif isinstance(failure, _ModelEnded) or (failure is not None and not isinstance(
+                failure, (OSError, ConnectionError, TimeoutError))
+                and not type(failure).__module__.startswith("websockets")):
+            self.end_reason = "model_error"  # a fatal error event, or one it could not read
         self.end_reason = self.end_reason or "model_disconnected"
         logger.warning("Call %s: the model's connection ended (%s); ending the call", call.id,
                        _redact(f"{type(failure).__name__}: {failure}") if failure else "closed")

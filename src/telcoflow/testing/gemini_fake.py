@@ -41,6 +41,7 @@ What the fake does, as the real service does it:
   ``turnComplete`` with ``usageMetadata``.
 - Faults: ``go_away_after_ms`` (``goAway`` then close 1000),
   ``drop_after_ms`` (TCP abort, no close frame), ``stall`` (no reply, ever),
+  ``garbage`` (a text frame that is not a message, instead of the reply),
   ``reply_mime`` (the reply labelled with another MIME type).
 
 Everything received is kept, keys in camelCase, in ``server.received``;
@@ -126,6 +127,7 @@ class LiveScript:
     go_away_time_left_ms: float = 50.0  # goAway.timeLeft, then the socket closes
     drop_after_ms: float | None = None
     stall: bool = False                # never answer (the socket stays open, input is read)
+    garbage: str | None = None         # sent as a text frame instead of the reply
     session_id: str | None = None      # sent in setupComplete if set
     reply_mime: str = OUTPUT_MIME      # a fault when changed: the label, not the bytes
 
@@ -448,6 +450,10 @@ class _Session:
         if s.input_text and "inputAudioTranscription" in self.setup:
             await self.send({"serverContent": {"inputTranscription": {"text": s.input_text}}})
         await asyncio.sleep(s.reply_delay_ms / 1000)
+        if s.garbage is not None:
+            self.server.events.append("garbage")
+            await self.ws.send(s.garbage)
+            return
         if s.tool_call is not None and turn == 1:
             name, args = s.tool_call
             call_id = f"function-call-{uuid.uuid4().hex[:16]}"

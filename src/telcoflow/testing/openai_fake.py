@@ -30,7 +30,7 @@ What it does (bridge-protocols.md sections 3 and 5):
 - ``conversation.item.truncate`` is checked against the audio generated for
   the item (unknown item or ``audio_end_ms`` beyond it is an ``error``);
 - faults: ``fail_with_error``, ``drop_after_ms``, ``stall``/``stall_after``,
-  ``corrupt_audio``.
+  ``corrupt_audio``, ``garbage``.
 
 Everything received is in :attr:`FakeRealtimeServer.received`; everything
 sent in :attr:`FakeRealtimeServer.sent`.
@@ -114,6 +114,8 @@ class FakeScript:
     stall: bool = False
     #: Send each audio delta as text that is not base64 (a broken model or proxy).
     corrupt_audio: bool = False
+    #: A text frame sent instead of the first response (not a valid event).
+    garbage: str | None = None
     #: Send nothing after the first event of this type was sent.
     stall_after: str | None = None
 
@@ -483,6 +485,10 @@ class _Session:
             err = {"type": "server_error", "code": None, "message": "scripted failure",
                    "param": None, "event_id": None, **self.script.fail_with_error}
             await self.send({"type": "error", "error": err})
+            return
+        if self.script.garbage is not None and self.responses == 1:
+            with contextlib.suppress(ConnectionClosed):
+                await self.ws.send(self.script.garbage)
             return
         rid = self.response_id = self.server._id("resp")
         await self.send({"type": "response.created",
