@@ -11,7 +11,8 @@ Setup, per backend, all on loopback in one run:
   a scripted ``reply_delay_ms`` (``--reply-delay``, default 200) and its server
   VAD ending the turn after 500 ms of input silence (both fakes' default);
 - the agent: our SDK in this process, answering the call and running
-  ``OpenAIRealtimeBridge`` / ``GeminiLiveBridge`` at ``--agent-rate`` (8000 Hz);
+  ``OpenAIRealtimeBridge`` / ``GeminiLiveBridge`` at ``--agent-rate`` (8000 Hz:
+  OpenAI then gets μ-law both ways, Gemini 16 kHz in and 24 kHz out);
 - the caller: ``telcoflow.testing.Phone`` dialing with PCMU at 8000 Hz, in this
   process. One call per backend; its ``--turns`` turns are sequential on that
   call: 0.6 s of loud noise (above both fakes' speech thresholds) then
@@ -186,7 +187,11 @@ class OpenAI(Backend):
     def input_voiced(self, msg: dict[str, Any]) -> bool:
         if msg.get("type") != "input_audio_buffer.append":
             return False
-        return voiced(base64.b64decode(msg.get("audio") or ""), 24000)
+        data = base64.b64decode(msg.get("audio") or "")
+        fmt = self.server.sessions[-1]["audio"]["input"]["format"]["type"]
+        if fmt == "audio/pcmu":  # the bridge's G.711 passthrough (an 8 kHz call)
+            return voiced(decode("pcmu", data), 8000)
+        return voiced(data, 24000)
 
     def vad_end_times(self) -> list[float]:
         sent: Stamped = self.server.sent

@@ -4,6 +4,7 @@ the bridge, the real ``openai`` SDK and the local Realtime fake."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -49,12 +50,14 @@ def utterance(speech_s: float, tail_s: float, seed: int = 11) -> np.ndarray:
 
 
 @asynccontextmanager
-async def bridged(gw: GatewayThread, server: FakeRealtimeServer, **options: Any,
+async def bridged(gw: GatewayThread, server: FakeRealtimeServer, *, rate: int = RATE,
+                  **options: Any,
                   ) -> AsyncIterator[tuple[Phone, OpenAIRealtimeBridge, asyncio.Task[None]]]:
-    """A caller whose call an in-process agent answered and bridged to the fake."""
+    """A caller whose call an in-process agent answered and bridged to the fake (the
+    caller and the agent's call both at ``rate``)."""
     started: asyncio.Future[tuple[OpenAIRealtimeBridge, asyncio.Task[None]]] = (
         asyncio.get_running_loop().create_future())
-    async with manager(gw, RATE) as sm, dialled(gw, RATE) as phone:
+    async with manager(gw, rate) as sm, dialled(gw, rate) as phone:
 
         @sm.on_session_notification
         async def offered(notification: SessionNotification) -> None:
@@ -278,3 +281,31 @@ async def test_an_event_that_is_not_json_ends_the_call_cleanly(
         await asyncio.wait_for(run, 10)
     assert bridge.end_reason == "model_error"
     assert "ending the call" in caplog.text and "JSONDecodeError" in caplog.text
+
+
+async def test_an_8khz_call_talks_g711_to_the_model_and_truncates_exactly(
+        gateway: GatewayThread) -> None:
+    """μ-law both ways, no resampling; played positions and truncation still exact."""
+    reply = noise(4.0, 24000, seed=5, amplitude=6000)
+    async with FakeRealtimeServer(FakeScript(reply_audio=reply, pace=2.0)) as server, \
+            bridged(gateway, server, rate=8000) as (phone, bridge, run):
+        await phone.play(np.concatenate([noise(0.4, 8000, seed=11),
+                                         np.zeros(4800, np.int16)]))
+        while len(voiced_frames(phone.received(), 160)) < 160 * 25:  # 500 ms of the reply
+            await phone.wait_frames(phone.frames_received + 1)
+        interrupting = asyncio.create_task(phone.play(noise(1.0, 8000, seed=9)))
+        truncate = await server.wait_for("conversation.item.truncate", timeout=10)
+        await phone.wait_frames(phone.frames_received + 10)
+        heard = len(voiced_frames(phone.received(), 160)) // 160 * 20
+        interrupting.cancel()
+        appended = await server.wait_for("input_audio_buffer.append")
+    session = server.sessions[0]
+    assert bridge.g711
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert session["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+    assert len(base64.b64decode(appended["audio"])) == 160  # 20 ms of μ-law, not 24 kHz PCM
+    assert abs(truncate["audio_end_ms"] - heard) <= 20
+    assert bridge.stats.generated_ms > truncate["audio_end_ms"]
+    with pytest.raises(ValueError, match="8000 Hz"):
+        OpenAIRealtimeBridge(Call("id", "a", "b", "ws://x", "t"), client=AsyncOpenAI(api_key="x"),
+                             g711=True)

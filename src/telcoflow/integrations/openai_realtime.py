@@ -11,10 +11,12 @@
 What :meth:`OpenAIRealtimeBridge.run` does, until the call or the model ends:
 
 - one ``session.update`` (GA: ``session.type`` ``realtime``, audio only,
-  ``audio/pcm`` at 24 kHz both ways, server VAD, the allowed tools);
-- the caller's audio (PCM16 at the call's rate) resampled to 24 kHz, as
-  ``input_audio_buffer.append``; the model's audio deltas resampled to the
-  call's rate and handed to ``call.send_audio``;
+  ``audio/pcm`` at 24 kHz both ways, or ``audio/pcmu`` when the call is at
+  8 kHz (``g711``), server VAD, the allowed tools);
+- the caller's audio (PCM16 at the call's rate) resampled to 24 kHz (or
+  μ-law encoded), as ``input_audio_buffer.append``; the model's audio deltas
+  resampled to the call's rate (or μ-law decoded) and handed to
+  ``call.send_audio``;
 - barge-in: on ``input_audio_buffer.speech_started`` while the caller may
   still be hearing the model, ``call.clear_send_audio_buffer()``; then
   ``call.played_ms`` (where the caller stopped hearing, to the frame) less the
@@ -50,6 +52,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..audio.codec import decode, encode
 from ..audio.polyphase import PolyphaseResampler
 from ..sdk.call import Call, CommandResult
 from ..sdk.enums import CallState
@@ -138,10 +141,58 @@ class _Item:
 
     item_id: str
     start_ms: float          # played position at which its audio begins
-    generated_ms: float = 0.0  # model audio received (24 kHz)
+    generated_ms: float = 0.0  # model audio received
     sent_samples: int = 0    # handed to the call (call rate)
     done: bool = False
     cut: bool = False
+
+
+class _Pcm24:
+    """The model's audio as PCM16 at 24 kHz, resampled from and to the call's rate."""
+
+    def __init__(self, call_rate: int) -> None:
+        self.format: dict[str, Any] = {"type": "audio/pcm", "rate": MODEL_RATE}
+        self._up = PolyphaseResampler(call_rate, MODEL_RATE)
+        self._down = ModelAudio(call_rate, MODEL_RATE)
+
+    def to_model(self, pcm: bytes) -> bytes:
+        return self._up.process(pcm)
+
+    def to_call(self, data: bytes) -> bytes:
+        return self._down.to_call(None, data)
+
+    def ms(self, data: bytes) -> float:
+        return len(data) / (2 * MODEL_RATE / 1000)
+
+    def flush(self) -> bytes:
+        return self._down.flush()
+
+    def reset(self) -> None:
+        self._down.reset()
+
+
+class _G711:
+    """An 8 kHz call's audio as G.711 both ways: no resampling, a third of the bytes,
+    and the same samples the phone line carries (μ-law round trips exactly)."""
+
+    def __init__(self, codec: str = "pcmu") -> None:
+        self.codec = codec
+        self.format: dict[str, Any] = {"type": f"audio/{codec}"}
+
+    def to_model(self, pcm: bytes) -> bytes:
+        return encode(self.codec, pcm)
+
+    def to_call(self, data: bytes) -> bytes:
+        return decode(self.codec, data)
+
+    def ms(self, data: bytes) -> float:
+        return len(data) / 8
+
+    def flush(self) -> bytes:
+        return b""
+
+    def reset(self) -> None:
+        pass
 
 
 def _redact(text: str) -> str:
@@ -163,7 +214,7 @@ class OpenAIRealtimeBridge:
                  on_transcript: Transcript | None = None,
                  input_transcription_model: str | None = None,
                  ring_time_seconds: int = 30, greeting: str | None = None,
-                 model_timeout_s: float | None = 15.0) -> None:
+                 model_timeout_s: float | None = 15.0, g711: bool | None = None) -> None:
         unknown = set(tools) - TOOLS.keys()
         if unknown:
             raise ValueError(f"unknown tools {sorted(unknown)}; known: {sorted(TOOLS)}")
@@ -190,8 +241,12 @@ class OpenAIRealtimeBridge:
         #: Why :meth:`run` returned: ``call_ended``, ``model_disconnected``, ``model_error``
         #: or ``model_stalled``.
         self.end_reason: str | None = None
-        self._up = PolyphaseResampler(self.rate, MODEL_RATE)
-        self._down = ModelAudio(self.rate, MODEL_RATE)
+        #: ``audio/pcmu`` both ways when the call is at 8 kHz (``g711=None``: so), else
+        #: ``audio/pcm`` at 24 kHz.
+        self.g711 = self.rate == 8000 if g711 is None else g711
+        if self.g711 and self.rate != 8000:
+            raise ValueError("g711=True needs a call at 8000 Hz (CallAudioConfig)")
+        self._wire: _Pcm24 | _G711 = _G711() if self.g711 else _Pcm24(self.rate)
         self.watchdog = ModelWatchdog(self.rate, model_timeout_s)
         self._queued_samples = 0     # agent audio handed to the call, on the played timeline
         self._item: _Item | None = None
@@ -205,7 +260,7 @@ class OpenAIRealtimeBridge:
 
     def session_config(self) -> dict[str, Any]:
         """The GA ``session`` object sent in ``session.update``."""
-        fmt = {"type": "audio/pcm", "rate": MODEL_RATE}
+        fmt = self._wire.format
         audio_in: dict[str, Any] = {
             "format": fmt,
             "turn_detection": {"type": "server_vad", "create_response": True,
@@ -279,9 +334,9 @@ class OpenAIRealtimeBridge:
     async def _uplink(self, conn: AsyncRealtimeConnection) -> None:
         async for chunk in self.call.audio_stream():
             self.watchdog.caller_audio(chunk)
-            pcm = self._up.process(chunk)
-            if pcm:
-                await conn.input_audio_buffer.append(audio=base64.b64encode(pcm).decode("ascii"))
+            data = self._wire.to_model(chunk)
+            if data:
+                await conn.input_audio_buffer.append(audio=base64.b64encode(data).decode("ascii"))
 
     # ── model → caller ─────────────────────────────────────────────────────
 
@@ -299,15 +354,15 @@ class OpenAIRealtimeBridge:
         kind = _field(event, "type")
         if kind == "response.output_audio.delta":
             try:
-                pcm24 = base64.b64decode(event.delta, validate=True)
+                data = base64.b64decode(event.delta, validate=True)
             except (binascii.Error, ValueError):
                 self._bad_audio(f"an audio delta that is not base64 ({len(event.delta)} chars)")
                 return
-            await self._on_audio(event.item_id, pcm24)
+            await self._on_audio(event.item_id, data)
         elif kind == "response.output_audio.done":
             item = self._item
             if item is not None and item.item_id == event.item_id and not item.cut:
-                await self._to_call(item, self._down.flush())
+                await self._to_call(item, self._wire.flush())
                 item.done = True
         elif kind == "input_audio_buffer.speech_started":
             self._speech_stopped_at = None
@@ -328,17 +383,18 @@ class OpenAIRealtimeBridge:
         elif kind == "error":
             self._on_error(event.error)
 
-    async def _on_audio(self, item_id: str, pcm24: bytes) -> None:
+    async def _on_audio(self, item_id: str, data: bytes) -> None:
         if item_id in self._cut_items:
             return  # the caller interrupted it: what is still coming is not played
         item = self._item
         if item is None or item.item_id != item_id:
             if item is not None and not item.done and not item.cut:
-                await self._to_call(item, self._down.flush())
+                await self._to_call(item, self._wire.flush())
             item = self._item = _Item(item_id, self._queued_samples * 1000 / self.rate)
-        item.generated_ms += len(pcm24) / (2 * MODEL_RATE / 1000)
-        self.stats.generated_ms += len(pcm24) / (2 * MODEL_RATE / 1000)
-        await self._to_call(item, self._down.to_call(None, pcm24))
+        ms = self._wire.ms(data)
+        item.generated_ms += ms
+        self.stats.generated_ms += ms
+        await self._to_call(item, self._wire.to_call(data))
 
     def _bad_audio(self, what: str) -> None:
         self.stats.rejected_chunks += 1
@@ -371,7 +427,7 @@ class OpenAIRealtimeBridge:
             return  # already heard to its end
         await self.call.clear_send_audio_buffer()
         played = self.call.played_ms
-        self._down.reset()
+        self._wire.reset()
         self._queued_samples = played * self.rate // 1000  # nothing is queued any more
         item.cut = True
         self._cut_items.add(item.item_id)

@@ -149,8 +149,10 @@ class _BetaShape(Exception):
 
 
 def _merge(base: Event, patch: Mapping[str, Any]) -> None:
+    """Objects are merged field by field, except an audio ``format``, which is replaced
+    whole (``{"type": "audio/pcmu"}`` has no rate to keep)."""
     for key, value in patch.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+        if key != "format" and isinstance(value, Mapping) and isinstance(base.get(key), dict):
             _merge(base[key], value)
         else:
             base[key] = copy.deepcopy(value)
