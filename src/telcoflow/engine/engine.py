@@ -338,6 +338,11 @@ class Engine:
         call = self.calls.get(call_id)
         return call.session.connector_uuid if call is not None and call.live else None
 
+    def agent_link(self, call_id: str) -> AgentLink | None:
+        """A live call's agent link now, if it has one."""
+        call = self.calls.get(call_id)
+        return call.agent if call is not None and call.live else None
+
     def agent_attach(self, call_id: str, link: AgentLink) -> None:
         """An agent link for ``call_id`` opened; a newer one supersedes the older."""
         call = self.calls.get(call_id)

@@ -10,6 +10,7 @@ object.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,6 +20,42 @@ T = TypeVar("T")
 
 # What a client accepts from a server: generous, a newer server may send more than we know.
 CLIENT_READ_LIMIT = 1024 * 1024
+#: Deepest nesting any plane's frame may have. Ours need 4; json's C parser recurses
+#: once per level, and 1,000 levels raise RecursionError instead of a parse error.
+MAX_DEPTH = 32
+# a JSON string (skipped whole, brackets inside it do not count) or one bracket
+_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+class TooDeep(ValueError):
+    """A JSON text nested deeper than :data:`MAX_DEPTH`."""
+
+
+def check_depth(text: str | bytes, limit: int = MAX_DEPTH) -> None:
+    """Raise :class:`TooDeep` if ``text`` nests deeper than ``limit``, before parsing it.
+    Counting brackets (in C) settles almost every frame; only a frame with more than
+    ``limit`` openers is scanned, skipping strings."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                raise TooDeep(f"JSON nested more than {limit} levels deep")
+        elif token in (b"]", b"}"):
+            depth -= 1
+
+
+def loads_bounded(text: str | bytes, depth: int = MAX_DEPTH) -> Any:
+    """``json.loads`` with the nesting bounded first; every failure a ``ValueError``."""
+    check_depth(text, depth)
+    try:
+        return json.loads(text)
+    except RecursionError:  # a depth check gone wrong must still not escape as one
+        raise TooDeep("JSON nested too deeply") from None
 
 
 def decode_object(frame: str | bytes, limit: int) -> dict[str, Any]:
@@ -26,7 +63,9 @@ def decode_object(frame: str | bytes, limit: int) -> dict[str, Any]:
     if len(frame) > limit:
         raise FrameTooLarge(f"frame of {len(frame)} bytes exceeds the {limit}-byte limit")
     try:
-        obj = json.loads(frame)
+        obj = loads_bounded(frame)
+    except TooDeep as exc:
+        raise MalformedFrame(f"frame is not acceptable JSON: {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedFrame(f"frame is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._json import CLIENT_READ_LIMIT, dumps, str_or_empty
+from ._json import CLIENT_READ_LIMIT, dumps, loads_bounded, str_or_empty
 from ._json import Unknown as Unknown  # re-exported: part of BotMessage
 from .errors import VaicMessageError
 
@@ -158,7 +157,7 @@ def parse_vaic_text(text: str | bytes, fmt: MediaFormat | None = None) -> VaicMe
         raise VaicMessageError(f"message of {len(text)} bytes exceeds the {MAX_TEXT_BYTES}-byte "
                                "limit", "FRAME_TOO_LARGE")
     try:
-        obj = json.loads(text)
+        obj = loads_bounded(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise VaicMessageError(f"message is not valid JSON: {exc}", "BAD_JSON") from None
     if not isinstance(obj, dict):
@@ -420,7 +419,7 @@ def parse_bot_text(text: str | bytes) -> BotMessage:
     if len(text) > CLIENT_READ_LIMIT:
         return Unknown("oversized")
     try:
-        obj = json.loads(text)
+        obj = loads_bounded(text)
     except (ValueError, UnicodeDecodeError):
         return Unknown("not-json")
     if not isinstance(obj, dict):

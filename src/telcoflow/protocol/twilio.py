@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
 
+from ._json import loads_bounded
 from .errors import ProtocolError
 
 VOICE_PATH = "/v1/twilio/voice"   # the number's "A call comes in" webhook (POST)
@@ -149,7 +150,7 @@ def _object(text: str | bytes) -> dict[str, Any]:
         raise TwilioFrameError("FRAME_TOO_LARGE", f"frame of {len(text)} bytes exceeds the "
                                f"{MAX_FRAME_CHARS}-byte limit")
     try:
-        obj = json.loads(text)
+        obj = loads_bounded(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise TwilioFrameError("BAD_JSON", f"frame is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):

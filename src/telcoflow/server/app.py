@@ -8,6 +8,7 @@ diallers (``gateway.engine.add_dialler``); nothing here names one.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import re
@@ -22,7 +23,7 @@ from . import rest
 from .auth import Authenticator
 from .config import GatewayConfig
 from .errors import AuthError, GatewayError, NotFoundError
-from .netio import HttpRequest, HttpResponse, NetServer, WsAccept, WsReject, serve
+from .netio import HttpRequest, HttpResponse, NetLimits, NetServer, WsAccept, WsReject, serve
 from .sm_ws import SmLink
 from .voice_ws import VoiceConn
 
@@ -120,8 +121,11 @@ class Gateway:
         loop = asyncio.get_running_loop()
         self.clock.now = loop.time
         self._driver = EngineDriver(self.engine, loop)
-        self._server = await serve(self.route, self.config.host, self.config.port,
-                                   self._ssl_context())
+        cfg = self.config
+        self._server = await serve(self.route, cfg.host, cfg.port, self._ssl_context(),
+                                   limits=NetLimits(cfg.max_connections,
+                                                    cfg.max_pending_per_source,
+                                                    cfg.listen_backlog))
         for start, _ in self._services:
             await start()
         if self.config.port == 0:
@@ -183,7 +187,18 @@ class Gateway:
             return WsReject(410, f"call {call_id} has ended or does not exist")
         if owner != connector_uuid:
             return WsReject(403, "voice token belongs to another connector")
-        return WsAccept(VoiceConn(self.engine, call_id), vp.MAX_AUDIO_BYTES + 1)
+        token_id = hashlib.sha256(request.headers.get("authorization", "").encode(
+            "utf-8", "surrogateescape")).digest()
+        current = self.engine.agent_link(call_id)
+        if current is not None and getattr(current, "token_id", None) == token_id:
+            # a token opens one connection at a time: a copy of it cannot take a live call
+            # from its agent. Once that link is gone the agent may reconnect with it
+            # (within agent_reconnect_grace_s); a newer call.in's token (a RESUME claim)
+            # supersedes the old link as before.
+            return WsReject(409, f"call {call_id} already has a voice connection opened "
+                                 "with this token; a voice token opens one at a time")
+        return WsAccept(VoiceConn(self.engine, call_id, token_id=token_id),
+                        vp.MAX_AUDIO_BYTES + 1)
 
 
 def _reject(websocket: bool, exc: GatewayError) -> HttpResponse | WsReject:

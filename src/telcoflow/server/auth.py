@@ -35,7 +35,11 @@ class Authenticator:
             if connector is None:
                 raise AuthError("invalid API key")
             claimed = headers.get("x-connector-uuid")
-            if claimed is not None and not hmac.compare_digest(claimed, connector.uuid):
+            if not claimed:
+                raise AuthError("missing x-connector-uuid: send it with x-api-key")
+            # bytes: compare_digest refuses a str with non-ASCII characters (a TypeError)
+            if not hmac.compare_digest(claimed.encode("utf-8", "surrogateescape"),
+                                       connector.uuid.encode()):
                 raise AuthError("the API key does not belong to connector in x-connector-uuid")
             return connector
         if peer_cert is not None:

@@ -15,6 +15,9 @@ TOML shape::
     resume_grace_s = 30
     connect_ring_cap_s = 120             # longest call.connect rings the subscriber
     missed_ring_s = 20                   # MISSED_ONLY: subscriber rings this long first
+    max_connections = 8192               # connections in all; beyond: 503 and close
+    max_pending_per_source = 64          # per address, not yet a WebSocket (unauthenticated)
+    listen_backlog = 1024
     [[connectors]]
     uuid = "…"
     api_keys = ["…"]
@@ -146,6 +149,11 @@ class GatewayConfig:
     connect_ring_cap_s: float = 120.0
     # inboundCall MISSED_ONLY: how long the subscriber's line rings before agents get the call
     missed_ring_s: float = 20.0
+    # connections (netio.NetLimits): in all; per source address before they are a
+    # WebSocket (the unauthenticated state); the listen queue
+    max_connections: int = 8192
+    max_pending_per_source: int = 64
+    listen_backlog: int = 1024
     tls: TlsConfig | None = None
     sip: SipConfig | None = None
     twilio: TwilioConfig | None = None
@@ -208,7 +216,8 @@ def load_file(path: str | Path) -> GatewayConfig:
                         audiocodes=_audiocodes(raw))
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
-                 "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s"):
+                 "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
+                 "max_connections", "max_pending_per_source", "listen_backlog"):
         if name in server:
             setattr(cfg, name, server[name])
     validate(cfg)
@@ -229,6 +238,10 @@ def validate(cfg: GatewayConfig) -> None:
             seen_keys.add(key)
     if not 10 <= cfg.playout_target_ms <= 2000:
         raise ConfigError("playout_target_ms must be between 10 and 2000")
+    for name in ("max_connections", "max_pending_per_source", "listen_backlog"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, not {value!r}")
 
 
 def dev_sip(listen: str) -> SipConfig:

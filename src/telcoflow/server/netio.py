@@ -18,6 +18,16 @@ peer has ``close`` seconds to finish a close the server started. What is due
 when is decided by :class:`TimeoutPolicy` (sans-I/O: it is given ``now``); one
 sweeper per server applies it to every connection each
 ``NetTimeouts.sweep_interval``, so a read costs no timer, only a flag.
+
+And bounded in number (:class:`NetLimits`): at most ``max_connections`` in all,
+and at most ``max_pending_per_source`` per source address that are not yet a
+WebSocket (still reading a request, or idling between HTTP requests): the
+unauthenticated state a slowloris or idle flood lives in. So one address cannot
+stop another's new call; an address's open WebSockets (authenticated calls) do
+not count against it. A refused connection gets a one-line 503 and is closed at
+once (its descriptor is back in microseconds). Accept errors (descriptors
+exhausted) are logged once per ``ACCEPT_LOG_INTERVAL`` with a count, not once
+per attempt.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ MAX_BODY_BYTES = 64 * 1024
 READ_BUFFER = 64 * 1024  # one per server: every connection reads into it (see get_buffer)
 WS_RECV_BUFFER = 8 * 1024  # per WebSocket, for a frame cut across reads; given back when empty
 WRITE_BUFFER_LIMIT = 512 * 1024  # a reader this far behind is dropped, not buffered forever
+ACCEPT_LOG_INTERVAL = 10.0  # seconds between two log lines about failing accept() calls
 
 _WS_LOGGER = NoDebugLogger(logging.getLogger("telcoflow.server.websocket"), {})
 
@@ -96,6 +107,51 @@ class WsReject:
 
 
 Router = Callable[[HttpRequest, bool], "HttpResponse | WsAccept | WsReject"]
+
+
+@dataclass(frozen=True, slots=True)
+class NetLimits:
+    """How many connections the server holds (see the module docstring)."""
+
+    max_connections: int = 8192       # every connection, in any phase
+    max_pending_per_source: int = 64  # per source address, not yet a WebSocket
+    backlog: int = 1024               # the listen queue (asyncio's default is 100)
+
+
+class Admission:
+    """Who may connect, by count (sans-I/O): ``admit`` at accept, ``upgraded`` when a
+    connection became a WebSocket, ``left`` when it closed."""
+
+    def __init__(self, limits: NetLimits) -> None:
+        self.limits = limits
+        self.total = 0
+        self.pending: dict[str, int] = {}  # source address → connections not yet upgraded
+
+    def admit(self, source: str) -> str | None:
+        """None if admitted (and counted), else why not."""
+        if self.total >= self.limits.max_connections:
+            return f"the server holds its limit of {self.limits.max_connections} connections"
+        if self.pending.get(source, 0) >= self.limits.max_pending_per_source:
+            return (f"{source} has {self.limits.max_pending_per_source} connections that have"
+                    " not completed a request; finish or close them first")
+        self.total += 1
+        self.pending[source] = self.pending.get(source, 0) + 1
+        return None
+
+    def upgraded(self, source: str) -> None:
+        self._unpend(source)
+
+    def left(self, source: str, pending: bool) -> None:
+        self.total -= 1
+        if pending:
+            self._unpend(source)
+
+    def _unpend(self, source: str) -> None:
+        left = self.pending.get(source, 0) - 1
+        if left > 0:
+            self.pending[source] = left
+        else:
+            self.pending.pop(source, None)
 
 
 # ── timeouts: the policy, sans-I/O ──────────────────────────────────────────────
@@ -245,11 +301,26 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         self._handler: WsHandler | None = None
         self._ws_conn: WsConnection | None = None
         self._closed_reported = False
+        self._source = ""
+        self._admitted = False
+        self._pending_source = False  # counted as not yet a WebSocket
 
     # ── asyncio.BufferedProtocol ───────────────────────────────────────────
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only alike
         self._transport = cast(asyncio.Transport, transport)
+        client = self._client()
+        self._source = client[0] if client is not None else ""
+        refused = self._server.admission.admit(self._source)
+        if refused is not None:
+            self._policy.enter(Phase.CLOSING, self._server.now())
+            body = refused.encode()
+            self._transport.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: "
+                                  b"text/plain\r\ncontent-length: %d\r\nconnection: close"
+                                  b"\r\nretry-after: 1\r\n\r\n%s" % (len(body), body))
+            self._transport.close()
+            return
+        self._admitted = self._pending_source = True
         self._server.connection_opened(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -289,6 +360,10 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self._admitted:
+            return
+        self._server.admission.left(self._source, self._pending_source)
+        self._pending_source = False
         self._server.connection_closed(self)
         if self._codec is not None:
             self._codec.receive_eof()  # the close code is final now
@@ -442,7 +517,8 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         hdrs = [("content-type", outcome.content_type),
                 ("content-length", str(len(outcome.body))), *outcome.headers]
         out = self._h11.send(h11.Response(status_code=outcome.status, headers=hdrs))
-        out += self._h11.send(h11.Data(data=outcome.body)) or b""
+        if req.method != b"HEAD":  # HEAD: the GET's headers, no body (h11 refuses one)
+            out += self._h11.send(h11.Data(data=outcome.body)) or b""
         out += self._h11.send(h11.EndOfMessage()) or b""
         self._transport.write(out)
 
@@ -454,6 +530,11 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         handshake = ServerProtocol(logger=_WS_LOGGER)
         handshake.receive_data(head)
         requests = [e for e in handshake.events_received() if isinstance(e, WsRequest)]
+        if not requests:  # websockets could not parse it and would close without a word
+            exc = handshake.handshake_exc
+            why = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
+            self._plain_error(400, f"malformed upgrade request: {why}")
+            return
         accepted = self._route_upgrade(handshake, requests[0]) if requests else None
         for chunk in handshake.data_to_send():
             if chunk:
@@ -469,6 +550,8 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         self._codec, self._handler = codec, accepted.handler
         self._ws_conn = WsConnection(codec, self._transport, self, self._client())
         self._policy.enter(Phase.WEBSOCKET, self._server.now())
+        self._server.admission.upgraded(self._source)
+        self._pending_source = False
         self._handler.on_open(self._ws_conn)
         self._replay(rest)  # frames the client sent right behind its request
 
@@ -543,8 +626,12 @@ class NetServer:
     """What :func:`serve` returns: asyncio.Server's ``sockets``, ``close()`` and
     ``wait_closed()``, plus :meth:`shutdown` and the sweeper that runs the timeouts."""
 
-    def __init__(self, router: Router, timeouts: NetTimeouts) -> None:
+    def __init__(self, router: Router, timeouts: NetTimeouts,
+                 limits: NetLimits | None = None) -> None:
         self.timeouts = timeouts
+        self.admission = Admission(limits or NetLimits())
+        self._accept_errors = 0
+        self._accept_logged_at = -ACCEPT_LOG_INTERVAL
         self._router = router
         self._loop = asyncio.get_running_loop()
         self._server: asyncio.Server | None = None
@@ -559,7 +646,9 @@ class NetServer:
         tls_timeout = self.timeouts.handshake if ssl_context is not None else None
         self._server = await self._loop.create_server(
             lambda: HttpWsProtocol(self._router, self), host, port, ssl=ssl_context,
-            reuse_address=True, ssl_handshake_timeout=tls_timeout)
+            reuse_address=True, ssl_handshake_timeout=tls_timeout,
+            backlog=self.admission.limits.backlog)
+        self._quiet_accept_errors()
         self._serving = True
         self._schedule_sweep()
 
@@ -607,6 +696,29 @@ class NetServer:
             await self._wait_drained(1.0)  # connection_lost runs on the next loop turns
         self._stop_sweeper()
         await self.wait_closed()
+
+    def _quiet_accept_errors(self) -> None:
+        """asyncio reports every failed accept() (EMFILE when descriptors run out) with a
+        traceback, thousands a second under a flood: count them, log one line a while."""
+        previous = self._loop.get_exception_handler()
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            exc = context.get("exception")
+            if isinstance(exc, OSError) and "accept" in str(context.get("message", "")):
+                self._accept_errors += 1
+                now = self._loop.time()
+                if now - self._accept_logged_at >= ACCEPT_LOG_INTERVAL:
+                    logger.error("accept() failed %d time(s) in the last %.0f s (%s); new "
+                                 "connections wait in the listen queue", self._accept_errors,
+                                 ACCEPT_LOG_INTERVAL, exc.strerror or exc)
+                    self._accept_errors, self._accept_logged_at = 0, now
+                return
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        self._loop.set_exception_handler(handler)
 
     # ── bookkeeping, called by the connections ────────────────────────────
     def connection_opened(self, conn: HttpWsProtocol) -> None:
@@ -657,7 +769,8 @@ class NetServer:
 
 async def serve(router: Router, host: str, port: int,
                 ssl_context: ssl.SSLContext | None = None,
-                timeouts: NetTimeouts | None = None) -> NetServer:
-    server = NetServer(router, timeouts or NetTimeouts())
+                timeouts: NetTimeouts | None = None, limits: NetLimits | None = None
+                ) -> NetServer:
+    server = NetServer(router, timeouts or NetTimeouts(), limits)
     await server.start(host, port, ssl_context)
     return server

@@ -78,8 +78,15 @@ class SmLink:
             self.engine.link_down(self)
 
     def on_binary(self, data: bytes) -> None:
+        # counted like text: a binary flood gets the same bucket and error budget
+        if not self._bucket.take(self._clock()):
+            self.close(1008, "too many frames: slow down")
+            return
+        self._errors += 1
         self._error(None, "INVALID_REQUEST",
                     "the session-manager plane takes JSON text frames only")
+        if self._errors > MAX_ERRORS:
+            self.close(1008, "too many invalid frames")
 
     def on_text(self, text: str) -> None:
         if not self._bucket.take(self._clock()):

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 AUDIO_BURST_S = 1.0   # a phone may run this far ahead of real time
 AUDIO_RATE_X = 1.5    # and sustain this multiple of real time
+TEXT_PER_S = 50       # control frames a phone may send, sustained (a burst of twice that)
+MAX_ERRORS = 50       # refused frames (text or audio) before the connection is closed
 
 _ENDED = Line.ENDED  # checked on every audio frame; an enum lookup costs ~60 ns (3.11)
 # the wire's hang-up reasons, per engine reason
@@ -142,6 +144,8 @@ class PhoneConn:
         self._conn: WsConnection | None = None
         self._clock = clock
         self._audio_bucket: TokenBucket | None = None
+        self._text_bucket = TokenBucket(TEXT_PER_S, 2 * TEXT_PER_S, clock())
+        self._errors = 0
         self._silence = b""
         self._sample_bytes = 2
 
@@ -178,11 +182,26 @@ class PhoneConn:
         self.state = Line.ENDED
 
     def on_text(self, text: str) -> None:
+        if not self._text_bucket.take(self._clock()):
+            self._close_flood("too many frames: slow down")
+            return
         try:
             frame = pp.parse_phone_text(text)
             self._handle(frame)
         except (perr.ProtocolError, CodedError) as exc:
-            self.send_text(pp.build_error(exc.code, exc.message))
+            self._refused(exc.code, exc.message)
+
+    def _refused(self, code: str, message: str) -> None:
+        """An error answered; past ``MAX_ERRORS`` the phone is closed, whatever it sends."""
+        self._errors += 1
+        if self._errors <= MAX_ERRORS:
+            self.send_text(pp.build_error(code, message))
+        else:
+            self._close_flood("too many invalid frames")
+
+    def _close_flood(self, reason: str) -> None:
+        if self._conn is not None:
+            self._conn.close(1008, reason)
 
     def on_binary(self, data: bytes) -> None:
         leg = self.leg if self.number else self.caller_leg
@@ -191,7 +210,7 @@ class PhoneConn:
             self._audio_refused()
             return
         if len(data) % self._sample_bytes:
-            self.send_text(pp.build_error("INVALID_AUDIO", "pcm16 audio needs an even byte count"))
+            self._refused("INVALID_AUDIO", "pcm16 audio needs an even byte count")
             return
         if not bucket.take(self._clock(), len(data)):
             self.audio_dropped += len(data)
@@ -203,7 +222,7 @@ class PhoneConn:
         try:
             self.state = LINE.step(self.state, LineEvent.AUDIO)
         except TelephonyError as exc:
-            self.send_text(pp.build_error(exc.code, exc.message))
+            self._refused(exc.code, exc.message)
 
     # ── frames ───────────────────────────────────────────────────────────────
     def _handle(self, frame: pp.PhoneFrame) -> None:
