@@ -661,3 +661,36 @@ async def test_garbage_at_one_calls_rtp_port_leaves_another_call_alone(
     first = rtp_report(caplog, c1.call.id)
     assert (first.audio_packets, first.malformed, first.rtcp, first.wrong_payload_type,
             first.foreign) == (sent, 40, 20, 20, 20), first
+
+
+@pytest.fixture
+def quick_rtp_timeout() -> Iterator[GatewayThread]:
+    config = embedded_defaults(port=0)
+    config.sip = sip_config(rtp_timeout_s=0.6)
+    with GatewayThread(config, ring_timeout_s=10.0) as gw:
+        yield gw
+
+
+async def test_a_caller_whose_rtp_stops_is_hung_up_with_a_bye_that_says_why(
+        quick_rtp_timeout: GatewayThread, rtp_socket: Callable[[], RtpPeer]) -> None:
+    """A phone that vanished without a BYE (crashed, unplugged): after rtp_timeout_s of no
+    RTP the gateway sends BYE with a Reason and the agent's call ends; a held call, which
+    sends no RTP by agreement, is not hung up."""
+    gw, rtp, source = quick_rtp_timeout, rtp_socket(), RtpSource()
+    loop = asyncio.get_running_loop()
+    async with caller_and_agent(gw) as (peer, agent):
+        dialog, call, media = await answered_call(gw, peer, agent, rtp)
+        dialog.invite(sdp_offer(rtp.port, "inactive", 2))  # hold: no RTP, by agreement
+        held = await peer.response((dialog.cseq, "INVITE"))
+        dialog.ack(held)
+        await peer.nothing(1.2, lambda m: m.method == "BYE", "BYE while on hold")
+        dialog.invite(sdp_offer(rtp.port, "sendrecv", 3))  # resume, then one last packet
+        resumed = await peer.response((dialog.cseq, "INVITE"))
+        dialog.ack(resumed)
+        await paced([[(rtp, source.packet(f), media)] for f in pcmu_tone(3000, 5)])
+        stopped = loop.time()
+        bye = await peer.request("BYE")
+        assert loop.time() - stopped >= 0.6
+        assert "no RTP for" in (bye.header("Reason") or ""), str(bye)
+        peer.respond(bye, 200)
+        await agent.until(lambda: call.ended, "end of the agent's call")

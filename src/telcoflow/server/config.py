@@ -32,6 +32,7 @@ TOML shape::
     public_host = "203.0.113.7"           # in Via, Contact and SDP (default: listen host)
     rtp_ports = "20000-20999"
     invites_per_second = 20               # per source; beyond: 503 Retry-After
+    rtp_timeout_s = 30                    # no RTP this long (not on hold): BYE; 0: never
     [[sip.trunks]]
     name = "carrier"
     sources = ["198.51.100.0/24"]         # who may send us INVITEs
@@ -109,6 +110,9 @@ class SipConfig:
     trunks: list[SipTrunk] = field(default_factory=list)
     allow_uri_dialing: bool = False  # agents may dial sip: URIs directly (development)
     invites_per_second: float = 20.0  # per source address; beyond: 503 with Retry-After
+    # a call whose caller sends no RTP this long (not on hold) is hung up with a BYE:
+    # the remote is gone without one (crashed, unplugged, NAT binding lost); 0: never
+    rtp_timeout_s: float = 30.0
 
     @property
     def advertised_host(self) -> str:
@@ -270,7 +274,8 @@ def _sip(raw: dict[str, Any]) -> SipConfig | None:
     trunks = [_trunk(t, i) for i, t in enumerate(table.get("trunks", []))]
     return SipConfig(host, port, table.get("public_host"), int(low), int(high), trunks,
                      bool(table.get("allow_uri_dialing", False)),
-                     float(table.get("invites_per_second", 20.0)))
+                     float(table.get("invites_per_second", 20.0)),
+                     float(table.get("rtp_timeout_s", 30.0)))
 
 
 def _twilio(raw: dict[str, Any]) -> TwilioConfig | None:

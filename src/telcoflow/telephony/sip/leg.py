@@ -69,6 +69,7 @@ class SipLeg(PlaysOnArrival):  # no transfer: REFER is not implemented
     auth_tried: bool = False
     _codec: str = "pcmu"             # what goes in our RTP (pcmu / pcma)
     _silence: bytes = b""            # 20 ms of it, encoded
+    _rtp_seen_at: float | None = None  # the last RTP packet (or the media start, or hold)
 
     # ── the engine's Leg port ────────────────────────────────────────────────
     @property
@@ -98,7 +99,12 @@ class SipLeg(PlaysOnArrival):  # no transfer: REFER is not implemented
             self._send(event)
         if self.on_hold:
             stream.skip()
+            self._rtp_seen_at = now  # nothing is expected on hold: the clock restarts after
         else:
+            if self._rtp_seen_at is None:
+                self._rtp_seen_at = now
+            elif self.ua.media_silent(self, now - self._rtp_seen_at):
+                return
             payload = encode(self._codec, frame) if frame is not None else self._silence
             packet = stream.packetize(payload, now)
             if packet is not None:
@@ -159,7 +165,8 @@ class SipLeg(PlaysOnArrival):  # no transfer: REFER is not implemented
         stream = self.stream
         if stream is None:
             return
-        for event in stream.receive(data, addr, self.clock()):
+        now = self._rtp_seen_at = self.clock()
+        for event in stream.receive(data, addr, now):
             self._rtp_event(event)
 
     def _uplink(self, stream: RtpStream, now: float) -> None:

@@ -334,6 +334,20 @@ class SipUa:
         self._close(leg)
         self._flush()
 
+    def media_silent(self, leg: SipLeg, silent_s: float) -> bool:
+        """The leg has had no RTP for ``silent_s``: past ``rtp_timeout_s`` the caller is
+        gone without a BYE; hang up (a BYE with the reason) and tell the engine. True if
+        the leg was ended."""
+        limit = self.config.rtp_timeout_s
+        if not limit or silent_s < limit or leg.state is not DialogState.CONFIRMED:
+            return False
+        logger.warning("call %s: no RTP from %s for %.0f s; hanging up", leg.call_id,
+                       leg.peer[0], silent_s)
+        self._send_bye(leg, f"no RTP for {silent_s:.0f} s")
+        self._flush()
+        self._gone(leg)
+        return True
+
     def _gone(self, leg: SipLeg) -> None:
         """The remote ended the leg: the engine hears it hung up."""
         if leg.state is DialogState.ENDED:
