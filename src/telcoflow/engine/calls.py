@@ -17,6 +17,7 @@ from ..audio.mixer import CALLER
 from .bridge import Bridge
 from .call_states import CALL, CallEvent, CallState
 from .control_states import CONTROL, Control, Mode
+from .hold import HoldLoop
 from .legs import Downlink, Uplink
 from .playout import PlayoutBuffer
 from .ports import AgentLink, Channel, Leg
@@ -70,6 +71,7 @@ class Call:
     outbound: bool = False             # the gateway dialled the human (an SDK-initiated call)
     end_cause: str | None = None       # why an outbound call never connected
     _held: deque[bytes] = field(default_factory=lambda: deque(maxlen=HELD_FRAMES))
+    hold: HoldLoop | None = None  # played while the call has no agent link
     _uplink: Uplink | None = None
     _downlink: Downlink | None = None
     _ahead: bool = False               # this talkspurt's lead went out (Leg.lead_frames)
@@ -113,6 +115,7 @@ class Call:
     def attach_agent(self, link: AgentLink) -> AgentLink | None:
         """A new agent link takes over; returns the one it replaced."""
         old, self.agent = self.agent, link
+        self.hold = None
         if self.playout is not None:
             # the old link's unanswered requests died with it
             self.playout.outstanding = 0
@@ -177,7 +180,9 @@ class Call:
             return
         leg = self.caller_leg
         frame = playout.tick()
-        if frame is None:
+        if frame is None and self.hold is not None:  # no agent: the hold sound, not silence
+            frame = self.hold.next_frame()
+        elif frame is None:
             if self._ahead and self.agent is not None:  # a talkspurt ended
                 self.agent.playout_position(*self.played(), "talkspurt_end")
             self._ahead = False

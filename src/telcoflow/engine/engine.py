@@ -32,6 +32,7 @@ from .errors import (
     SessionNotOpen,
     TransitionRefused,
 )
+from .hold import HoldSound
 from .media import MediaPlane
 from .ports import (
     Activity,
@@ -94,6 +95,7 @@ class Engine:
         self._timed: list[Timed] = []
         self.control = CallControl(settings, self.timers, self.diallers, self.legs)
         self.media = MediaPlane()
+        self.hold_sound = HoldSound(settings.hold_sound)
         self._wake: Callable[[], None] | None = None
         self._due: dict[Due, Callable[..., None]] = {
             Due.RING: self._ring_timeout, Due.CONNECT: self._connect_ring_over,
@@ -234,9 +236,7 @@ class Engine:
             if call is None or session.bound is not None:
                 continue
             if call.state is CallState.ANSWERED:
-                self._resume_to.setdefault(call.id, set()).add(link.id)
-                self.timers.set((Due.RESUME_OFFER, call.id, link.id),
-                                self._now() + self.settings.resume_delay_s)
+                self._offer_resume(call, link)
             else:
                 link.notify(session, Activity.NEW_INCOMING_CALL)
 
@@ -256,6 +256,10 @@ class Engine:
             else:
                 self.timers.set((Due.RESUME_GRACE, call.id),
                                 self._now() + self.settings.resume_grace_s)
+                # failover: every other live link of the connector is offered it now (an
+                # agent process killed mid-call: another one takes the call on)
+                for other in self._links[link.connector_uuid].values():
+                    self._offer_resume(call, other)
 
     def session_links(self, connector_uuid: str) -> list[SessionLink]:
         return list(self._links.get(connector_uuid, {}).values())
@@ -365,6 +369,8 @@ class Engine:
         if call.live:
             self.timers.set((Due.AGENT_LOST, call.id),
                             self._now() + self.settings.agent_reconnect_grace_s)
+            if call.bridge is None:  # alone on the line: the caller hears the hold sound
+                call.hold = self.hold_sound.loop(call.agent_rate)
 
     def agent_audio(self, link: AgentLink, pcm: bytes) -> None:
         """Agent audio for its call's playout; raises :class:`CommandError` if dropped."""
@@ -592,6 +598,11 @@ class Engine:
         call = self.calls.get(call_id)
         if call is not None:
             self._then(call, self.control.ring_over(call))
+
+    def _offer_resume(self, call: Call, link: SessionLink) -> None:
+        self._resume_to.setdefault(call.id, set()).add(link.id)
+        self.timers.set((Due.RESUME_OFFER, call.id, link.id),
+                        self._now() + self.settings.resume_delay_s)
 
     def _resume_offer(self, call_id: str, link_id: str) -> None:
         """Offer a live call back to a reconnected agent connection until it is claimed.

@@ -27,3 +27,5 @@ class EngineSettings:
     # drops its call sessions right after setup.done), then they repeat until claimed
     resume_delay_s: float = 0.2
     resume_retry_s: float = 2.0
+    # what a caller hears while the call waits for an agent: "tone", "silence", or a WAV
+    hold_sound: str = "tone"

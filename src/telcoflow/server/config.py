@@ -15,6 +15,7 @@ TOML shape::
     resume_grace_s = 30
     connect_ring_cap_s = 120             # longest call.connect rings the subscriber
     missed_ring_s = 20                   # MISSED_ONLY: subscriber rings this long first
+    hold_sound = "tone"                  # while a call waits for an agent: tone, silence, a WAV
     max_connections = 8192               # connections in all; beyond: 503 and close
     max_pending_per_source = 64          # per address, not yet a WebSocket (unauthenticated)
     listen_backlog = 1024
@@ -155,6 +156,9 @@ class GatewayConfig:
     missed_ring_s: float = 20.0
     # connections (netio.NetLimits): in all; per source address before they are a
     # WebSocket (the unauthenticated state); the listen queue
+    # what a caller hears while the call waits for an agent to take it again (its
+    # agent's link died): "tone", "silence", or a WAV file's path
+    hold_sound: str = "tone"
     max_connections: int = 8192
     max_pending_per_source: int = 64
     listen_backlog: int = 1024
@@ -172,7 +176,8 @@ class GatewayConfig:
             agent_reconnect_grace_s=self.agent_reconnect_grace_s,
             playout_target_ms=self.playout_target_ms,
             playout_prebuffer_ms=self.playout_prebuffer_ms,
-            connect_ring_cap_s=self.connect_ring_cap_s, missed_ring_s=self.missed_ring_s)
+            connect_ring_cap_s=self.connect_ring_cap_s, missed_ring_s=self.missed_ring_s,
+            hold_sound=self.hold_sound)
 
     def voice_base_url(self) -> str:
         if self.public_url:
@@ -221,7 +226,8 @@ def load_file(path: str | Path) -> GatewayConfig:
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
-                 "max_connections", "max_pending_per_source", "listen_backlog"):
+                 "max_connections", "max_pending_per_source", "listen_backlog",
+                 "hold_sound"):
         if name in server:
             setattr(cfg, name, server[name])
     validate(cfg)
@@ -242,6 +248,9 @@ def validate(cfg: GatewayConfig) -> None:
             seen_keys.add(key)
     if not 10 <= cfg.playout_target_ms <= 2000:
         raise ConfigError("playout_target_ms must be between 10 and 2000")
+    if cfg.hold_sound not in ("tone", "silence") and not Path(cfg.hold_sound).is_file():
+        raise ConfigError(f"hold_sound must be 'tone', 'silence' or a WAV file; "
+                          f"{cfg.hold_sound!r} is none of them")
     for name in ("max_connections", "max_pending_per_source", "listen_backlog"):
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
