@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck clean serve refsdk adkenv sysdeps
+.PHONY: demo test bench soak lint typecheck clean serve refsdk adkenv sysdeps
 
 # System packages the tests drive as real peers: command:package (installed when missing)
 SYSDEPS := sipp:sip-tester baresip:baresip
@@ -40,6 +40,11 @@ bench: $(STAMP) sysdeps
 	$(PY) bench/rtp.py
 	$(PY) bench/sip.py
 	$(PY) bench/ai_turns.py
+
+soak: $(STAMP) sysdeps  # the long runs: 30 min at 100 calls, 1 M inputs per parser
+	mkdir -p out
+	$(PY) bench/soak.py --json out/soak.json
+	TELCOFLOW_FUZZ_PROFILE=soak $(PY) -m pytest -q tests/reliability
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
