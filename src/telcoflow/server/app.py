@@ -23,7 +23,16 @@ from . import rest
 from .auth import Authenticator
 from .config import GatewayConfig
 from .errors import AuthError, GatewayError, NotFoundError
-from .netio import HttpRequest, HttpResponse, NetLimits, NetServer, WsAccept, WsReject, serve
+from .netio import (
+    HttpRequest,
+    HttpResponse,
+    NetLimits,
+    NetServer,
+    NetTimeouts,
+    WsAccept,
+    WsReject,
+    serve,
+)
 from .sm_ws import SmLink
 from .voice_ws import VoiceConn
 
@@ -122,7 +131,10 @@ class Gateway:
         self.clock.now = loop.time
         self._driver = EngineDriver(self.engine, loop)
         cfg = self.config
+        timeouts = NetTimeouts(ping_interval=cfg.ws_ping_interval_s,
+                               pong_timeout=cfg.ws_pong_timeout_s)
         self._server = await serve(self.route, cfg.host, cfg.port, self._ssl_context(),
+                                   timeouts=timeouts,
                                    limits=NetLimits(cfg.max_connections,
                                                     cfg.max_pending_per_source,
                                                     cfg.listen_backlog))

@@ -19,6 +19,8 @@ TOML shape::
     max_connections = 8192               # connections in all; beyond: 503 and close
     max_pending_per_source = 64          # per address, not yet a WebSocket (unauthenticated)
     listen_backlog = 1024
+    ws_ping_interval_s = 20               # a silent WebSocket peer is pinged after this,
+    ws_pong_timeout_s = 20                # and dropped if still silent this long after
     [[connectors]]
     uuid = "…"
     api_keys = ["…"]
@@ -162,6 +164,10 @@ class GatewayConfig:
     max_connections: int = 8192
     max_pending_per_source: int = 64
     listen_backlog: int = 1024
+    # a silent WebSocket peer is pinged after ws_ping_interval_s and dropped if still
+    # silent ws_pong_timeout_s later (a caller or agent gone without FIN or RST)
+    ws_ping_interval_s: float = 20.0
+    ws_pong_timeout_s: float = 20.0
     tls: TlsConfig | None = None
     sip: SipConfig | None = None
     twilio: TwilioConfig | None = None
@@ -227,7 +233,7 @@ def load_file(path: str | Path) -> GatewayConfig:
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
                  "max_connections", "max_pending_per_source", "listen_backlog",
-                 "hold_sound"):
+                 "hold_sound", "ws_ping_interval_s", "ws_pong_timeout_s"):
         if name in server:
             setattr(cfg, name, server[name])
     validate(cfg)
@@ -251,6 +257,9 @@ def validate(cfg: GatewayConfig) -> None:
     if cfg.hold_sound not in ("tone", "silence") and not Path(cfg.hold_sound).is_file():
         raise ConfigError(f"hold_sound must be 'tone', 'silence' or a WAV file; "
                           f"{cfg.hold_sound!r} is none of them")
+    for name in ("ws_ping_interval_s", "ws_pong_timeout_s"):
+        if not isinstance(getattr(cfg, name), int | float) or getattr(cfg, name) <= 0:
+            raise ConfigError(f"{name} must be a positive number of seconds")
     for name in ("max_connections", "max_pending_per_source", "listen_backlog"):
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
