@@ -151,3 +151,16 @@ async def test_a_copy_of_a_voice_token_cannot_take_a_live_call(gateway: GatewayT
         again = await voice_connect(call_in)  # the first link gone: a reconnect may use it
         await again.close()
     await sm.close()
+
+
+async def test_command_and_audio_floods_on_the_voice_plane_are_closed(
+        gateway: GatewayThread) -> None:
+    sm = await sm_connect(gateway)
+    for frame in ("not a command", b"\x09" + bytes(640)):  # junk text; audio on channel 9
+        async with Phone(gateway.ws_url, gateway.phone_key) as phone:
+            await phone.dial(to=gateway.number, caller="+15550001", codec="pcm16",
+                             sample_rate=16000)
+            voice = await voice_connect(await claim_call(sm))
+            code, errors = await flood(voice, frame)
+            assert code == 1008 and errors <= 51
+    await sm.close()
