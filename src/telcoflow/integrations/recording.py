@@ -4,10 +4,11 @@ A bridge reads the caller through ``call.audio_stream()`` and speaks through
 ``call.send_audio()``; a :class:`CallTap` stands in for the call and copies both:
 
 - to an :class:`~telcoflow.audio.AudioBufferProcessor` (seed 002's recorder) when
-  ``record_to`` is given, stereo: the caller left, the agent right. The agent's
-  audio is placed as the gateway plays it (queued after what is already
-  scheduled) and cut where the caller barged in (``clear_send_audio_buffer``), so
-  the file holds what the caller heard of the model, not all it generated;
+  ``record_to`` is given (through :class:`telcoflow.audio.attach.RecordedCall`),
+  stereo: the caller left, the agent right. The agent's audio is placed as the
+  gateway plays it (queued after what is already scheduled) and cut where the
+  caller barged in (``clear_send_audio_buffer``), so the file holds what the
+  caller heard of the model, not all it generated;
 - to two :class:`~telcoflow.audio.AudioQualityMonitor` (seed 004): the caller's
   line (SNR, clipping, the score) and the model's voice, summarised by
   :meth:`CallTap.quality`.
@@ -27,6 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
+from ..audio.attach import RecordedCall
 from ..audio.quality import AudioQualityMonitor
 from ..audio.recorder import AudioBufferProcessor
 from ..sdk.call import Call
@@ -39,17 +41,18 @@ class CallTap:
 
     def __init__(self, call: Call, *, record_to: str | Path | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._call, self._clock = call, clock
+        self._clock = clock
         self.rate = call.audio_config.rate
         self.path = Path(record_to) if record_to is not None else None
         self.processor: AudioBufferProcessor | None = None
+        self._inner: Any = call
         if self.path is not None:
             # the gateway plays whole 20 ms frames and holds a frame of lead: a chunk
             # that comes a little after the previous one ran out is heard without a gap
             self.processor = AudioBufferProcessor(sample_rate=self.rate, num_channels=2,
                                                   bot_gap_tolerance_ms=20)
             self.processor.record_to_wav(self.path)
-            self.processor.start_recording(clock())
+            self._inner = RecordedCall(call, self.processor, clock=clock, sample_rate=self.rate)
         self.caller_quality = AudioQualityMonitor(self.rate)
         self.agent_quality = AudioQualityMonitor(self.rate)
         self._stopped = False
@@ -59,27 +62,21 @@ class CallTap:
         return cast(Call, self)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._call, name)
+        return getattr(self._inner, name)
 
     async def audio_stream(self, channel_id: int = 0) -> AsyncIterator[bytes]:
-        async for chunk in self._call.audio_stream(channel_id):
+        async for chunk in self._inner.audio_stream(channel_id):
             if not self._stopped:
                 self.caller_quality.analyze_audio_chunk(chunk)
-                if self.processor is not None:
-                    self.processor.add_user_audio(chunk, self._clock(), self.rate)
             yield chunk
 
     async def send_audio(self, audio_data: bytes) -> None:
-        await self._call.send_audio(audio_data)
+        await self._inner.send_audio(audio_data)
         if not self._stopped:
             self.agent_quality.analyze_audio_chunk(audio_data)
-            if self.processor is not None:
-                self.processor.add_bot_audio(audio_data, self._clock(), self.rate)
 
     async def clear_send_audio_buffer(self) -> int:
-        dropped = await self._call.clear_send_audio_buffer()
-        if not self._stopped and self.processor is not None:
-            self.processor.truncate_bot(self._clock())
+        dropped: int = await self._inner.clear_send_audio_buffer()
         return dropped
 
     def stop(self) -> Path | None:
