@@ -36,6 +36,7 @@ def test_serve_shows_keys_once_and_call_records_the_echo(tmp_path: Path, refsdk_
                        for line in server.lines if "export " in line)
         url = server.wait_for("gateway ready on").split("gateway ready on ")[1].split()[0]
         assert (tmp_path / "creds.json").stat().st_mode & 0o777 == 0o600
+        saved = json.loads((tmp_path / "creds.json").read_text())["gateways"][url]
 
         agent_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         agent_env.update(PYTHONPATH=str(refsdk_path), TELCOFLOW_BASE_URL=url, AGENT_RATE="24000",
@@ -59,7 +60,8 @@ def test_serve_shows_keys_once_and_call_records_the_echo(tmp_path: Path, refsdk_
     expected = np.frombuffer(resample(sent, 44100, rate), dtype="<i2")
     _, correlation = best_lag(heard, expected)
     assert correlation > 0.99
-    saved = json.loads((tmp_path / "creds.json").read_text())
+    # the gateway removed its entry when it stopped: no stale keys for the next one
+    assert json.loads((tmp_path / "creds.json").read_text())["gateways"] == {}
     for secret in (exports["WSS_API_KEY"], exports["TELCOFLOW_PHONE_KEY"]):
         assert output.count(secret) == 1, "a key was shown more than once"
         assert not any(secret in line for line in server.lines if " INFO " in line)

@@ -21,6 +21,9 @@ beyond numpy):
 See ``docs/audio.md``.
 """
 
+import importlib
+from typing import Any
+
 from .errors import (
     AudioError,
     AudioFormatError,
@@ -32,7 +35,23 @@ from .errors import (
     WavError,
 )
 
+# The classes users reach for, importable from the package; loaded on first use, so
+# ``import telcoflow.audio`` stays cheap (the recorder pulls soxr and a VAD engine in).
+_LAZY = {"AudioBufferProcessor": ".recorder", "AudioQualityMonitor": ".quality",
+         "VoiceActivityDetector": ".vad", "JitterBuffer": ".jitter"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "AudioBufferProcessor",
+    "AudioQualityMonitor",
+    "JitterBuffer",
+    "VoiceActivityDetector",
     "AudioError",
     "AudioFormatError",
     "JitterBufferError",

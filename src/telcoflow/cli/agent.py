@@ -73,10 +73,15 @@ def main(args: Any) -> int:
         print(f"unknown tools: {', '.join(sorted(unknown))} (known: {', '.join(TOOLS)})",
               file=sys.stderr)
         return 2
-    saved = credentials.load()
+    url = args.url or os.environ.get("TELCOFLOW_BASE_URL")
+    try:
+        saved = credentials.load(url)
+    except credentials.CredentialsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     api_key = os.environ.get("WSS_API_KEY") or saved.get("api_key")
     connector = os.environ.get("WSS_CONNECTOR_UUID") or saved.get("connector_uuid")
-    url = args.url or os.environ.get("TELCOFLOW_BASE_URL") or saved.get("base_url")
+    url = url or saved.get("base_url")
     if not api_key or not connector:
         print("set WSS_API_KEY and WSS_CONNECTOR_UUID (or start 'telcoflow serve' on "
               "embedded defaults first)", file=sys.stderr)

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from websockets.exceptions import InvalidHandshake, InvalidStatus
 
+from ..audio.errors import WavError
 from ..audio.resample import resample
 from ..audio.wav import read_wav, write_wav
 from ..server import credentials
@@ -107,14 +109,39 @@ async def via_audiocodes(url: str, token: str, req: CallRequest) -> dict[str, An
             "recording": req.record}
 
 
+def _file_problem(req: CallRequest) -> str | None:
+    """What is wrong with --play or --record, checked before dialling anyone."""
+    if req.play:
+        try:
+            read_wav(req.play)
+        except FileNotFoundError:
+            return f"--play {req.play}: no such file"
+        except (OSError, WavError) as exc:
+            return f"--play {req.play}: not a PCM WAV file we can read ({exc})"
+    if req.record:
+        folder = os.path.dirname(os.path.abspath(req.record))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            return f"--record {req.record}: cannot write in {folder}"
+    return None
+
+
 def _record(req: CallRequest, heard: npt.NDArray[np.int16], rate: int) -> None:
     if req.record:
         write_wav(req.record, heard, rate)
 
 
 def main(req: CallRequest, via: str, url: str | None, key: str | None) -> int:
-    saved = credentials.load()
-    url = url or os.environ.get("TELCOFLOW_URL") or saved.get("base_url") or "ws://localhost:8080"
+    problem = _file_problem(req)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    url = url or os.environ.get("TELCOFLOW_URL")
+    try:
+        saved = credentials.load(url)
+    except credentials.CredentialsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    url = url or saved.get("base_url") or credentials.DEFAULT_URL
     env_name, saved_name = _KEYS[via]
     key = key or os.environ.get(env_name) or saved.get(saved_name)
     if not key:
@@ -124,11 +151,22 @@ def main(req: CallRequest, via: str, url: str | None, key: str | None) -> int:
     place = {"phone": via_phone, "twilio": via_twilio, "audiocodes": via_audiocodes}[via]
     try:
         summary = asyncio.run(place(url, key, req))
-    except (PhoneError, ConnectionError, TimeoutError) as exc:
+    except InvalidStatus as exc:
+        body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
+        print(f"the gateway at {url} refused the call: HTTP {exc.response.status_code}"
+              + (f": {body}" if body else ""), file=sys.stderr)
+        return 1
+    except TimeoutError:
+        print("call failed: nobody answered in time", file=sys.stderr)
+        return 1
+    except (ConnectionRefusedError, ConnectionResetError) as exc:
+        print(f"cannot reach the gateway at {url}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except (PhoneError, ConnectionError, InvalidHandshake) as exc:
         print(f"call failed: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:
-        print(f"cannot reach the gateway at {url}: {exc}", file=sys.stderr)
+    except OSError as exc:  # name resolution, no route, ...
+        print(f"cannot reach the gateway at {url}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     for name, value in summary.items():
         print(f"{name:16} {value}")

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import sys
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("telcoflow")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown (not installed)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="telcoflow", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"telcoflow {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--config", help="TOML config file (default: env, else embedded defaults)")
+    serve.add_argument("--config", help="TOML config file (default: $TELCOFLOW_CONFIG, else "
+                       "the environment, else embedded defaults)")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.add_argument("--sip", metavar="HOST:PORT",

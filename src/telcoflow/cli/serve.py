@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
@@ -24,10 +25,12 @@ from ..server.config import (  # noqa: E402
     load_file,
     mask,
 )
+from ..server.errors import ConfigError  # noqa: E402
 
 
 def build_config(config_path: str | None, host: str | None, port: int | None,
                  sip: str | None = None) -> GatewayConfig:
+    config_path = config_path or os.environ.get("TELCOFLOW_CONFIG")
     if config_path:
         config = load_file(config_path)
     else:
@@ -69,17 +72,32 @@ async def run(config: GatewayConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await gateway.stop()
+    try:
+        await stop.wait()
+    finally:
+        if config.generated:
+            credentials.forget(config)
+        await gateway.stop()
 
 
 def main(config_path: str | None, host: str | None, port: int | None,
          sip: str | None = None) -> int:
-    config = build_config(config_path, host, port, sip)
+    try:
+        config = build_config(config_path, host, port, sip)
+    except ConfigError as exc:
+        print(f"telcoflow serve: {exc}", file=sys.stderr)
+        return 2
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(run(config))
+    try:
+        asyncio.run(run(config))
+    except OSError as exc:  # the listening socket (SIP's too): in use, not ours, bad host
+        where = f"{config.host}:{config.port}"
+        why = "the address is in use (another gateway?)" if exc.errno == errno.EADDRINUSE \
+            else exc.strerror or str(exc)
+        print(f"telcoflow serve: cannot listen on {where}: {why}", file=sys.stderr)
+        return 1
     return 0

@@ -139,7 +139,7 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
 
 def external_gateway(url: str) -> Credentials:
     """Credentials for ``--gateway URL``: the environment, else a local dev gateway's file."""
-    saved = credentials.load()
+    saved = credentials.load(url)
     api_key = os.environ.get("WSS_API_KEY") or saved.get("api_key")
     connector = os.environ.get("WSS_CONNECTOR_UUID") or saved.get("connector_uuid")
     phone_key = os.environ.get("TELCOFLOW_PHONE_KEY") or saved.get("phone_key")

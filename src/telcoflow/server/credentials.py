@@ -1,7 +1,16 @@
-"""Where a development gateway leaves its generated credentials for local tools.
+"""Where development gateways leave their generated credentials for local tools.
 
-The file is written with mode 0600 and read by ``telcoflow call`` and the
-demo; keys are shown once on the terminal at start and never logged.
+One file (mode 0600) holds an entry per gateway, keyed by its base URL, so two
+gateways on one machine never take each other's place: ``telcoflow call``,
+``telcoflow agent`` and the demo read the entry of the gateway they are pointed at
+(``--url`` or ``TELCOFLOW_URL``); with no URL, the only gateway saved, else the one
+on the default URL; with several and none chosen, :class:`CredentialsError` names
+them. A gateway removes its entry when it stops. Keys are shown once on the
+terminal at start and never logged.
+
+Why a file in the user's cache directory rather than the working directory: the
+tools are run from anywhere (another terminal, another checkout) and the keys must
+not land in a repository by accident.
 """
 
 from __future__ import annotations
@@ -13,6 +22,12 @@ from typing import Any
 
 from .config import GatewayConfig
 
+DEFAULT_URL = "ws://localhost:8080"
+
+
+class CredentialsError(Exception):
+    """Which gateway's credentials to use cannot be told (the message says what to pass)."""
+
 
 def credentials_path() -> Path:
     override = os.environ.get("TELCOFLOW_CREDENTIALS")
@@ -22,24 +37,65 @@ def credentials_path() -> Path:
         "dev-credentials.json"
 
 
-def save(config: GatewayConfig) -> Path:
+def _gateways() -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(credentials_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    if "base_url" in data:  # the single-gateway file of earlier versions
+        return {str(data["base_url"]): data}
+    gateways = data.get("gateways")
+    return {str(k): v for k, v in gateways.items() if isinstance(v, dict)} \
+        if isinstance(gateways, dict) else {}
+
+
+def _write(gateways: dict[str, dict[str, Any]]) -> Path:
     path = credentials_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    connector = config.connectors[0]
-    data = {"base_url": config.voice_base_url(), "api_key": connector.api_keys[0],
-            "connector_uuid": connector.uuid, "numbers": connector.numbers,
-            "phone_key": config.phone_keys[0] if config.phone_keys else None,
-            "twilio_auth_token": config.twilio.auth_token if config.twilio else None,
-            "audiocodes_token": config.audiocodes.tokens[0] if config.audiocodes else None}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
+        json.dump({"gateways": gateways}, fh)
     return path
 
 
-def load() -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(credentials_path().read_text())
-        return data
-    except (OSError, ValueError):
-        return {}
+def save(config: GatewayConfig) -> Path:
+    connector = config.connectors[0]
+    url = config.voice_base_url()
+    gateways = _gateways()
+    gateways[url] = {
+        "base_url": url, "api_key": connector.api_keys[0], "connector_uuid": connector.uuid,
+        "numbers": connector.numbers,
+        "phone_key": config.phone_keys[0] if config.phone_keys else None,
+        "twilio_auth_token": config.twilio.auth_token if config.twilio else None,
+        "audiocodes_token": config.audiocodes.tokens[0] if config.audiocodes else None}
+    return _write(gateways)
+
+
+def forget(config: GatewayConfig) -> None:
+    """The gateway stopped: its entry goes (tools then say so rather than fail to connect)."""
+    gateways = _gateways()
+    if gateways.pop(config.voice_base_url(), None) is not None:
+        _write(gateways)
+
+
+def _norm(url: str) -> str:
+    return url.rstrip("/").replace("://127.0.0.1:", "://localhost:")
+
+
+def load(url: str | None = None) -> dict[str, Any]:
+    """The saved credentials of the gateway at ``url`` (see the module docstring);
+    ``{}`` if none is saved for it."""
+    gateways = _gateways()
+    if url:
+        return next((v for k, v in gateways.items() if _norm(k) == _norm(url)), {})
+    if len(gateways) == 1:
+        return next(iter(gateways.values()))
+    on_default = [v for k, v in gateways.items() if _norm(k) == _norm(DEFAULT_URL)]
+    if on_default:
+        return on_default[0]
+    if gateways:
+        raise CredentialsError("several development gateways are saved ("
+                               + ", ".join(sorted(gateways)) + "): pass --url")
+    return {}

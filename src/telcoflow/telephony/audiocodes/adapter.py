@@ -70,7 +70,7 @@ class VaicLeg(PlaysOnArrival):  # chunks go out at playback speed, as VAIC expec
     def played_ms(self) -> float:
         """How far VAIC has got into the current (or last) play stream, in ms: the bytes
         sent on it ÷ bytes per ms. Chunks go out paced in real time, so this is the played
-        position within a tick (issue 13 truncates the agent's LLM item with it)."""
+        position within a tick (the AI bridges truncate the model's reply with it)."""
         return self.stream_bytes / self.media.bytes_per_ms
 
     def _send(self, text: str) -> None:

@@ -172,7 +172,7 @@ class TwilioLeg:
     def played_frames(self) -> int:
         """20 ms frames of gateway audio the caller has heard, confirmed by Twilio's mark
         echoes and interpolated between them (see :class:`MarkLedger`). Frames dropped by a
-        ``clear`` never count. For issue 13: the AI's audio truncation point."""
+        ``clear`` never count. The AI bridges truncate the model's reply there."""
         return self.ledger.played(self.stream.now())
 
     @property
