@@ -141,8 +141,9 @@ async def test_a_copy_of_a_voice_token_cannot_take_a_live_call(gateway: GatewayT
                          sample_rate=16000)
         call_in = await claim_call(sm)
         voice = await voice_connect(call_in)
-        with pytest.raises(InvalidStatus) as refused:
-            await voice_connect(call_in)  # the same token, again, while the first is open
+        with pytest.raises(InvalidStatus) as refused:  # the same token, from elsewhere
+            await connect(call_in["url"], compression=None, local_addr=("127.0.0.2", 0),
+                          additional_headers={"Authorization": f"Bearer {call_in['token']}"})
         assert refused.value.response.status_code == 409
         await voice.send(vp.build_command("c1", "call.answer", 5000))
         answered = await recv_type(voice, "command_response")  # still the agent's link

@@ -201,15 +201,18 @@ class Gateway:
             return WsReject(403, "voice token belongs to another connector")
         token_id = hashlib.sha256(request.headers.get("authorization", "").encode(
             "utf-8", "surrogateescape")).digest()
+        source = request.client[0] if request.client else ""
         current = self.engine.agent_link(call_id)
-        if current is not None and getattr(current, "token_id", None) == token_id:
-            # a token opens one connection at a time: a copy of it cannot take a live call
-            # from its agent. Once that link is gone the agent may reconnect with it
-            # (within agent_reconnect_grace_s); a newer call.in's token (a RESUME claim)
-            # supersedes the old link as before.
+        if current is not None and getattr(current, "token_id", None) == token_id \
+                and getattr(current, "source", None) != source:
+            # a copy of the token used from another address cannot take a live call from
+            # its agent. The same agent may open it again (the published SDK retries a
+            # voice connection it gave up on: the new one replaces the old), a newer
+            # call.in's token (a RESUME claim) supersedes it, and once the link is gone
+            # the agent may reconnect with it within agent_reconnect_grace_s.
             return WsReject(409, f"call {call_id} already has a voice connection opened "
-                                 "with this token; a voice token opens one at a time")
-        return WsAccept(VoiceConn(self.engine, call_id, token_id=token_id),
+                                 "with this token from another address")
+        return WsAccept(VoiceConn(self.engine, call_id, token_id=token_id, source=source),
                         vp.MAX_AUDIO_BYTES + 1)
 
 

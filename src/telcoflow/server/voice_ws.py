@@ -28,10 +28,12 @@ _CHANNEL_BYTE = {channel: bytes((channel,)) for channel in Channel}
 
 class VoiceConn:
     def __init__(self, engine: Engine, call_id: str,
-                 clock: Callable[[], float] = time.monotonic, token_id: bytes = b"") -> None:
+                 clock: Callable[[], float] = time.monotonic, token_id: bytes = b"",
+                 source: str = "") -> None:
         self.engine = engine
         self.call_id = call_id
         self.token_id = token_id  # which voice token opened it (a digest, not the token)
+        self.source = source      # and from which address
         self._conn: WsConnection | None = None
         self._clock = clock
         self._bucket = TokenBucket(COMMANDS_PER_SECOND, 2 * COMMANDS_PER_SECOND, clock())
