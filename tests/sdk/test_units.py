@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import pytest
 
@@ -21,13 +22,14 @@ from telcoflow import (
 from telcoflow.protocol import sm
 from telcoflow.protocol import voice as vp
 from telcoflow.sdk.backoff import ExponentialBackoff
+from telcoflow.sdk.config import DEFAULT_BUFFER_SIZE
 from telcoflow.sdk.errors import (
     WSSAuthRejected,
     WSSSessionBusy,
     WSSSessionNotFound,
     raise_for_response,
 )
-from telcoflow.sdk.ring import ByteRing, OutboundAudio
+from telcoflow.sdk.ring import SMALL_BUFFER, ByteRing, OutboundAudio
 from telcoflow.sdk.voice import BufferSize
 
 # ── ring buffer ────────────────────────────────────────────────────────────
@@ -65,6 +67,73 @@ def test_ring_clear_reports_dropped_bytes_and_close_refuses_writes() -> None:
     ring.close()
     with pytest.raises(BufferClosedError):
         ring.write(b"y")
+
+
+def test_a_call_that_sends_little_holds_little() -> None:
+    """A 20 ms echo through the default 1 MiB-bound buffer: 8 KiB held, not 1 MiB."""
+    frame = bytes(range(256)) * 2 + bytes(128)  # 640 bytes: 20 ms at 16 kHz
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        out = OutboundAudio(DEFAULT_BUFFER_SIZE)
+        for _ in range(200):  # 4 s, 128 kB sent
+            out.ring.write(frame)
+            out.grant(640, 640)
+            assert out.due_frames(b"\x00") == [b"\x00" + frame]
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * SMALL_BUFFER, f"{held} bytes held"
+    assert out.ring.allocated == SMALL_BUFFER and out.ring.capacity == DEFAULT_BUFFER_SIZE
+
+
+def test_ring_grows_with_its_queue_and_shrinks_once_drained() -> None:
+    burst = bytes(range(250)) * 400  # 100 kB of TTS queued at once
+    tracemalloc.start()
+    try:
+        ring = ByteRing(DEFAULT_BUFFER_SIZE)
+        base = tracemalloc.get_traced_memory()[0]
+        ring.write(burst)
+        assert ring.allocated == 128 * 1024  # a power of two at most twice the queue
+        assert tracemalloc.get_traced_memory()[0] - base >= 120 * 1024
+        assert ring.read(len(burst)) == burst
+        assert ring.allocated == SMALL_BUFFER  # drained: the burst's buffer is given back
+        assert tracemalloc.get_traced_memory()[0] - base < 1024
+        ring.write(burst)
+        assert ring.clear() == len(burst) and ring.allocated == SMALL_BUFFER
+        ring.close()
+        assert ring.allocated == 0  # an ended call keeps no buffer
+        assert tracemalloc.get_traced_memory()[0] - base < 1024 - SMALL_BUFFER
+    finally:
+        tracemalloc.stop()
+
+
+def test_ring_keeps_order_when_it_grows_while_wrapped() -> None:
+    ring = ByteRing(64, initial=8)
+    ring.write(b"abcdef")
+    assert ring.read(4) == b"abcd"
+    ring.write(b"ghijk")  # wraps past the end of the 8-byte buffer
+    ring.write(b"lmnopqrstuvwxyz")  # does not fit: grows, unwrapping the queue
+    assert ring.allocated == 32 and len(ring) == 22
+    assert ring.take(22, b">") == b">efghijklmnopqrstuvwxyz"
+
+
+def test_ring_still_refuses_a_write_past_its_bound() -> None:
+    ring = ByteRing(DEFAULT_BUFFER_SIZE)
+    frame = bytes(range(256)) * 3 + bytes(192)  # 960 bytes: 20 ms at 24 kHz
+    frames = DEFAULT_BUFFER_SIZE // len(frame)
+    for _ in range(frames):
+        ring.write(frame)
+    assert ring.allocated == DEFAULT_BUFFER_SIZE and ring.free() < len(frame)
+    with pytest.raises(BufferFullError):
+        ring.write(frame)  # all or nothing: what was queued stays as it was
+    ring.write(bytes(ring.free()))  # filling it exactly is allowed
+    with pytest.raises(BufferFullError):
+        ring.write(b"x")
+    assert len(ring) == DEFAULT_BUFFER_SIZE
+    assert ring.read(len(frame) * frames) == frame * frames
+    with pytest.raises(BufferFullError):
+        ByteRing(1024, initial=256).write(bytes(1025))  # a write bigger than the bound
 
 
 def test_outbound_sends_only_what_was_requested_in_preferred_frames() -> None:

@@ -28,7 +28,9 @@ none of it is on the per-frame path. Only its documented API is used:
 ``Protocol(side, state=, max_size=, logger=)``, ``receive_data``,
 ``receive_eof``, ``events_received``, ``data_to_send`` (with ``SEND_EOF``),
 ``send_ping``, ``send_close``, ``fail``, ``state``, ``close_expected`` and the
-``Frame`` / ``Opcode`` data structures. Feeding it only whole frames while we
+``Frame`` / ``Opcode`` data structures (one exception: :meth:`WsCodec.release`
+ends its ``parser`` generator, a reference cycle, and does nothing if a release
+renames it). Feeding it only whole frames while we
 parse keeps its parser in step with ours. Added on top: UTF-8 validation of
 text messages (close 1007), which websockets leaves to its I/O layers.
 
@@ -69,7 +71,7 @@ import enum
 import logging
 import os
 import struct
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Generator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -343,6 +345,26 @@ class WsCodec:
         self._proto.receive_eof()
         self._collect()
 
+    def release(self) -> None:
+        """The connection is gone and its close code read: free what the codec holds.
+
+        A codec sits in two reference cycles, which only the cyclic garbage
+        collector would free (a full collection, for a connection that lived
+        long enough to be promoted): its framing function is a bound method
+        kept on itself, and websockets' parser is a generator whose suspended
+        frame refers back to its protocol. Both end here, so the codec and the
+        protocol are freed by reference counting alone, and the receive buffer
+        at once. ``state``, ``close_code`` and ``close_reason`` stay readable;
+        nothing may be sent or received after this.
+        """
+        self._open = False
+        self._start = self._end = 0
+        self._shrink()
+        self._frame = _frame_after_release
+        parser = getattr(self._proto, "parser", None)
+        if isinstance(parser, Generator):
+            parser.close()
+
     def buffer_updated(self, nbytes: int) -> list[Event]:
         """``nbytes`` were written at the start of the last :meth:`get_buffer`: the
         messages of every whole frame now in the buffer, in order (a partial frame
@@ -604,6 +626,10 @@ class WsCodec:
         else:
             head = _HEAD64.pack(first, 0xFF, n)
         return head + key + apply_mask(data, key)
+
+
+def _frame_after_release(first: int, data: bytes | bytearray | memoryview) -> bytes:
+    raise WsClosedError("the WebSocket is closed")
 
 
 def _trim_reason(reason: str) -> str:

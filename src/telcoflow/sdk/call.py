@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -88,7 +89,8 @@ class Call:
         self._played = PlayoutPosition(0, 0, "")
         self._terminated_fired = False
         self._tasks: TaskSet = BACKGROUND
-        self._session: Session | None = None
+        # Weak: the session holds its call, and an ended call must not wait for the cyclic GC.
+        self._session_ref: weakref.ref[Session] | None = None
 
     def __repr__(self) -> str:
         return f"<Call {self.id} {self._state.value} from {self.caller_number}>"
@@ -104,6 +106,15 @@ class Call:
     @property
     def audio_config(self) -> CallAudioConfig:
         return self._audio_config
+
+    @property
+    def _session(self) -> Session | None:
+        """The session that delivered this call (the published SDK's attribute), if alive."""
+        return self._session_ref() if self._session_ref is not None else None
+
+    @_session.setter
+    def _session(self, session: Session | None) -> None:
+        self._session_ref = weakref.ref(session) if session is not None else None
 
     # ── handoff ─────────────────────────────────────────────────────────────
 
@@ -182,6 +193,10 @@ class Call:
             self._terminated_fired = True
             logger.info("Call %s terminated", self.id)
             self._emit(CALL_TERMINATED, ())
+            # No event comes after this one. Handlers often close over the call (the
+            # manager's on_terminated does, so do on_dtmf handlers that answer with
+            # audio): dropping them frees an ended call by reference counting.
+            self._handlers = {}
 
     def _emit(self, event: str, args: tuple[Any, ...]) -> None:
         handlers = list(self._handlers.get(event, ()))
@@ -254,8 +269,9 @@ class Call:
         return self._add_handler(_ON_DTMF, func)
 
     def _add_handler(self, key: str, func: F) -> F:
-        self._handlers.setdefault(key, []).append(func)
-        if key == CALL_TERMINATED and self._terminated_fired:
+        if not self._terminated_fired:
+            self._handlers.setdefault(key, []).append(func)
+        elif key == CALL_TERMINATED:  # the call has ended: run it now, keep nothing
             self._tasks.spawn(self._run_handlers(key, [func], ()))
         return func
 

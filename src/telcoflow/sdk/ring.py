@@ -1,4 +1,4 @@
-"""Outgoing audio: a power-of-two byte ring and the pull-based send schedule.
+"""Outgoing audio: a byte ring that grows with its queue, and the pull-based send schedule.
 
 Sans-I/O and synchronous: the voice connection feeds it ``buffer_request``
 grants and writes, and takes ready frames out. Single-threaded asyncio code
@@ -10,64 +10,125 @@ from __future__ import annotations
 from .errors import BufferClosedError, BufferFullError
 
 DEFAULT_FRAME_BYTES = 960
+# What a ring holds when little is queued: 256 ms of 16 kHz PCM16 (170 ms at 24 kHz), more
+# than an echo or a speech stream sent as it is made keeps queued; a burst grows it.
+SMALL_BUFFER = 8 * 1024
 
 
 class ByteRing:
-    """Fixed-capacity FIFO of bytes; capacity is a power of two so wrapping is a mask."""
+    """FIFO of at most ``capacity`` bytes in a power-of-two buffer, so wrapping is a mask.
 
-    __slots__ = ("_buf", "_view", "_mask", "_read", "_size", "closed")
+    The buffer follows what is queued rather than the bound: it starts at
+    ``initial`` bytes (``SMALL_BUFFER``), doubles when a write needs more, up
+    to ``capacity``, and goes back to ``initial`` bytes once drained. A call
+    that echoes 20 ms frames or streams speech as it is made holds 8 KiB, not
+    the 1 MiB bound; a burst of TTS holds at most twice its own size, and only
+    until it has been sent.
+    """
 
-    def __init__(self, capacity: int) -> None:
-        if capacity <= 0 or capacity & (capacity - 1):
+    __slots__ = ("_buf", "_view", "_mask", "_read", "_size", "_capacity", "_initial", "closed")
+
+    def __init__(self, capacity: int, *, initial: int = SMALL_BUFFER) -> None:
+        if not _power_of_two(capacity):
             raise ValueError("Capacity must be a positive power of 2")
-        self._buf = bytearray(capacity)
-        self._view = memoryview(self._buf)  # the buffer never resizes
-        self._mask = capacity - 1
+        if not _power_of_two(initial):
+            raise ValueError("The initial size must be a positive power of 2")
+        self._capacity = capacity
+        self._initial = min(initial, capacity)
         self._read = 0
         self._size = 0
         self.closed = False
+        self._allocate(self._initial)
+
+    def _allocate(self, size: int) -> None:
+        """Start over in a new zeroed buffer of ``size`` bytes (nothing is queued)."""
+        self._buf = bytearray(size)
+        self._view = memoryview(self._buf)
+        self._mask = size - 1  # -1 for the empty buffer of a closed ring: nothing to wrap
+        self._read = 0
+
+    def _resize(self, size: int) -> None:
+        """Grow or cut the buffer where it is (a realloc: no zero-fill, no fresh block).
+
+        Growing repeats the buffer (``buf *= k``): the queue, ``[_read, _read +
+        _size)`` modulo the old size, then lies in order from ``_read`` on, wrapped
+        part included, so nothing else moves. Cutting keeps the first ``size`` bytes.
+        """
+        self._view.release()  # a bytearray with a view on it cannot be resized
+        allocated = self._mask + 1
+        if size > allocated:
+            self._buf *= size // allocated
+        else:
+            del self._buf[size:]
+        self._view = memoryview(self._buf)
+        self._mask = size - 1
 
     @property
     def capacity(self) -> int:
+        """The bound: the most bytes the ring will queue (the configured buffer size)."""
+        return self._capacity
+
+    @property
+    def allocated(self) -> int:
+        """Bytes of buffer held now (grows with the queue, never beyond ``capacity``)."""
         return self._mask + 1
 
     def __len__(self) -> int:
         return self._size
 
     def free(self) -> int:
-        return self.capacity - self._size
+        return self._capacity - self._size
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Append all of ``data`` or nothing."""
+        """Append all of ``data`` or nothing (BufferFullError past ``capacity``)."""
         if self.closed:
             raise BufferClosedError("Buffer is closed")
         if type(data) is not bytes and type(data) is not bytearray:
             data = memoryview(data).cast("B")  # count bytes, not items (an int16 array)
         n = len(data)
         size = self._size
-        capacity = self._mask + 1
-        if n > capacity - size:
-            raise BufferFullError(
-                f"Buffer does not have enough space to write all the data "
-                f"({n} bytes, {self.free()} free)")
+        allocated = self._mask + 1
+        if n > allocated - size:  # one comparison on the hot path, as with a fixed buffer
+            self._grow(size + n)
+            allocated = self._mask + 1
         start = (self._read + size) & self._mask
-        if start + n <= capacity:
+        if start + n <= allocated:
             self._buf[start:start + n] = data
         else:
-            first = capacity - start
+            first = allocated - start
             self._buf[start:] = data[:first]
             self._buf[:n - first] = data[first:]
         self._size = size + n
 
+    def _grow(self, need: int) -> None:
+        """Double the buffer until ``need`` bytes fit, keeping the queue in order."""
+        if need > self._capacity:
+            raise BufferFullError(
+                f"Buffer does not have enough space to write all the data "
+                f"({need - self._size} bytes, {self.free()} free)")
+        size = self._mask + 1
+        while size < need:
+            size <<= 1
+        self._resize(size)
+
+    def _drained(self) -> None:
+        """The queue just emptied: start again at the front, in the initial buffer."""
+        self._read = 0
+        if self._mask >= self._initial:  # grown for a burst that has now been sent
+            self._resize(self._initial)
+
     def read_into(self, out: bytearray, n: int) -> None:
         """Move the oldest ``n`` bytes (n <= len(self)) to the end of ``out``."""
         start = self._read
-        first = min(n, self.capacity - start)
+        first = min(n, self._mask + 1 - start)
         out += self._buf[start:start + first]
         if first < n:
             out += self._buf[:n - first]
-        self._read = (start + n) & self._mask
         self._size -= n
+        if self._size:
+            self._read = (start + n) & self._mask
+        else:
+            self._drained()
 
     def take(self, n: int, prefix: bytes = b"") -> bytes:
         """``prefix`` + the oldest ``n`` bytes (n <= len(self)), removed from the ring."""
@@ -77,8 +138,14 @@ class ByteRing:
             out = prefix + self._view[start:stop]
         else:
             out = prefix + self._view[start:] + self._view[:stop - self._mask - 1]
-        self._read = stop & self._mask
-        self._size -= n
+        size = self._size - n
+        self._size = size
+        if size:
+            self._read = stop & self._mask
+        elif self._mask < self._initial:  # _drained() inlined: an echo drains every frame
+            self._read = 0
+        else:
+            self._drained()
         return out
 
     def read(self, n: int) -> bytes:
@@ -89,12 +156,19 @@ class ByteRing:
     def clear(self) -> int:
         """Drop everything queued; returns how many bytes were dropped."""
         dropped = self._size
-        self._read = 0
         self._size = 0
+        self._drained()
         return dropped
 
     def close(self) -> None:
+        """Refuse writes from now on; drop what is queued and free the buffer."""
         self.closed = True
+        self._size = 0
+        self._allocate(0)
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and not n & (n - 1)
 
 
 class OutboundAudio:

@@ -88,7 +88,8 @@ class Session:
     # ── handler registration ────────────────────────────────────────────────
 
     def _register(self, key: str, func: F) -> F:
-        self._handlers.setdefault(key, []).append(func)
+        if not self._closed:  # a closed session delivers nothing more: keep nothing
+            self._handlers.setdefault(key, []).append(func)
         return func
 
     def on_incoming_call(self, func: F) -> F:
@@ -104,8 +105,7 @@ class Session:
         return self._register("closed", func)
 
     async def _fire(self, key: str, *args: Any) -> None:
-        for handler in list(self._handlers.get(key, ())):
-            await invoke(handler, args, logger, f"session {key}")
+        await _run_all(list(self._handlers.get(key, ())), key, args)
 
     # ── readiness ───────────────────────────────────────────────────────────
 
@@ -144,10 +144,12 @@ class Session:
         call._session = self
         call._tasks = self._tasks
         self._call = call
-        self._tasks.spawn(self._run_call(call), name=f"call-{call.id}")
+        # Taken now: a session.closed right behind the call.in must not take them away.
+        handlers = list(self._handlers.get("incoming_call", ()))
+        self._tasks.spawn(self._run_call(call, handlers), name=f"call-{call.id}")
 
-    async def _run_call(self, call: Call) -> None:
-        for handler in list(self._handlers.get("incoming_call", ())):
+    async def _run_call(self, call: Call, handlers: list[Callable[..., Any]]) -> None:
+        for handler in handlers:
             try:
                 result = handler(call)
                 if inspect.isawaitable(result):
@@ -169,6 +171,8 @@ class Session:
     async def _drain_inbox(self) -> None:
         while self._inbox:
             await self._fire("incoming_message", self._inbox.popleft())
+        if self._closed:  # its last message handled (see _dispatch_closed)
+            self._handlers.pop("incoming_message", None)
 
     def _dispatch_closed(self, reason: CloseReason, *, by_server: bool = False) -> None:
         if self._closed:
@@ -181,7 +185,15 @@ class Session:
         call = self._call
         if by_server and call is not None and call._voice is None:
             call._terminate()  # nothing will ever open this call's voice link now
-        self._tasks.spawn(self._fire("closed", reason))
+        # Nothing new is delivered to a closed session. Its handlers often close over it
+        # (an on_incoming_call that answers and then closes the session): dropping them
+        # frees an ended session, and its call, by reference counting. Messages already
+        # queued are still handled; _drain_inbox drops their handlers after the last one.
+        closed = self._handlers.pop("closed", [])
+        self._handlers.pop("incoming_call", None)
+        if not self._inbox:
+            self._handlers.pop("incoming_message", None)
+        self._tasks.spawn(_run_all(closed, "closed", (reason,)))
 
     # ── API ─────────────────────────────────────────────────────────────────
 
@@ -229,3 +241,8 @@ class Session:
             return SendMessageResult(success=True, response_content=resp.content)
         return SendMessageResult(success=False, error_code=message_error_code(resp.error_code),
                                  error_content=resp.error_content)
+
+
+async def _run_all(handlers: list[Callable[..., Any]], key: str, args: tuple[Any, ...]) -> None:
+    for handler in handlers:
+        await invoke(handler, args, logger, f"session {key}")

@@ -144,7 +144,9 @@ class _VoiceConnection:
         self._ssl = ssl_context
         self._out = OutboundAudio(buffer_size)
         self._channels: dict[int, AudioChannel] = {}
-        self._pending: dict[str, asyncio.Future[Any]] = {}
+        # Resolved with the response, or None when the link closes first; never with an
+        # exception: see _outcome.
+        self._pending: dict[str, asyncio.Future[vp.CommandResponse | None]] = {}
         self._callbacks: list[EventCallback] = []
         self._close_hooks: list[Callable[[], None]] = []
         self._ws: WsConnection | None = None
@@ -208,12 +210,18 @@ class _VoiceConnection:
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
-                future.set_exception(WSSSessionError("Voice session closed"))
+                future.set_result(None)  # send_command raises WSSSessionError
         for channel in self._channels.values():
             channel.close()
-        self._out.ring.clear()
-        self._out.ring.close()
-        for hook in self._close_hooks:
+        self._out.ring.close()  # drops what is queued and frees the buffer
+        # Nothing is dispatched after this. The callbacks and hooks are bound methods of
+        # the Call, which holds this connection, and the socket holds it as its handler:
+        # letting go of them here frees an ended call by reference counting, at once,
+        # instead of at the next full collection (and what is freed includes the
+        # socket's receive buffer, even if the application keeps the Call).
+        hooks, self._close_hooks, self._callbacks = self._close_hooks, [], []
+        self._ws = None
+        for hook in hooks:
             hook()
 
     # ── WsHandler: called from data_received ───────────────────────────────
@@ -264,33 +272,27 @@ class _VoiceConnection:
         if not self._connected or self._ws is None:
             raise WSSSessionError("Voice session is not established")
         command_id = str(uuid.uuid4())
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[vp.CommandResponse | None] = (
+            asyncio.get_running_loop().create_future())
         self._pending[command_id] = future
         timeout_ms = int(response_timeout_seconds * 1000)
         try:
             self._ws.send_text(vp.build_command(command_id, command, timeout_ms, data))
             logger.debug("Sent command %s (command_id=%s)", command, command_id)
-            return await asyncio.wait_for(future, response_timeout_seconds + SERVER_TIMEOUT_SLACK)
+            response = await asyncio.wait_for(future,
+                                              response_timeout_seconds + SERVER_TIMEOUT_SLACK)
         except TimeoutError:
             raise WSSCallCommandTimeoutError("No response received from server") from None
         except ConnectionError as exc:
             raise WSSSessionError("Voice session closed") from exc
         finally:
             self._pending.pop(command_id, None)
+        return _outcome(response)
 
     def _resolve(self, frame: vp.CommandResponse) -> None:
         future = self._pending.pop(frame.command_id, None)
-        if future is None or future.done():
-            return
-        if frame.success:
-            future.set_result(frame.result)
-        elif frame.error_code == "TIMEOUT":
-            future.set_exception(
-                WSSCallCommandTimeoutError(frame.error_message or "Command timed out"))
-        else:
-            future.set_exception(WSSCallCommandError(
-                frame.error_message or "Command failed", error_code=frame.error_code,
-                error_message=frame.error_message))
+        if future is not None and not future.done():
+            future.set_result(frame)
 
     def _dispatch_event(self, event: str, data: dict[str, Any]) -> None:
         for callback in self._callbacks:
@@ -349,6 +351,25 @@ class _VoiceConnection:
     def audio_stream(self, channel_id: int = 0) -> AsyncIterator[bytes]:
         """Caller audio of ``channel_id`` (0 = primary); ends when the link closes."""
         return ChannelStream(self._channel(channel_id))
+
+
+def _outcome(response: vp.CommandResponse | None) -> Any:
+    """A command's result payload, or its error raised (None: the link closed first).
+
+    Raised here rather than set on the future: a future holding an exception
+    sits in a reference cycle with the frames of that exception's traceback
+    (asyncio.wait_for's holds the future), and those frames hold the Call that
+    awaited the command, so an ended call would wait for the cyclic GC.
+    """
+    if response is None:
+        raise WSSSessionError("Voice session closed")
+    if response.success:
+        return response.result
+    if response.error_code == "TIMEOUT":
+        raise WSSCallCommandTimeoutError(response.error_message or "Command timed out")
+    raise WSSCallCommandError(response.error_message or "Command failed",
+                              error_code=response.error_code,
+                              error_message=response.error_message)
 
 
 async def _await(awaitable: Awaitable[Any]) -> None:

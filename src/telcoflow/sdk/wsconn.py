@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Protocol, cast
 
 from websockets.client import ClientProtocol
@@ -53,6 +53,23 @@ class WsHandler(Protocol):
     def ws_binary(self, data: bytes) -> None: ...
 
     def ws_closed(self, code: int | None, reason: str) -> None: ...
+
+
+class _Detached:
+    """The handler of a connection that is gone: it has been told, and is let go."""
+
+    def ws_text(self, data: bytes) -> None:
+        pass
+
+    def ws_binary(self, data: bytes) -> None:
+        pass
+
+    def ws_closed(self, code: int | None, reason: str) -> None:
+        pass
+
+
+_DETACHED = _Detached()
+_NO_BUFFER = memoryview(b"")
 
 
 class HandshakeRejected(Exception):
@@ -143,6 +160,12 @@ class WsConnection(asyncio.BufferedProtocol):
         if self._opened:
             self._opened = False
             self._handler.ws_closed(self._codec.close_code, self._codec.close_reason)
+        # The handler (a voice connection, say) holds this connection: letting go of it,
+        # and of websockets' self-referencing parsers, frees both by reference counting
+        # rather than at the next full collection.
+        self._handler = _DETACHED
+        self._codec.release()
+        _end_parser(self._proto)
 
     # ── public ──────────────────────────────────────────────────────────────
 
@@ -245,6 +268,7 @@ class WsConnection(asyncio.BufferedProtocol):
             self._mode = _FRAMES
             self._open = True
             self._opened = True
+            self._head_view = _NO_BUFFER  # the codec reads everything from now on
             self._handshake.set_result(None)
             self._schedule_ping()
             self._replay(rest)  # frames right behind the 101
@@ -319,6 +343,17 @@ class WsConnection(asyncio.BufferedProtocol):
         timer = self._timers.pop(name, None)
         if timer is not None:
             timer.cancel()
+
+
+def _end_parser(proto: ClientProtocol) -> None:
+    """End the handshake protocol's parser coroutine, which holds the protocol (a cycle).
+
+    ``parser`` is websockets' attribute, not its documented API: if a release
+    renames it, this does nothing and the cyclic GC frees the protocol as before.
+    """
+    parser = getattr(proto, "parser", None)
+    if isinstance(parser, Generator):
+        parser.close()
 
 
 async def open_ws(url: str, headers: Mapping[str, str], handler: WsHandler, *,
