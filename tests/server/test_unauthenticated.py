@@ -19,6 +19,7 @@ from telcoflow.protocol import voice as vp
 from telcoflow.testing import GatewayThread, Phone
 
 from .rawclient import claim_call, recv_json, recv_type, sm_connect, voice_connect
+from .test_netio import client_frame
 
 pytestmark = pytest.mark.asyncio
 
@@ -165,3 +166,20 @@ async def test_command_and_audio_floods_on_the_voice_plane_are_closed(
             code, errors = await flood(voice, frame)
             assert code == 1008 and errors <= 51
     await sm.close()
+
+
+async def test_a_frame_sent_in_the_same_packet_as_the_upgrade_is_read(
+        gateway: GatewayThread) -> None:
+    """Once an AssertionError inside websockets and no answer at all."""
+    setup = json.dumps({"type": "setup", "data": {"sampleRate": 16000, "audioMode": "mixed"}})
+    head = (UPGRADE.format(path=SM) + f"x-api-key: {gateway.api_key}\r\n"
+            f"x-connector-uuid: {gateway.connector_uuid}\r\n\r\n").encode()
+    port = int(gateway.ws_url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head + client_frame(0x81, setup.encode()))  # one write, one segment
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    first, length = await reader.readexactly(2)
+    assert first == 0x81 and length < 126  # an unmasked text frame, short
+    reply = json.loads(await reader.readexactly(length))
+    assert reply["type"] == "setup.done"
+    writer.close()
