@@ -368,6 +368,8 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         if self._codec is not None:
             self._codec.receive_eof()  # the close code is final now
         self._report_close()
+        if self._codec is not None:  # its reference cycles end: freed without the GC
+            self._codec.release()
 
     # ── called by the server ──────────────────────────────────────────────
     def on_tick(self, now: float) -> None:
