@@ -10,6 +10,7 @@ object.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -114,8 +115,13 @@ def str_or_empty(obj: dict[str, Any], key: str) -> str:
 
 
 def int_or_zero(obj: dict[str, Any], key: str) -> int:
-    """``obj[key]`` as an int if it is a JSON number (floats truncate), else 0; bool is not."""
+    """``obj[key]`` as an int if it is a JSON number (floats truncate), else 0; bool is not,
+    nor a non-finite number."""
     value = obj.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if isinstance(value, float) and not math.isfinite(value):
+        # json.loads reads 1e999, Infinity and NaN, which int() refuses (OverflowError,
+        # ValueError): a lenient reader must not raise for a JSON object, so they read as 0
         return 0
     return int(value)

@@ -335,7 +335,10 @@ def parse_stream_twiml(body: bytes | str) -> tuple[str, dict[str, str]]:
     ``<Parameter>``s (what Twilio puts in ``start.customParameters``)."""
     try:
         stream = ElementTree.fromstring(body).find("./Connect/Stream")
-    except ElementTree.ParseError as exc:
+    except (ElementTree.ParseError, ValueError, LookupError) as exc:
+        # not only ParseError: an XML declaration naming an unknown encoding raises
+        # LookupError, a multi-byte one (cp932) ValueError, and a str that cannot be
+        # encoded (a lone surrogate) UnicodeEncodeError
         raise TwilioFrameError("BAD_TWIML", f"the TwiML is not XML: {exc}") from None
     if stream is None or not stream.get("url"):
         raise TwilioFrameError("BAD_TWIML", "the TwiML has no <Connect><Stream url=...>")

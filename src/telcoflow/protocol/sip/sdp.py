@@ -193,7 +193,7 @@ class MediaDescription:
 
     @property
     def payload_types(self) -> tuple[int, ...]:
-        return tuple(int(f) for f in self.formats if f.isdigit())
+        return tuple(int(f) for f in self.formats if _is_number(f))
 
     def rtpmap(self, payload_type: int) -> RtpMap | None:
         """The codec of ``payload_type``: its ``a=rtpmap``, else the RFC 3551 static one."""
@@ -243,6 +243,8 @@ class SessionDescription:
         out += _extra(self.lines, "b")
         out += [f"t={t}" for t in self.times]
         out += _extra(self.lines, "rzk")
+        # other letters parse_sdp kept at session level (y= ...): written too, not lost
+        out += [f"{k}={v}" for k, v in self.lines if k not in "iuepbrzk"]
         if self.direction is not None:
             out.append(f"a={self.direction.value}")
         out += [_attr(a) for a in self.attributes]
@@ -271,14 +273,19 @@ def _media_lines(m: MediaDescription) -> list[str]:
     out += _extra(m.lines, "bk")
     mapped = {r.payload_type for r in m.rtpmaps}
     done: set[str] = set()
+    # Each payload type's rtpmaps once, compared as numbers: a format listed twice, or
+    # as "096", wrote them twice (and once more as unlisted), one copy more each round trip.
+    written: set[int] = set()
     for fmt in m.formats:  # rtpmap and fmtp of each format together, in format order
-        if fmt.isdigit() and int(fmt) in mapped:
-            out += [f"a=rtpmap:{r.text()}" for r in m.rtpmaps if r.payload_type == int(fmt)]
+        pt = int(fmt) if _is_number(fmt) else -1
+        if pt in mapped and pt not in written:
+            out += [f"a=rtpmap:{r.text()}" for r in m.rtpmaps if r.payload_type == pt]
+            written.add(pt)
         if fmt not in done:
             out += [f"a=fmtp:{f} {p}" for f, p in m.fmtps if f == fmt]
             done.add(fmt)
     listed = set(m.formats)
-    out += [f"a=rtpmap:{r.text()}" for r in m.rtpmaps if str(r.payload_type) not in listed]
+    out += [f"a=rtpmap:{r.text()}" for r in m.rtpmaps if r.payload_type not in written]
     out += [f"a=fmtp:{f} {p}" for f, p in m.fmtps if f not in listed]
     if m.ptime is not None:
         out.append(f"a=ptime:{m.ptime}")
@@ -296,9 +303,17 @@ def _bad(message: str) -> SdpError:
     return SdpError(message, status=400)
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits, at most 20 (every number SDP has fits). Not ``str.isdigit()`` alone:
+    it accepts "²", which int() refuses (ValueError), and other scripts' digits, which
+    int() reads; and int() refuses more than 4300 digits (ValueError) where a bigger bound
+    would only cost time."""
+    return len(text) <= 20 and text.isascii() and text.isdigit()
+
+
 def _int(text: str, what: str, low: int, high: int) -> int:
-    if not text.isdigit():  # rejects signs, spaces and non-ASCII digits
-        raise _bad(f"{what} must be a number, got {text!r}")
+    if not _is_number(text):  # rejects signs, spaces, non-ASCII and too many digits
+        raise _bad(f"{what} must be a number in {low}..{high}, got {text[:40]!r}")
     value = int(text)
     if not low <= value <= high:
         raise _bad(f"{what} must be in {low}..{high}, got {value}")
@@ -528,7 +543,7 @@ def _parse_events(text: str | None) -> frozenset[int]:
     codes: set[int] = set()
     for part in text.replace(" ", "").split(","):
         low, dash, high = part.partition("-")
-        if low.isdigit() and (not dash or high.isdigit()):
+        if _is_number(low) and (not dash or _is_number(high)):
             lo, hi = int(low), int(high) if dash else int(low)
             if lo <= hi <= 255:
                 codes.update(range(lo, hi + 1))
