@@ -60,9 +60,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     width = max(len(name) for name in INPUTS)
     for name in sorted(INPUTS, key=lambda n: (n in DERIVED, n)):
         total = INPUTS[name]
-        accepted = OUTCOMES[name, "accepted"]
+        accepted, refused = OUTCOMES[name, "accepted"], OUTCOMES[name, "refused"]
+        outcome = f"{accepted:>9,} accepted" if accepted or refused else " " * 18
         if name in DERIVED:
             flag = f"   ({DERIVED[name]})"
         else:
             flag = "" if total >= TARGET else "   < target (only part of the suite ran?)"
-        write(f"{name:<{width}}  {total:>10,} inputs  {accepted:>9,} accepted{flag}")
+        write(f"{name:<{width}}  {total:>10,} inputs  {outcome}{flag}")
