@@ -44,7 +44,6 @@ import contextlib
 import inspect
 import logging
 import os
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ from ..sdk.enums import CallState
 from ..sdk.errors import BufferClosedError, WSSCallClosedError
 from .bridging import ModelStalled, ModelWatchdog, until_first
 from .calltools import DESCRIPTIONS, DIGITS_HELP, NAMES, run_tool
-from .gemini_live import warm_up
+from .gemini_live import _redact, warm_up  # the same keys to hide: Gemini's
 from .modelaudio import ModelAudio, ModelAudioError
 
 __all__ = ["DEFAULT_MODEL", "AdkBridge", "AdkKeyMissing", "AdkStats", "phone_tools"]
@@ -76,7 +75,6 @@ OUTPUT_RATE = 24_000
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 warm_up()  # ADK parses the Live API's messages with google-genai: the same first-use cost
 Transcript = Callable[[str, str], Awaitable[None] | None]
-_KEYISH = re.compile(r"(key=|api[_-]?key[\"':= ]+)[^&\s\"']+", re.IGNORECASE)
 
 
 class AdkKeyMissing(RuntimeError):
@@ -93,10 +91,6 @@ class AdkStats:
     sent_ms: float = 0.0        # handed to the call
     rejected_chunks: int = 0    # model audio the bridge could not play
     error: str | None = None    # why the model's session ended, if it failed
-
-
-def _redact(text: str) -> str:
-    return _KEYISH.sub(r"\1<redacted>", text)
 
 
 def _has_credentials() -> bool:

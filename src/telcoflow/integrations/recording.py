@@ -75,10 +75,6 @@ class CallTap:
         if not self._stopped:
             self.agent_quality.analyze_audio_chunk(audio_data)
 
-    async def clear_send_audio_buffer(self) -> int:
-        dropped: int = await self._inner.clear_send_audio_buffer()
-        return dropped
-
     def stop(self) -> Path | None:
         """End the recording (both tracks padded to the call's length); the WAV's path."""
         if not self._stopped:
