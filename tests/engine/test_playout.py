@@ -65,3 +65,17 @@ def test_partial_tail_is_padded_and_overflow_is_refused() -> None:
     buf.interrupt()
     buf.push(b"\x07" * 100)
     assert buf.tick() == b"\x07" * 100 + bytes(FB - 100)
+
+
+def test_a_partial_frame_mid_talkspurt_waits_one_tick_for_its_rest() -> None:
+    # an agent's resampled chunks end off the frame grid; its next chunk is a little late
+    buf = PlayoutBuffer(FB, prebuffer_ms=20)
+    buf.push(frame(1) + b"\x02" * 300)
+    assert buf.tick() == frame(1)
+    assert buf.tick() is None and buf.playing  # held, not padded: no gap inside a frame
+    buf.push(b"\x02" * (FB - 300) + b"\x03" * 100)
+    assert buf.tick() == b"\x02" * FB
+    assert buf.tick() is None and buf.playing  # the 100 bytes wait once more
+    assert buf.tick() == b"\x03" * 100 + bytes(FB - 100)  # nothing came: the tail
+    assert buf.tick() is None and not buf.playing
+    assert buf.stats.bytes_played == 2 * FB + 100 and buf.stats.underruns == 1

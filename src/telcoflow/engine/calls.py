@@ -182,11 +182,12 @@ class Call:
         frame = playout.tick()
         if frame is None and self.hold is not None:  # no agent: the hold sound, not silence
             frame = self.hold.next_frame()
-        elif frame is None:
+        elif frame is None and not playout.playing:
             if self._ahead and self.agent is not None:  # a talkspurt ended
                 self.agent.playout_position(*self.played(), "talkspurt_end")
             self._ahead = False
-        elif not self._ahead:  # a talkspurt starts: a leg that wants a lead gets it now
+        elif frame is not None and not self._ahead:
+            # a talkspurt starts: a leg that wants a lead gets it now
             self._ahead = True
             for _ in range(leg.lead_frames):
                 if playout.queued < self.frame_bytes:

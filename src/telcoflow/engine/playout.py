@@ -44,6 +44,13 @@ class PlayoutBuffer:
         self._queue = bytearray()
         self._playing = False
         self._waited = 0
+        self._hold_partial = False  # a full frame just played: a partial one may be a gap
+
+    @property
+    def playing(self) -> bool:
+        """Inside a talkspurt (a ``None`` from :meth:`tick` then means a partial frame is
+        held for its rest, not that the talkspurt ended)."""
+        return self._playing
 
     @property
     def queued(self) -> int:
@@ -75,6 +82,7 @@ class PlayoutBuffer:
         self._queue.clear()
         self._playing = False
         self._waited = 0
+        self._hold_partial = False
         self.stats.bytes_dropped_interrupt += dropped
         return dropped
 
@@ -95,6 +103,14 @@ class PlayoutBuffer:
             frame = bytes(self._queue[:fb])
             del self._queue[:fb]
             self.stats.bytes_played += fb
+            self._hold_partial = True
+        elif self._queue and self._hold_partial:
+            # less than a frame left mid-talkspurt: chunks the agent resampled rarely end
+            # on a frame, so the rest is usually on its way. Wait one tick for it: padding
+            # now would cut a gap inside the frame (a click, and the speech shifted).
+            self._hold_partial = False
+            self.stats.frames_silent += 1
+            return None
         elif self._queue:
             # the tail of a talkspurt: play what is left, padded with silence
             self.stats.bytes_played += len(self._queue)
@@ -103,6 +119,7 @@ class PlayoutBuffer:
         else:
             self._playing = False
             self._waited = 0
+            self._hold_partial = False
             self.stats.underruns += 1
             self.stats.frames_silent += 1
             return None
