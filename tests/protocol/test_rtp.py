@@ -19,6 +19,7 @@ from telcoflow.protocol.rtp import (
     RtpPacket,
     RtpStream,
     TelephoneEvent,
+    UnexpectedPayloadType,
 )
 from telcoflow.protocol.sip.sdp import Direction, Negotiated
 
@@ -496,8 +497,9 @@ def test_wrong_payload_type_rtcp_and_junk_are_counted_and_dropped() -> None:
         b"\x00\x01hello",                                         # not RTP
         RtpPacket(101, 3, 0, 9, b"\x01").to_bytes(),              # event payload too short
     ]
-    for d in junk:
-        assert rx.receive(d, REMOTE, 0.0) == []
+    said = [rx.receive(d, REMOTE, 0.0) for d in junk]
+    # an unnegotiated type is told (the leg reports it to the agent); the rest is silent
+    assert said == [[UnexpectedPayloadType(18)], [UnexpectedPayloadType(8)], [], [], []]
     s = rx.stats
     assert (s.wrong_payload_type, s.rtcp, s.malformed) == (2, 1, 2)
     assert s.packets_received == 5 and s.audio_packets == 0
@@ -694,7 +696,8 @@ def test_pcma_stream_and_codec_change_on_reinvite() -> None:
                           for k, p in enumerate(alaw)], 20)
     assert frames[1:] == alaw[:19]
     rx.update(media())
-    assert rx.receive(RtpPacket(8, 20, 3200, 3, alaw[0]).to_bytes(), REMOTE, 0.4) == []
+    assert rx.receive(RtpPacket(8, 20, 3200, 3, alaw[0]).to_bytes(), REMOTE, 0.4) == [
+        UnexpectedPayloadType(8)]
     assert rx.stats.wrong_payload_type == 1
     with pytest.raises(ValueError):
         RtpStream(media(codec="G722"))

@@ -26,6 +26,7 @@ from telcoflow.protocol.rtp import (
     RtpPacket,
     RtpStream,
     TelephoneEvent,
+    UnexpectedPayloadType,
 )
 from telcoflow.protocol.sip.sdp import Direction, Negotiated
 
@@ -68,7 +69,8 @@ def feed(stream: RtpStream, data: bytes, addr: tuple[str, int], now: float) -> N
                     list)
     assert events is not None
     if stream.stats.packets_received != before + 1 or not all(
-            isinstance(e, DtmfDigit | RemoteAddressChanged) for e in events):
+            isinstance(e, DtmfDigit | RemoteAddressChanged | UnexpectedPayloadType)
+            for e in events):
         raise fail("rtp.RtpStream.receive", data, f"gave {events!r}")
 
 

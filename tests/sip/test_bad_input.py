@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from telcoflow import Call
+from telcoflow import Call, CallEvent
 from telcoflow.protocol.rtp import RtpStats
 from telcoflow.server.config import SipTrunk, embedded_defaults
 from telcoflow.testing import GatewayThread
@@ -74,6 +74,7 @@ class AgentCall:
     call: Call
     heard: bytearray = field(default_factory=bytearray)
     digits: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # call.error codes
     ended: bool = False
 
     def peaks(self) -> npt.NDArray[np.int32]:
@@ -128,8 +129,13 @@ class Agent:
             record.ended = True
             self.changed()
 
+        def error(data: dict[str, str]) -> None:
+            record.errors.append(data["error_code"])
+            self.changed()
+
         call.on_dtmf(digit)
         call.on_terminated(ended)
+        call.on_call_event(CallEvent.CALL_ERROR)(error)
         await self.answer.wait()
         assert await call.answer()
         async for chunk in call.audio_stream():
@@ -609,6 +615,8 @@ async def test_bad_rtp_is_counted_and_the_audio_flows_on(
         assert stranger.drain() == [], "the gateway sent RTP to the stranger"
         await agent.until(lambda: call.frames_near(loud) >= 10, "the second source")
         assert (await peer.response(dialog.bye())).status == 200
+    # told once (the three came within the report interval), and the call went on
+    assert call.errors == ["CALLER_AUDIO_INVALID"]
     assert call.peaks().max() < (loud + bad) // 2, "a rejected packet was played"
     assert call.frames_near(quiet) >= 5
     report = rtp_report(caplog, call.call.id)

@@ -76,6 +76,7 @@ class Call:
     _downlink: Downlink | None = None
     _ahead: bool = False               # this talkspurt's lead went out (Leg.lead_frames)
     _unheard_bytes: int = 0            # handed to the leg, then dropped unplayed by an interrupt
+    errors_reported: dict[str, float] = field(default_factory=dict)  # call.error code → when
 
     @property
     def frame_bytes(self) -> int:

@@ -48,6 +48,7 @@ from .ports import (
     EndReason,
     Leg,
     LinkClose,
+    MediaError,
     SessionEnd,
     SessionLink,
     Timed,
@@ -72,6 +73,7 @@ _CALLER_END = {
     CallEvent.CALLEE_HANGUP: (EndReason.OTHER_PARTY_HANGUP, "the other party hung up"),
 }
 
+ERROR_REPORT_S = 5.0  # a call.error code is reported at most this often per call
 _REPLIED = object()  # a command handler answered through the agent link itself
 # bound once: looked up on every agent frame (an enum member lookup costs ~60 ns in 3.11)
 _ANSWERED, _LEFT = CallState.ANSWERED, Mode.LEFT
@@ -94,7 +96,7 @@ class Engine:
         self.diallers: list[Dialler] = []
         self._timed: list[Timed] = []
         self.control = CallControl(settings, self.timers, self.diallers, self.legs)
-        self.media = MediaPlane()
+        self.media = MediaPlane(self._media_failed)
         self.hold_sound = HoldSound(settings.hold_sound)
         self._wake: Callable[[], None] | None = None
         self._due: dict[Due, Callable[..., None]] = {
@@ -212,6 +214,32 @@ class Engine:
         if call.agent is not None and call.state is _ANSWERED:
             call.agent.dtmf(Channel.CALLER if party == CALLER else Channel.CALLEE, digit,
                             duration_ms)
+
+    def leg_media_error(self, leg: Leg, code: MediaError, message: str) -> None:
+        """The adapter could not take the party's audio (undecodable, say): the agent is
+        told with ``call.error``, at most every ``ERROR_REPORT_S`` per code."""
+        slot = self.legs.get(leg)
+        if slot is not None:
+            self.report_error(slot[0], code, message)
+
+    def report_error(self, call: Call, code: MediaError, message: str) -> None:
+        """``call.error`` to the call's agent and a log line, rate-limited per code: a
+        failure that repeats every frame must not flood the agent or the log."""
+        now = self._now()
+        last = call.errors_reported.get(code)
+        if last is not None and now - last < ERROR_REPORT_S:
+            return
+        call.errors_reported[code] = now
+        logger.warning("call %s: %s: %s", call.id, code.value, message)
+        if call.agent is not None:
+            call.agent.call_error(code.value, message)
+
+    def _media_failed(self, call: Call, exc: BaseException) -> None:
+        if call.errors_reported.get(MediaError.MEDIA_FAILURE) is None:
+            logger.error("media tick failed for call %s", call.id, exc_info=exc)
+        self.report_error(call, MediaError.MEDIA_FAILURE,
+                          f"the gateway failed to process this call's audio ({type(exc).__name__})"
+                          "; it is logged, and the call goes on")
 
     def leg_hung_up(self, leg: Leg) -> None:
         """The party of ``leg`` left (caller or callee, ringing or in the call)."""
@@ -381,6 +409,9 @@ class Engine:
             # delivers the audio it was granted credit for; it plays, nothing is lost)
             if call.on_agent_audio(pcm) < len(pcm):
                 call.stats.agent_audio_rejected += 1
+                self.report_error(call, MediaError.AGENT_AUDIO_DROPPED,
+                                  "the playout buffer is full: agent audio beyond it was "
+                                  "dropped (send only what buffer_request asks for)")
                 raise CommandError("the playout buffer is full; audio dropped",
                                    "AUDIO_OVERFLOW")
             return

@@ -9,6 +9,7 @@ turn, so the phases stay even). A two-party call ticks on its own
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from .calls import Call
 from .clock import PHASES, MediaClock
@@ -18,8 +19,9 @@ logger = logging.getLogger(__name__)
 
 
 class MediaPlane:
-    def __init__(self) -> None:
+    def __init__(self, failed: Callable[[Call, BaseException], None] | None = None) -> None:
         self.clock = MediaClock()
+        self._failed = failed  # told of a call whose tick raised (the engine reports it)
         self._phases: list[set[Call]] = [set() for _ in range(PHASES)]
         self._phase_of: dict[Call, int] = {}
         self._next_phase = 0
@@ -57,8 +59,9 @@ class MediaPlane:
             if call.bridge is None:
                 try:
                     call.tick()
-                except Exception:  # one call's broken leg must not silence the others
-                    logger.exception("media tick failed for call %s", call.id)
+                except Exception as exc:  # one call's broken leg must not silence the others
+                    if self._failed is not None:
+                        self._failed(call, exc)
             else:
                 bridged.setdefault(call.agent_rate, []).append(call)
         for rate, calls in bridged.items():

@@ -98,6 +98,14 @@ class AgentEvent(StrEnum):
     ERROR = "call.error"
 
 
+class MediaError(StrEnum):
+    """``call.error`` codes: the gateway failed part of a call's media on its side."""
+
+    CALLER_AUDIO_INVALID = "CALLER_AUDIO_INVALID"  # the caller's audio could not be decoded
+    AGENT_AUDIO_DROPPED = "AGENT_AUDIO_DROPPED"    # agent audio past the playout bound
+    MEDIA_FAILURE = "MEDIA_FAILURE"                # the call's media tick failed (a bug)
+
+
 class Leg(Protocol):
     """One party's phone leg (an inbound caller, or a callee a dialler reached)."""
 
@@ -246,6 +254,10 @@ class AgentLink(Protocol):
         """Credit: the agent may send up to ``nbytes`` more, in ``frame_bytes`` chunks."""
 
     def call_event(self, event: AgentEvent) -> None: ...
+
+    def call_error(self, code: str, message: str) -> None:
+        """The gateway failed part of the call's media on its side (``call.error``); the
+        call goes on unless the engine ends it."""
 
     def dtmf(self, channel: Channel, digit: str, duration_ms: int) -> None:
         """A DTMF digit the party on ``channel`` (caller / callee) pressed."""

@@ -101,6 +101,7 @@ __all__ = [
     "EventPayload",
     "MediaParams",
     "RemoteAddressChanged",
+    "UnexpectedPayloadType",
     "RtpError",
     "RtpEvent",
     "RtpPacket",
@@ -456,7 +457,15 @@ class RemoteAddressChanged:
     reason: str
 
 
-RtpEvent = DtmfDigit | RemoteAddressChanged
+@dataclass(frozen=True, slots=True)
+class UnexpectedPayloadType:
+    """A packet of a payload type the answer did not negotiate (dropped, counted): the
+    far end sends audio we cannot decode."""
+
+    payload_type: int
+
+
+RtpEvent = DtmfDigit | RemoteAddressChanged | UnexpectedPayloadType
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,7 +649,7 @@ class RtpStream:
         is_audio = pt in self._audio_pts
         if not is_audio and pt not in self._event_pts:
             n["wrong_payload_type"] += 1
-            return []
+            return [UnexpectedPayloadType(pt)]
         events: list[RtpEvent] = []
         new_source = self._admit(ssrc, addr, events)
         if new_source is None:

@@ -50,6 +50,9 @@ class VoiceConn:
     def call_event(self, event: AgentEvent) -> None:
         self.send_text(vp.build_call_event(event.value))
 
+    def call_error(self, code: str, message: str) -> None:
+        self.send_text(vp.build_call_event(vp.CALL_ERROR, error_code=code, error_message=message))
+
     def dtmf(self, channel: Channel, digit: str, duration_ms: int) -> None:
         self.send_text(vp.build_call_event(vp.CALL_DTMF, digit=digit, duration_ms=duration_ms,
                                            channel=int(channel)))

@@ -18,7 +18,14 @@ from collections.abc import Callable
 from ..audio.codec import encode
 from ..coded_error import CodedError
 from ..engine import Engine
-from ..engine.ports import AudioFormat, DialError, DialFailure, EndReason, PlaysOnArrival
+from ..engine.ports import (
+    AudioFormat,
+    DialError,
+    DialFailure,
+    EndReason,
+    MediaError,
+    PlaysOnArrival,
+)
 from ..protocol import errors as perr
 from ..protocol import phone as pp
 from ..server.app import Gateway
@@ -210,7 +217,11 @@ class PhoneConn:
             self._audio_refused()
             return
         if len(data) % self._sample_bytes:
-            self._refused("INVALID_AUDIO", "pcm16 audio needs an even byte count")
+            message = "pcm16 audio needs an even byte count"
+            self._refused("INVALID_AUDIO", message)
+            self.engine.leg_media_error(leg, MediaError.CALLER_AUDIO_INVALID,
+                                        f"the caller sent audio that cannot be decoded ({message})"
+                                        "; it was dropped")
             return
         if not bucket.take(self._clock(), len(data)):
             self.audio_dropped += len(data)

@@ -160,6 +160,9 @@ class FakeAgentLink:
     def call_event(self, event: AgentEvent) -> None:
         self.events.append(("event", event))
 
+    def call_error(self, code: str, message: str) -> None:
+        self.events.append(("error", code, message))
+
     def dtmf(self, channel: Channel, digit: str, duration_ms: int) -> None:
         self.events.append(("dtmf", channel, digit, duration_ms))
 

@@ -19,8 +19,15 @@ from typing import TYPE_CHECKING
 
 from ...audio.codec import encode
 from ...engine import Engine
-from ...engine.ports import AudioFormat, EndReason, PlaysOnArrival
-from ...protocol.rtp import DtmfDigit, RemoteAddressChanged, RtpError, RtpStats, RtpStream
+from ...engine.ports import AudioFormat, EndReason, MediaError, PlaysOnArrival
+from ...protocol.rtp import (
+    DtmfDigit,
+    RemoteAddressChanged,
+    RtpError,
+    RtpStats,
+    RtpStream,
+    UnexpectedPayloadType,
+)
 from ...protocol.sip.message import SipRequest
 from ...protocol.sip.sdp import Direction, Negotiated, SessionDescription
 from ...protocol.sip.transaction import ClientTransaction, ServerTransaction
@@ -176,10 +183,16 @@ class SipLeg(PlaysOnArrival):  # no transfer: REFER is not implemented
         if frame is not None and not self.on_hold:
             self.engine.leg_audio(self, frame)
 
-    def _rtp_event(self, event: DtmfDigit | RemoteAddressChanged) -> None:
+    def _rtp_event(self, event: DtmfDigit | RemoteAddressChanged | UnexpectedPayloadType
+                   ) -> None:
         if isinstance(event, DtmfDigit):
             if not self.on_hold:
                 self.engine.leg_dtmf(self, event.digit, event.duration_ms)
+        elif isinstance(event, UnexpectedPayloadType):
+            self.engine.leg_media_error(self, MediaError.CALLER_AUDIO_INVALID,
+                                        f"the caller's RTP carries payload type "
+                                        f"{event.payload_type}, which was not negotiated: "
+                                        "that audio is dropped")
         else:
             logger.info("call %s: RTP now goes to %s (%s)", self.call_id, event.address,
                         event.reason)
