@@ -82,5 +82,10 @@ def scenario_agent(refsdk: Path, gw: GatewayThread, scenario: str, **env: str) -
     return AgentProcess(refsdk_command(SCENARIO, scenario), refsdk_env(refsdk, gw, **env))
 
 
-async def wait_mark(proc: AgentProcess, what: str, timeout: float = 20.0) -> str:
-    return await asyncio.to_thread(proc.wait_for, f"MARK {what}", timeout)
+async def wait_mark(proc: AgentProcess, what: str, timeout: float = 20.0, nth: int = 1) -> str:
+    """The ``nth`` 'MARK what' line, once it is there."""
+    start = 0
+    for _ in range(nth):
+        line = await asyncio.to_thread(proc.wait_for, f"MARK {what}", timeout, start)
+        start = proc.lines.index(line, start) + 1
+    return line

@@ -56,9 +56,20 @@ def _hangup_request(_: Draw) -> Case:
     return pp.build_hangup_request(), pp.Hangup()
 
 
+def _send_message(d: Draw) -> Case:
+    to, content = d.text(), {"type": d.text(), **d.obj()}
+    return pp.build_send_message(to, content), pp.SendMessage(to, content)
+
+
+def _read(d: Draw) -> Case:
+    message_id = d.text()
+    return pp.build_read(message_id), pp.Read(message_id)
+
+
 PHONE_CASES: dict[Callable[..., str], Callable[[Draw], Case]] = {
     pp.build_dial: _dial, pp.build_register: _register, pp.build_answer: _answer,
     pp.build_reject: _reject, pp.build_hangup_request: _hangup_request, pp.build_dtmf: _dtmf,
+    pp.build_send_message: _send_message, pp.build_read: _read,
 }
 
 
@@ -118,6 +129,13 @@ BAD_PHONE_FRAMES: list[tuple[str, object, type[errors.ProtocolError]]] = [
     ("dtmf two digits", {"type": "dtmf", "digit": "12"}, MALFORMED),
     ("dtmf too short", {"type": "dtmf", "digit": "1", "durationMs": 5}, MALFORMED),
     ("dtmf too long", {"type": "dtmf", "digit": "1", "durationMs": 60_000}, MALFORMED),
+    ("message without to", {"type": "message", "content": {"type": "text"}}, MALFORMED),
+    ("message to empty", {"type": "message", "to": "", "content": {"type": "text"}},
+     MALFORMED),
+    ("message content a string", {"type": "message", "to": "+1", "content": "hi"}, MALFORMED),
+    ("message content untyped", {"type": "message", "to": "+1", "content": {"text": {}}},
+     MALFORMED),
+    ("read without id", {"type": "read"}, MALFORMED),
     ("oversized", " " * pp.MAX_TEXT_BYTES + "{}", errors.FrameTooLarge),
 ]
 
@@ -170,10 +188,22 @@ def _error(d: Draw) -> Case:
     return pp.build_error(code, message), pp.LineError(code, message)
 
 
+def _message(d: Draw) -> Case:
+    sender, message_id, content = d.text(), d.text(), d.obj()
+    return (pp.build_message(sender, message_id, content),
+            pp.MessageReceived(sender, message_id, content))
+
+
+def _message_accepted(d: Draw) -> Case:
+    to = d.text()
+    return pp.build_message_accepted(to), pp.MessageAccepted(to)
+
+
 NETWORK_CASES: dict[Callable[..., str], Callable[[Draw], Case]] = {
     pp.build_ringing: _ringing, pp.build_answered: _answered, pp.build_hangup: _hangup,
     pp.build_incoming: _incoming, pp.build_registered: _registered, pp.build_error: _error,
-    pp.build_dtmf_played: _dtmf_played,
+    pp.build_dtmf_played: _dtmf_played, pp.build_message: _message,
+    pp.build_message_accepted: _message_accepted,
 }
 
 

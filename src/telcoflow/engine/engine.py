@@ -34,6 +34,7 @@ from .errors import (
 )
 from .hold import HoldSound
 from .media import MediaPlane
+from .messaging import WA, Messaging
 from .ports import (
     Activity,
     AgentCommand,
@@ -98,6 +99,9 @@ class Engine:
         self.control = CallControl(settings, self.timers, self.diallers, self.legs)
         self.media = MediaPlane(self._media_failed)
         self.hold_sound = HoldSound(settings.hold_sound)
+        self.outbound_calls: dict[str, bool] = {c.uuid: True for c in settings.connectors}
+        self.messaging = Messaging(self)
+        self._timed.append(self.messaging)
         self._wake: Callable[[], None] | None = None
         self._due: dict[Due, Callable[..., None]] = {
             Due.RING: self._ring_timeout, Due.CONNECT: self._connect_ring_over,
@@ -267,6 +271,7 @@ class Engine:
                 self._offer_resume(call, link)
             else:
                 link.notify(session, Activity.NEW_INCOMING_CALL)
+        self.messaging.link_up(link)
 
     def link_down(self, link: SessionLink) -> None:
         if self._links[link.connector_uuid].pop(link.id, None) is None:
@@ -312,6 +317,9 @@ class Engine:
         if session.ready:
             return
         session.step(BindingEvent.READY)
+        if session.channel == WA:
+            self.messaging.session_ready(session, link)
+            return
         call = self._call_of(session)
         if call is None and session.initiator == "SDK" and session.call_id is None:
             self._dial_out(session, link)
@@ -333,8 +341,13 @@ class Engine:
         ``session.ready``, and the agent gets ``call.in`` when the number answers.
         """
         connector = self.connectors[link.connector_uuid]
+        if channel == WA:
+            return self.messaging.create_session(link, remote)
         if channel != "TELCO":
             raise ChannelNotConfigured(f"channel {channel} is not configured on this gateway")
+        if not self.outbound_calls[connector.uuid]:
+            raise EngineError("outbound calls are switched off for this connector "
+                              "(call_flow.setup outboundCall: false)", "FORBIDDEN")
         if self.control.dialler_for(remote) is None:
             raise EngineError(f"no network reaches {remote}: no trunk route and no registered "
                               "line for it", "INVALID_REQUEST")
@@ -349,8 +362,11 @@ class Engine:
                                             int(self.clock.wall()), "SDK"))
         return session.id, True
 
-    def set_call_flow(self, connector_uuid: str, inbound: str) -> None:
+    def set_call_flow(self, connector_uuid: str, inbound: str, outbound_call: bool = True,
+                      inbound_message: bool = True, outbound_message: bool = True) -> None:
         self.inbound_mode[connector_uuid] = inbound
+        self.outbound_calls[connector_uuid] = outbound_call
+        self.messaging.set_flow(connector_uuid, inbound_message, outbound_message)
 
     def close_session(self, connector_uuid: str, session_id: str) -> Session:
         """The connector closed a session (REST): ends its call for every party;
@@ -570,6 +586,8 @@ class Engine:
             return
         bound = session.bound
         self.sessions.close(session, reason.value, int(self.clock.wall()))
+        if session.channel == WA:
+            self.messaging.session_closed(session)
         link = self._links[session.connector_uuid].get(bound) if bound is not None else None
         if link is not None:
             link.session_closed(session.id, reason, cause)
@@ -690,3 +708,19 @@ class Engine:
     def _notify(self, session: Session, activity: Activity) -> None:
         for link in tuple(self._links[session.connector_uuid].values()):
             link.notify(session, activity)
+
+    # ── for the message plane (.messaging) ───────────────────────────────────
+    notify_links = _notify
+
+    def connector_for(self, number: str) -> ConnectorSpec | None:
+        """The connector a number is routed to."""
+        return self._routes.get(number)
+
+    def bound_link(self, session: Session) -> SessionLink | None:
+        """The live connection holding ``session``, if any."""
+        bound = session.bound
+        return self._links[session.connector_uuid].get(bound) if bound is not None else None
+
+    def end_session(self, session: Session, reason: SessionEnd, cause: str | None = None) -> None:
+        """Close a session that has no call (a message session), telling its holder."""
+        self._close_session(session, reason, cause)

@@ -7,6 +7,7 @@ never sees a wire format. Each adapter translates the engine's meanings
 Phone side:
     :class:`Leg`       one party's phone leg in a call (caller or callee)
     :class:`Dialler`   places calls to numbers on some network (``call.connect``)
+    :class:`MessageNetwork`  carries WA messages (the WhatsApp Cloud API, simulated lines)
 Agent side:
     :class:`SessionLink`  an agent's session-manager connection (offers, claims)
     :class:`AgentLink`    an agent's media and command link for one call
@@ -20,6 +21,7 @@ happen on one thread and never block.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
@@ -74,6 +76,7 @@ class Activity(StrEnum):
     """Why a session is offered to an agent's session-manager connection."""
 
     NEW_INCOMING_CALL = "NEW_INCOMING_CALL"
+    NEW_INCOMING_MESSAGE = "NEW_INCOMING_MESSAGE"
     RESUME = "RESUME"  # a live call whose agent connection dropped
 
 
@@ -226,7 +229,12 @@ class SessionLink(Protocol):
 
     def session_closed(self, session_id: str, reason: SessionEnd, cause: str | None = None) -> None:
         """The session is over; ``cause`` says why an outbound call never connected
-        (``CALL_UNANSWERED``, ``CALL_REJECTED``, ``CALLEE_BUSY``)."""
+        (``CALL_UNANSWERED``, ``CALL_REJECTED``, ``CALLEE_BUSY``) or a message session
+        ended (``WINDOW_EXPIRED``)."""
+
+    def deliver_message(self, session_id: str, sender: str, content: dict[str, Any]) -> None:
+        """A WA message (or a delivery status of one the agent sent) on a READY session
+        bound to this link (``wa.msg.in``)."""
 
 
 class SessionView(Protocol):
@@ -273,6 +281,45 @@ class AgentLink(Protocol):
     def command_failed(self, command_id: str, code: str, message: str) -> None: ...
 
     def close(self, why: LinkClose) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A WA message an agent sends (``wa.msg.out``), checked and routed by the engine."""
+
+    session_id: str
+    client_msg_id: str
+    local: str              # the business number it is sent from
+    remote: str             # the user it goes to
+    api_version: str        # the connector's Cloud API version (may be empty: the default)
+    data: dict[str, Any]    # the message object (type and its body), as the Cloud API takes it
+
+
+@dataclass(frozen=True, slots=True)
+class MessageOutcome:
+    """What a network said about a message: sent (``content``: its answer) or refused
+    (``code`` one of the wire's ``wa.msg.out`` codes, ``message`` a sentence for people,
+    ``detail`` the network's own error object, secrets removed)."""
+
+    ok: bool
+    content: Any = None
+    code: str | None = None
+    message: str = ""
+    detail: Any = None
+
+
+class MessageNetwork(Protocol):
+    """Carries WA messages between business numbers and users. Inbound messages and
+    delivery statuses come to the engine through ``Engine.messaging.message_in`` /
+    ``status_in``."""
+
+    def serves(self, local: str, remote: str) -> bool:
+        """True if this network carries messages from ``local`` to ``remote``."""
+
+    def send_message(self, message: OutboundMessage,
+                     done: Callable[[MessageOutcome], None]) -> None:
+        """Send ``message``; ``done`` is called exactly once, later or at once, on the
+        engine's thread. Never raises for the network's own failures (``done`` says)."""
 
 
 class Timed(Protocol):

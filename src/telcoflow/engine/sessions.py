@@ -83,6 +83,10 @@ class SessionStore:
         session = self._by_id.get(session_id)
         return session if session and session.connector_uuid == connector_uuid else None
 
+    def by_id(self, session_id: str) -> Session | None:
+        """Any connector's session (for the engine's own timers, never for a request)."""
+        return self._by_id.get(session_id)
+
     def close(self, session: Session, reason: str, now_wall: int) -> None:
         session.step(BindingEvent.CLOSE)
         session.closed_at, session.close_reason = now_wall, reason

@@ -29,3 +29,8 @@ class EngineSettings:
     resume_retry_s: float = 2.0
     # what a caller hears while the call waits for an agent: "tone", "silence", or a WAV
     hold_sound: str = "tone"
+    # a WA session stays open this long after the user's last message (WhatsApp's
+    # customer-service window); outside it, only template messages may be sent
+    message_window_s: float = 86_400.0
+    max_queued_messages: int = 256   # per WA session while no agent holds it
+    max_messages_in_flight: int = 32  # per WA session, sent and not yet answered

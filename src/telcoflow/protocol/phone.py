@@ -12,6 +12,12 @@ gateway withdraws the call with ``hangup`` when the ring time is over. The
 line stays registered between calls; ``hangup`` from the line ends only its
 part in the current call.
 
+A registered line is also a messaging (WA) user: it sends ``message`` (to a
+business number, with a message object in the WhatsApp Cloud API's shape,
+e.g. ``{"type": "text", "text": {"body": "hi"}}``) and gets
+``message.accepted`` or ``error``; agents' messages reach it as ``message``
+(sender, id, content), and it may send ``read`` for one of them.
+
 Binary frames both ways carry audio in the phone's codec (``pcm16`` LE,
 ``pcmu`` or ``pcma``) at its rate; the gateway sends exactly one 20 ms frame
 per media-clock tick while the phone is in a call.
@@ -31,7 +37,7 @@ from ._json import Unknown as Unknown  # re-exported: part of NetworkFrame
 from .errors import MalformedFrame, UnknownMessageType
 
 PHONE_PATH = "/v1/phone"
-MAX_TEXT_BYTES = 4096
+MAX_TEXT_BYTES = 20_000  # a message's text body may be 4,096 characters
 CODECS = ("pcm16", "pcmu", "pcma")
 PHONE_RATES = (8000, 16000, 24000, 48000)
 
@@ -94,7 +100,22 @@ class Dtmf:
     duration_ms: int
 
 
-PhoneFrame = Dial | Register | Answer | Reject | Hangup | Dtmf
+@dataclass(frozen=True, slots=True)
+class SendMessage:
+    """The line's user writes to a business number."""
+
+    to: str
+    content: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """The line's user read the message ``message_id`` an agent sent."""
+
+    message_id: str
+
+
+PhoneFrame = Dial | Register | Answer | Reject | Hangup | Dtmf | SendMessage | Read
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 _BARE: dict[str, PhoneFrame] = {"hangup": Hangup(), "answer": Answer(), "reject": Reject()}
 
@@ -122,6 +143,16 @@ def parse_phone_text(text: str | bytes) -> PhoneFrame:
         if not 10 <= duration <= 10_000:
             raise MalformedFrame(f"dtmf.durationMs must be 10..10000, not {duration}")
         return Dtmf(digit, duration)
+    if kind == "message":
+        to = field(obj, "to", str, where="message")
+        content = field(obj, "content", dict, where="message")
+        if not to:
+            raise MalformedFrame("message.to must not be empty")
+        if not isinstance(content.get("type"), str):
+            raise MalformedFrame("message.content needs a string 'type' (e.g. \"text\")")
+        return SendMessage(to, content)
+    if kind == "read":
+        return Read(field(obj, "id", str, where="read"))
     if isinstance(kind, str) and kind in _BARE:
         return _BARE[kind]
     if not isinstance(kind, str):
@@ -202,6 +233,24 @@ def build_error(code: str, message: str) -> str:
     return dumps({"type": "error", "code": code, "message": message})
 
 
+def build_send_message(to: str, content: dict[str, object]) -> str:
+    return dumps({"type": "message", "to": to, "content": content})
+
+
+def build_read(message_id: str) -> str:
+    return dumps({"type": "read", "id": message_id})
+
+
+def build_message(sender: str, message_id: str, content: dict[str, object]) -> str:
+    """An agent's message reaches the line."""
+    return dumps({"type": "message", "from": sender, "id": message_id, "content": content})
+
+
+def build_message_accepted(to: str) -> str:
+    """The line's message was taken for delivery to ``to``."""
+    return dumps({"type": "message.accepted", "to": to})
+
+
 @dataclass(frozen=True, slots=True)
 class Ringing:
     call_id: str
@@ -246,8 +295,20 @@ class DtmfPlayed:
     digits: str
 
 
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    sender: str
+    message_id: str
+    content: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAccepted:
+    to: str
+
+
 NetworkFrame = (Ringing | Answered | HungUp | Incoming | Registered | LineError | DtmfPlayed
-                | Unknown)
+                | MessageReceived | MessageAccepted | Unknown)
 
 
 def parse_network_text(text: str | bytes) -> NetworkFrame:
@@ -271,4 +332,10 @@ def parse_network_text(text: str | bytes) -> NetworkFrame:
         return LineError(str_or_empty(obj, "code"), str_or_empty(obj, "message"))
     if kind == "dtmf":
         return DtmfPlayed(str_or_empty(obj, "digits"))
+    if kind == "message":
+        content = obj.get("content")
+        return MessageReceived(str_or_empty(obj, "from"), str_or_empty(obj, "id"),
+                               content if isinstance(content, dict) else {})
+    if kind == "message.accepted":
+        return MessageAccepted(str_or_empty(obj, "to"))
     return Unknown(kind)

@@ -139,6 +139,27 @@ class AudioCodesConfig:
 
 
 @dataclass(slots=True)
+class WhatsAppNumber:
+    """One business number on the WhatsApp Cloud API."""
+
+    number: str            # as a connector's ``numbers`` lists it (E.164, e.g. +15550001111)
+    phone_number_id: str   # Meta's id of the number (the webhook's metadata names it)
+    access_token: str      # a system-user token with whatsapp_business_messaging
+
+
+@dataclass(slots=True)
+class WhatsAppConfig:
+    """``[whatsapp]``: messages through the WhatsApp Cloud API (webhook ``/v1/whatsapp``)."""
+
+    app_secret: str        # signs the webhook's POSTs (X-Hub-Signature-256)
+    verify_token: str      # the webhook's subscription handshake (GET hub.verify_token)
+    numbers: list[WhatsAppNumber]
+    api_base_url: str = "https://graph.facebook.com"
+    api_version: str = "v23.0"   # when the agent's message names none
+    timeout_s: float = 10.0      # one send to the Cloud API
+
+
+@dataclass(slots=True)
 class GatewayConfig:
     connectors: list[Connector]
     phone_keys: list[str]
@@ -172,6 +193,10 @@ class GatewayConfig:
     sip: SipConfig | None = None
     twilio: TwilioConfig | None = None
     audiocodes: AudioCodesConfig | None = None
+    whatsapp: WhatsAppConfig | None = None
+    # a WA session is open while its customer-service window is: it closes this long
+    # after the user's last message (WhatsApp's 24 hours); outside it, only templates
+    message_window_s: float = 86_400.0
     generated: bool = False  # True when keys were made up at start (embedded defaults)
 
     def engine_settings(self) -> EngineSettings:
@@ -183,7 +208,7 @@ class GatewayConfig:
             playout_target_ms=self.playout_target_ms,
             playout_prebuffer_ms=self.playout_prebuffer_ms,
             connect_ring_cap_s=self.connect_ring_cap_s, missed_ring_s=self.missed_ring_s,
-            hold_sound=self.hold_sound)
+            hold_sound=self.hold_sound, message_window_s=self.message_window_s)
 
     def voice_base_url(self) -> str:
         if self.public_url:
@@ -228,12 +253,13 @@ def load_file(path: str | Path) -> GatewayConfig:
     tls_raw = raw.get("tls")
     tls = TlsConfig(tls_raw["cert"], tls_raw["key"], tls_raw.get("client_ca")) if tls_raw else None
     cfg = GatewayConfig(connectors, list(phone), tls=tls, sip=_sip(raw), twilio=_twilio(raw),
-                        audiocodes=_audiocodes(raw))
+                        audiocodes=_audiocodes(raw), whatsapp=_whatsapp(raw))
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
                  "max_connections", "max_pending_per_source", "listen_backlog",
-                 "hold_sound", "ws_ping_interval_s", "ws_pong_timeout_s"):
+                 "hold_sound", "ws_ping_interval_s", "ws_pong_timeout_s",
+                 "message_window_s"):
         if name in server:
             setattr(cfg, name, server[name])
     validate(cfg)
@@ -257,7 +283,7 @@ def validate(cfg: GatewayConfig) -> None:
     if cfg.hold_sound not in ("tone", "silence") and not Path(cfg.hold_sound).is_file():
         raise ConfigError(f"hold_sound must be 'tone', 'silence' or a WAV file; "
                           f"{cfg.hold_sound!r} is none of them")
-    for name in ("ws_ping_interval_s", "ws_pong_timeout_s"):
+    for name in ("ws_ping_interval_s", "ws_pong_timeout_s", "message_window_s"):
         if not isinstance(getattr(cfg, name), int | float) or getattr(cfg, name) <= 0:
             raise ConfigError(f"{name} must be a positive number of seconds")
     for name in ("max_connections", "max_pending_per_source", "listen_backlog"):
@@ -319,6 +345,35 @@ def _audiocodes(raw: dict[str, Any]) -> AudioCodesConfig | None:
     default = table.get("default_number")
     return AudioCodesConfig(list(tokens), {str(k): str(v) for k, v in bots.items()},
                             str(default) if default else None)
+
+
+def _whatsapp(raw: dict[str, Any]) -> WhatsAppConfig | None:
+    if "whatsapp" not in raw:
+        return None
+    table = _table(raw, "whatsapp")
+    for name in ("app_secret", "verify_token"):
+        if not isinstance(table.get(name), str) or not table[name]:
+            raise ConfigError(f"[whatsapp] needs {name} (from the Meta app's settings)")
+    numbers = [_wa_number(n, i) for i, n in enumerate(table.get("numbers", []))]
+    if not numbers:
+        raise ConfigError("[whatsapp] needs at least one [[whatsapp.numbers]] entry "
+                          "(number, phone_number_id, access_token)")
+    cfg = WhatsAppConfig(table["app_secret"], table["verify_token"], numbers)
+    for name in ("api_base_url", "api_version"):
+        if name in table:
+            setattr(cfg, name, str(table[name]).rstrip("/"))
+    if "timeout_s" in table:
+        cfg.timeout_s = float(table["timeout_s"])
+    return cfg
+
+
+def _wa_number(raw: Any, index: int) -> WhatsAppNumber:
+    fields = ("number", "phone_number_id", "access_token")
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(f), str) and raw[f]
+                                            for f in fields):
+        raise ConfigError(f"whatsapp.numbers[{index}] needs number, phone_number_id and "
+                          "access_token (strings)")
+    return WhatsAppNumber(raw["number"], raw["phone_number_id"], raw["access_token"])
 
 
 def _trunk(raw: Any, index: int) -> SipTrunk:

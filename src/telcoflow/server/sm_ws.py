@@ -15,9 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..engine import Engine, EngineError
-from ..engine.ports import Activity, CallOffer, SessionEnd, SessionView
+from ..engine.ports import Activity, CallOffer, MessageOutcome, SessionEnd, SessionView
 from ..protocol import errors as perr
 from ..protocol import sm
+from ..protocol import whatsapp as wa
 from .auth import Authenticator
 from .config import Connector
 from .limits import TokenBucket
@@ -63,6 +64,9 @@ class SmLink:
 
     def session_closed(self, session_id: str, reason: SessionEnd, cause: str | None = None) -> None:
         self.send_text(sm.build_session_closed(session_id, reason.value, cause))
+
+    def deliver_message(self, session_id: str, sender: str, content: dict[str, Any]) -> None:
+        self.send_text(sm.build_wa_msg_in(session_id, sender, content))
 
     # ── WsHandler ────────────────────────────────────────────────────────────
     def on_open(self, conn: WsConnection) -> None:
@@ -143,13 +147,37 @@ class SmLink:
             sid, created = engine.create_session(self, frame.channel, frame.remote_address)
             self.send_text(sm.build_response(frame.req_id, {"sessionId": sid, "created": created}))
         elif isinstance(frame, sm.CallFlowSetup):
-            engine.set_call_flow(self.connector.uuid, frame.inbound_call)
+            engine.set_call_flow(self.connector.uuid, frame.inbound_call, frame.outbound_call,
+                                 frame.inbound_message, frame.outbound_message)
             self.send_text(sm.build_response(frame.req_id, {
                 "inboundCall": frame.inbound_call, "outboundCall": frame.outbound_call,
                 "inboundMessage": frame.inbound_message,
                 "outboundMessage": frame.outbound_message}))
         elif isinstance(frame, sm.WaMsgOut):
-            raise EngineError("this gateway has no WA channel configured", "INVALID_CHANNEL")
+            self._send_message(frame)
+
+    def _send_message(self, frame: sm.WaMsgOut) -> None:
+        """``wa.msg.out``: checked here (the message object is the Cloud API's), routed by
+        the engine, answered when the network answers."""
+        session_id, client_msg_id, api_version, message = _wa_fields(frame.data)
+        try:
+            wa.validate_outbound(message)
+        except perr.ProtocolError as exc:
+            raise EngineError(exc.message, "INVALID_PAYLOAD") from None
+        req_id = frame.req_id
+
+        def answered(outcome: MessageOutcome) -> None:
+            if outcome.ok:
+                self.send_text(sm.build_response(req_id, outcome.content))
+            else:
+                content: dict[str, Any] = {"message": outcome.message}
+                if outcome.detail is not None:  # the network's own error object
+                    content["error"] = outcome.detail
+                self.send_text(sm.build_error_response(req_id, outcome.code or "REMOTE_ERROR",
+                                                       outcome.message, content))
+
+        self.engine.messaging.send(self, session_id, client_msg_id, api_version, message,
+                                   wa.is_template(message), answered)
 
     def _error(self, req_id: str | None, code: str, message: str, bound_id: Any = None) -> None:
         if req_id:
@@ -157,3 +185,16 @@ class SmLink:
             self.send_text(sm.build_error_response(req_id, code, message, content))
         else:
             self.send_text(sm.build_error(code, message))
+
+
+def _wa_fields(data: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
+    """``wa.msg.out``'s ``data``: sessionId, clientMsgId, apiVersion and the message."""
+    values = [data.get(name) for name in ("sessionId", "clientMsgId", "apiVersion")]
+    if not all(isinstance(v, str) for v in values) or not values[0]:
+        raise EngineError("wa.msg.out data needs sessionId, clientMsgId and apiVersion "
+                          "(strings)", "INVALID_PAYLOAD")
+    message = data.get("data")
+    if not isinstance(message, dict):
+        raise EngineError("wa.msg.out data.data must be the message object, e.g. "
+                          '{"type": "text", "text": {"body": "…"}}', "INVALID_PAYLOAD")
+    return values[0], values[1], values[2], message  # type: ignore[return-value]

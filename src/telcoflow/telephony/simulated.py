@@ -11,9 +11,13 @@ meanings (ringing, answered, ended with a reason) become the frames of
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import uuid
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from ..audio.codec import encode
 from ..coded_error import CodedError
@@ -24,6 +28,8 @@ from ..engine.ports import (
     DialFailure,
     EndReason,
     MediaError,
+    MessageOutcome,
+    OutboundMessage,
     PlaysOnArrival,
 )
 from ..protocol import errors as perr
@@ -36,6 +42,7 @@ from .line_states import LINE, Line, LineEvent
 
 logger = logging.getLogger(__name__)
 
+SENT_REMEMBERED = 10_000  # agents' message ids a line may still mark read
 AUDIO_BURST_S = 1.0   # a phone may run this far ahead of real time
 AUDIO_RATE_X = 1.5    # and sustain this multiple of real time
 TEXT_PER_S = 50       # control frames a phone may send, sustained (a burst of twice that)
@@ -47,11 +54,13 @@ _REASON = {reason: getattr(pp, reason.name) for reason in EndReason}
 
 
 class SimulatedNetwork:
-    """The numbers registered by subscriber lines; dials them for the engine."""
+    """The numbers registered by subscriber lines; dials them for the engine, and carries
+    WA messages between them and the connectors' numbers."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.lines: dict[str, PhoneConn] = {}
+        self._sent: OrderedDict[str, str] = OrderedDict()  # message id → business number
 
     def register(self, number: str, conn: PhoneConn) -> None:
         current = self.lines.get(number)
@@ -77,6 +86,46 @@ class SimulatedNetwork:
         conn.leg = LineLeg(conn, call_id)
         conn.send_text(pp.build_incoming(call_id, caller, ring_s))
         return conn.leg
+
+
+    # ── MessageNetwork ───────────────────────────────────────────────────────
+    def serves(self, local: str, remote: str) -> bool:
+        return remote in self.lines
+
+    def send_message(self, message: OutboundMessage,
+                     done: Callable[[MessageOutcome], None]) -> None:
+        conn = self.lines.get(message.remote)
+        if conn is None:
+            done(MessageOutcome(False, code="REMOTE_ERROR",
+                                message=f"{message.remote} has no registered line now"))
+            return
+        message_id = f"sim.{uuid.uuid4().hex}"
+        conn.send_text(pp.build_message(message.local, message_id, message.data))
+        self._remember(message_id, message.local)
+        done(MessageOutcome(True, {"messages": [{"id": message_id}],
+                                   "contacts": [{"input": message.remote,
+                                                 "wa_id": message.remote}]}))
+        # after the answer, as a carrier's receipt comes after its acceptance
+        asyncio.get_running_loop().call_soon(self.status, message_id, message.remote,
+                                             "delivered")
+
+    def status(self, message_id: str, recipient: str, status: str) -> None:
+        """A receipt for an agent's message, to the agent (statuses in the Cloud API's
+        shape, as every network reports them)."""
+        local = self._sent.get(message_id)
+        if local is not None:
+            self.engine.messaging.status_in(local, recipient, status_content(
+                message_id, status, recipient, int(self.engine.clock.wall())))
+
+    def _remember(self, message_id: str, local: str) -> None:
+        self._sent[message_id] = local
+        while len(self._sent) > SENT_REMEMBERED:
+            self._sent.popitem(last=False)
+
+
+def status_content(message_id: str, status: str, recipient: str, when: int) -> dict[str, Any]:
+    return {"type": "status", "id": message_id, "status": status, "timestamp": str(when),
+            "recipient": recipient}
 
 
 class CallerLeg(PlaysOnArrival):
@@ -237,6 +286,9 @@ class PhoneConn:
 
     # ── frames ───────────────────────────────────────────────────────────────
     def _handle(self, frame: pp.PhoneFrame) -> None:
+        if isinstance(frame, pp.SendMessage | pp.Read):
+            self._message_frame(frame)
+            return
         event = _EVENTS[type(frame)]
         state = LINE.step(self.state, event)
         if isinstance(frame, pp.Dial):
@@ -262,6 +314,20 @@ class PhoneConn:
                 self.engine.leg_hung_up(self.caller_leg)
             if self._conn is not None:
                 self._conn.close(1000, "caller hung up")
+
+    def _message_frame(self, frame: pp.SendMessage | pp.Read) -> None:
+        if not self.number:
+            raise TelephonyError("messages come from a registered line: register a number "
+                                 "first", "INVALID_STATE")
+        if isinstance(frame, pp.Read):
+            self.network.status(frame.message_id, self.number, "read")
+            return
+        content = {"id": f"sim.{uuid.uuid4().hex}",
+                   "timestamp": str(int(self.engine.clock.wall())), **frame.content}
+        outcome = self.engine.messaging.message_in(frame.to, self.number, content)
+        if not outcome.ok:
+            raise TelephonyError(outcome.message, outcome.code or "REFUSED")
+        self.send_text(pp.build_message_accepted(frame.to))
 
     def _line_frame(self, event: LineEvent) -> None:
         leg = self.leg
@@ -295,6 +361,7 @@ def install(gateway: Gateway) -> SimulatedNetwork:
     """Route ``/v1/phone`` (phone-network keys) and dial registered numbers."""
     network = SimulatedNetwork(gateway.engine)
     gateway.engine.add_dialler(network)
+    gateway.engine.messaging.add_network(network, fallback=True)
 
     def accept(request: HttpRequest) -> WsAccept:
         gateway.auth.check_phone(request.headers)

@@ -8,6 +8,7 @@ in ``events``, in order, as short tuples.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ from ..engine.ports import (
     DialFailure,
     EndReason,
     LinkClose,
+    MessageOutcome,
+    OutboundMessage,
     SessionEnd,
     SessionView,
 )
@@ -116,6 +119,24 @@ class FakeDialler:
         return self.dialled[-1][4]
 
 
+class FakeMessageNetwork:
+    """Carries messages to ``users``; answers each send when told (:meth:`answer`)."""
+
+    def __init__(self, *users: str) -> None:
+        self.users = set(users)
+        self.sent: list[tuple[OutboundMessage, Callable[[MessageOutcome], None]]] = []
+
+    def serves(self, local: str, remote: str) -> bool:
+        return remote in self.users
+
+    def send_message(self, message: OutboundMessage,
+                     done: Callable[[MessageOutcome], None]) -> None:
+        self.sent.append((message, done))
+
+    def answer(self, index: int = -1, outcome: MessageOutcome | None = None) -> None:
+        self.sent[index][1](outcome or MessageOutcome(True, {"messages": [{"id": "wamid.1"}]}))
+
+
 @dataclass(eq=False)
 class FakeSessionLink:
     """An agent's session-manager connection after setup."""
@@ -135,6 +156,9 @@ class FakeSessionLink:
     def session_closed(self, session_id: str, reason: SessionEnd, cause: str | None = None) -> None:
         self.events.append(("closed", session_id, reason) if cause is None
                            else ("closed", session_id, reason, cause))
+
+    def deliver_message(self, session_id: str, sender: str, content: dict[str, Any]) -> None:
+        self.events.append(("message", session_id, sender, content))
 
     def of(self, kind: str) -> list[tuple[Any, ...]]:
         return [e for e in self.events if e[0] == kind]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -50,9 +51,12 @@ class PhoneEvents:
     hangup_message: str | None = None
     errors: list[dict[str, object]] = field(default_factory=list)  # the error frames' fields
     incoming_at: float | None = None
+    incoming_from: str | None = None  # the caller of the call last offered to this line
     calls_offered: int = 0
     frame_arrivals: list[float] = field(default_factory=list)  # perf_counter per frame
     dtmf_heard: str = ""  # the digits the agent played to this phone, in order
+    messages: list[pp.MessageReceived] = field(default_factory=list)  # agents' messages
+    messages_accepted: int = 0  # this line's messages the network took
 
 
 class Phone:
@@ -72,6 +76,7 @@ class Phone:
         self._error_seen = asyncio.Event()
         self._incoming = asyncio.Event()
         self._dtmf = asyncio.Event()
+        self._message_news = asyncio.Event()  # set by every message-related frame
         self._answer_policy = "manual"
         self._answer_after = 0.0
         self._line_tasks: set[asyncio.Task[None]] = set()
@@ -155,6 +160,42 @@ class Phone:
             reason = refusals[0].get("message") if refusals else f"no answer in {timeout} s"
             raise PhoneError(f"registration of {number} failed: {reason}")
 
+    # ── messages (a registered line) ────────────────────────────────────────
+    async def send_message(self, to: str, content: dict[str, object] | str,
+                           timeout: float = 10.0) -> None:
+        """Write to business number ``to`` (a string is a text message); returns once the
+        network took it, raises :class:`PhoneError` with its reason if it refused."""
+        assert self._ws is not None, "use 'async with Phone(...)'"
+        if isinstance(content, str):
+            content = {"type": "text", "text": {"body": content}}
+        accepted, errors = self.events.messages_accepted, len(self.events.errors)
+        await self._ws.send(pp.build_send_message(to, content))
+        await self._wait_news(lambda: self.events.messages_accepted > accepted
+                              or len(self.events.errors) > errors, timeout, "message.accepted")
+        if self.events.messages_accepted == accepted:
+            raise PhoneError(f"message refused: {self.events.errors[errors].get('message')}")
+
+    async def wait_message(self, count: int = 1, timeout: float = 10.0
+                           ) -> list[pp.MessageReceived]:
+        """The agents' messages, once ``count`` have come."""
+        await self._wait_news(lambda: len(self.events.messages) >= count, timeout,
+                              f"{count} messages")
+        return self.events.messages[:]
+
+    async def mark_read(self, message_id: str) -> None:
+        assert self._ws is not None
+        await self._ws.send(pp.build_read(message_id))
+
+    async def _wait_news(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            self._message_news.clear()  # single-threaded: nothing arrives between these
+            left = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(self._message_news.wait(), max(0.0, left))
+            except TimeoutError:
+                raise PhoneError(f"no {what} within {timeout} s") from None
+
     async def wait_incoming(self, timeout: float = 10.0) -> str:
         await asyncio.wait_for(self._incoming.wait(), timeout)
         assert self.events.call_id is not None
@@ -237,6 +278,11 @@ class Phone:
                 on_frame_sent(index, time.perf_counter())
         return len(frames)
 
+    async def send_raw_audio(self, payload: bytes) -> None:
+        """One binary frame as it is (a test of what the network does with bad audio)."""
+        assert self._ws is not None
+        await self._ws.send(payload)
+
     async def wait_frames(self, count: int, timeout: float = 10.0) -> None:
         """Wait until ``count`` frames in total have been heard."""
         if len(self._frames) >= count:
@@ -296,6 +342,7 @@ class Phone:
             self._answered.clear()
             self._hung_up.clear()
             self.events.call_id, self.events.incoming_at = frame.call_id, now
+            self.events.incoming_from = frame.caller
             self.events.hangup_reason = self.events.hangup_message = None
             self.events.calls_offered += 1
             self._incoming.set()
@@ -311,8 +358,15 @@ class Phone:
         elif isinstance(frame, pp.DtmfPlayed):
             self.events.dtmf_heard += frame.digits
             self._dtmf.set()
+        elif isinstance(frame, pp.MessageReceived):
+            self.events.messages.append(frame)
+            self._message_news.set()
+        elif isinstance(frame, pp.MessageAccepted):
+            self.events.messages_accepted += 1
+            self._message_news.set()
         elif isinstance(frame, pp.LineError):
             self.events.errors.append({"type": "error", "code": frame.code,
                                        "message": frame.message})
             self._error_seen.set()
+            self._message_news.set()
             logger.warning("gateway error on phone line: %s %s", frame.code, frame.message)

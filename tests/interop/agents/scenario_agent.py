@@ -10,8 +10,9 @@ import os
 import sys
 import time
 
-from telcoflow import (Call, CallAudioConfig, ChannelType, SessionManager,
+from telcoflow import (Call, CallAudioConfig, CallEvent, ChannelType, SessionManager,
                        SessionManagerConfig, SessionNotification)
+from telcoflow.messages import SendWAMessage
 
 logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
 log = logging.getLogger("agent")
@@ -65,8 +66,15 @@ async def run_main():
                 def terminated():
                     mark("call_terminated", call.id)
 
+                @call.on_call_event(CallEvent.CALL_ERROR)
+                def call_error(data):
+                    mark("call_error", data.get("error_code"))
+
                 calls.append(call)
                 await handle_call(call, calls)
+
+            if noti.channel == "WA":
+                session.on_incoming_message(reply_to(session))
 
             if SCENARIO == "gating" or noti.activity == "RESUME" and os.getenv("HOLD_RESUME"):
                 mark("waiting_for_go")
@@ -74,6 +82,35 @@ async def run_main():
             await session.ready()
             mark("ready", session.id)
 
+        await sm.run_forever()
+
+
+def reply_to(session):
+    """WA: mark each message, and answer a text with 'echo: <text>'."""
+    async def on_message(message):
+        mark("message", session.id, message.sender, json.dumps(message.content, sort_keys=True))
+        if message.content.get("type") == "text":
+            body = "echo: " + message.content["text"]["body"]
+            await send(session, {"type": "text", "text": {"body": body}})
+    return on_message
+
+
+async def send(session, data):
+    result = await session.send_message(SendWAMessage("v23.0", data))
+    detail = result.response_content if result.success else result.error_content
+    mark("sent", result.success, result.error_code, json.dumps(detail, sort_keys=True))
+
+
+async def run_wa_outbound():
+    """Start a conversation with OUTBOUND_TO: a template, then answer what comes back."""
+    async with SessionManager(config()) as sm:
+        session = await sm.create_session(ChannelType.WA, os.environ["OUTBOUND_TO"])
+        mark("created", session.id)
+        session.on_incoming_message(reply_to(session))
+        await session.ready()
+        await send(session, {"type": "text", "text": {"body": "not yet"}})  # outside the window
+        await send(session, {"type": "template", "template": {
+            "name": "hello_world", "language": {"code": "en_US"}}})
         await sm.run_forever()
 
 
@@ -177,6 +214,7 @@ async def run_bad_key():
 
 
 if __name__ == "__main__":
-    runner = {"busy": run_busy, "bad_key": run_bad_key, "outbound": run_outbound}.get(
+    runner = {"busy": run_busy, "bad_key": run_bad_key, "outbound": run_outbound,
+              "wa_outbound": run_wa_outbound}.get(
         SCENARIO, run_main)
     asyncio.run(runner())
