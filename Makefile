@@ -12,7 +12,7 @@ SYSDEPS := sipp:sip-tester baresip:baresip
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,fast,twilio,openai,gemini]'
+	$(PY) -m pip install --quiet -e '.[dev,fast,twilio,openai,gemini,whatsapp]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -99,6 +99,7 @@ class Gateway:
         self.engine = Engine(config.engine_settings(), self.clock)
         self._ws_routes: dict[str, WsRoute] = {}
         self._http_routes: dict[str, HttpRoute] = {}
+        self._body_bytes: dict[str, int] = {}
         self._services: list[tuple[Service, Service]] = []
         self._server: NetServer | None = None
         self._driver: EngineDriver | None = None
@@ -114,12 +115,15 @@ class Gateway:
             raise ValueError(f"{path} is already routed")
         self._ws_routes[path] = accept
 
-    def add_http_route(self, path: str, handle: HttpRoute) -> None:
+    def add_http_route(self, path: str, handle: HttpRoute, max_body: int | None = None) -> None:
         """A phone-side adapter's plain HTTP endpoint (a carrier's webhook); ``handle``
-        authenticates and answers every method itself."""
+        authenticates and answers every method itself. ``max_body`` raises the request
+        body's bound for this path (a webhook that batches)."""
         if path in self._http_routes or path in self._ws_routes or path == SM_PATH:
             raise ValueError(f"{path} is already routed")
         self._http_routes[path] = handle
+        if max_body is not None:
+            self._body_bytes[path] = max_body
 
     def add_service(self, start: Service, stop: Service) -> None:
         """An adapter's own listener (a UDP socket, say): started with the gateway, stopped
@@ -137,7 +141,7 @@ class Gateway:
                                    timeouts=timeouts,
                                    limits=NetLimits(cfg.max_connections,
                                                     cfg.max_pending_per_source,
-                                                    cfg.listen_backlog))
+                                                    cfg.listen_backlog, self._body_bytes))
         for start, _ in self._services:
             await start()
         if self.config.port == 0:

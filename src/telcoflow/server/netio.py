@@ -116,6 +116,13 @@ class NetLimits:
     max_connections: int = 8192       # every connection, in any phase
     max_pending_per_source: int = 64  # per source address, not yet a WebSocket
     backlog: int = 1024               # the listen queue (asyncio's default is 100)
+    # a request body's bound, MAX_BODY_BYTES unless its path is listed (a carrier's
+    # webhook that batches, say); read before the body is
+    body_bytes: dict[str, int] = field(default_factory=dict)
+
+    def body_limit(self, target: bytes) -> int:
+        path = target.split(b"?", 1)[0].decode("latin-1")
+        return self.body_bytes.get(path, MAX_BODY_BYTES)
 
 
 class Admission:
@@ -296,7 +303,7 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._head = bytearray()
         self._h11: h11.Connection | None = None
-        self._pending: tuple[h11.Request, bytearray] | None = None
+        self._pending: tuple[h11.Request, bytearray, int] | None = None  # with its bound
         self._codec: WsCodec | None = None
         self._handler: WsHandler | None = None
         self._ws_conn: WsConnection | None = None
@@ -483,15 +490,16 @@ class HttpWsProtocol(asyncio.BufferedProtocol):
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
-                self._pending = (event, bytearray())
+                limit = self._server.admission.limits.body_limit(event.target)
+                self._pending = (event, bytearray(), limit)
             elif isinstance(event, h11.Data) and self._pending is not None:
-                body = self._pending[1]
+                _, body, limit = self._pending
                 body += event.data
-                if len(body) > MAX_BODY_BYTES:
+                if len(body) > limit:
                     self._plain_error(413, "request body too large")
                     return
             elif isinstance(event, h11.EndOfMessage) and self._pending is not None:
-                req, body = self._pending
+                req, body, _ = self._pending
                 self._pending = None
                 self._answer_http(req, bytes(body))
                 if conn.our_state is h11.MUST_CLOSE or conn.our_state is h11.CLOSED:

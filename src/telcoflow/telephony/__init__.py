@@ -22,3 +22,6 @@ def install(gateway: Gateway) -> None:
     if gateway.config.audiocodes is not None:
         from . import audiocodes
         audiocodes.install(gateway, gateway.config.audiocodes)
+    if gateway.config.whatsapp is not None:
+        from . import whatsapp
+        whatsapp.install(gateway, gateway.config.whatsapp)
