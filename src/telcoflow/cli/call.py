@@ -14,8 +14,9 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,7 @@ from ..audio.wav import read_wav, write_wav
 from ..server import credentials
 from ..testing import Phone, PhoneError
 
+T = TypeVar("T")
 VIA = ("phone", "twilio", "audiocodes")
 # where each door's key comes from when --key is not given: environment, then dev credentials
 _KEYS = {"phone": ("TELCOFLOW_PHONE_KEY", "phone_key"),
@@ -109,7 +111,7 @@ async def via_audiocodes(url: str, token: str, req: CallRequest) -> dict[str, An
             "recording": req.record}
 
 
-def _file_problem(req: CallRequest) -> str | None:
+def file_problem(req: CallRequest) -> str | None:
     """What is wrong with --play or --record, checked before dialling anyone."""
     if req.play:
         try:
@@ -131,43 +133,57 @@ def _record(req: CallRequest, heard: npt.NDArray[np.int16], rate: int) -> None:
 
 
 def main(req: CallRequest, via: str, url: str | None, key: str | None) -> int:
-    problem = _file_problem(req)
+    problem = file_problem(req)
     if problem:
         print(problem, file=sys.stderr)
         return 2
+    found = gateway_and_key(via, url, key)
+    if isinstance(found, str):
+        print(found, file=sys.stderr)
+        return 2
+    url, key = found
+    place = {"phone": via_phone, "twilio": via_twilio, "audiocodes": via_audiocodes}[via]
+    summary = run_against(url, "the call", lambda: place(url, key, req))
+    if isinstance(summary, int):
+        return summary
+    for name, value in summary.items():
+        print(f"{name:16} {value}")
+    return 0
+
+
+def gateway_and_key(via: str, url: str | None, key: str | None) -> tuple[str, str] | str:
+    """The gateway URL and the door's key (arguments, environment, then the dev
+    credentials of a local ``telcoflow serve``), or a sentence saying what is missing."""
     url = url or os.environ.get("TELCOFLOW_URL")
     try:
         saved = credentials.load(url)
     except credentials.CredentialsError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        return str(exc)
     url = url or saved.get("base_url") or credentials.DEFAULT_URL
     env_name, saved_name = _KEYS[via]
     key = key or os.environ.get(env_name) or saved.get(saved_name)
     if not key:
-        print(f"no key for --via {via}: pass --key, set {env_name}, or start 'telcoflow "
-              "serve' on embedded defaults first", file=sys.stderr)
-        return 2
-    place = {"phone": via_phone, "twilio": via_twilio, "audiocodes": via_audiocodes}[via]
+        return (f"no key for --via {via}: pass --key, set {env_name}, or start 'telcoflow "
+                "serve' on embedded defaults first")
+    return url, key
+
+
+def run_against(url: str, what: str, work: Callable[[], Awaitable[T]]) -> T | int:
+    """Run ``work()``; a failure a user can cause is one line on stderr and exit code 1."""
     try:
-        summary = asyncio.run(place(url, key, req))
+        return asyncio.run(work())  # type: ignore[arg-type]
     except InvalidStatus as exc:
         body = exc.response.body.decode(errors="replace").strip() if exc.response.body else ""
-        print(f"the gateway at {url} refused the call: HTTP {exc.response.status_code}"
+        print(f"the gateway at {url} refused {what}: HTTP {exc.response.status_code}"
               + (f": {body}" if body else ""), file=sys.stderr)
-        return 1
     except TimeoutError:
-        print("call failed: nobody answered in time", file=sys.stderr)
-        return 1
+        print(f"{what} failed: nobody answered in time", file=sys.stderr)
     except (ConnectionRefusedError, ConnectionResetError) as exc:
         print(f"cannot reach the gateway at {url}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
     except (PhoneError, ConnectionError, InvalidHandshake) as exc:
-        print(f"call failed: {exc}", file=sys.stderr)
-        return 1
+        print(f"{what} failed: {exc}", file=sys.stderr)
     except OSError as exc:  # name resolution, no route, ...
         print(f"cannot reach the gateway at {url}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    for name, value in summary.items():
-        print(f"{name:16} {value}")
-    return 0
+    except KeyboardInterrupt:
+        return 0
+    return 1

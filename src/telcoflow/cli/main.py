@@ -1,4 +1,5 @@
-"""The ``telcoflow`` command: ``serve``, ``call``, ``agent``, ``bench`` (and ``demo``)."""
+"""The ``telcoflow`` command: ``serve``, ``call``, ``line``, ``message``, ``agent``, ``bench``
+(and ``demo``)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     add_bench(sub)
     from .agent import add_parser as add_agent
     add_agent(sub)
+    from .line import add_parsers as add_line
+    add_line(sub)
     return parser
 
 
@@ -73,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         request = CallRequest(args.to, args.caller, args.play, args.record, args.duration,
                               args.codec, args.rate)
         return call_main(request, args.via, args.url, args.key)
+    if args.command in ("line", "message"):
+        from .line import main as line_main
+        return line_main(args)
     if args.command == "agent":
         from .agent import main as agent_main
         return agent_main(args)
