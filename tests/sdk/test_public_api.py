@@ -35,7 +35,9 @@ def test_all_names_match(published: dict[str, Any], ours: dict[str, Any]) -> Non
 
 
 # Our documented additions to the published enums (docs/sdk.md); nothing else may differ.
-EXTENSIONS = {"CallEvent": {"DTMF": "call.dtmf"}}
+EXTENSIONS = {"CallEvent": {"DTMF": "call.dtmf"},
+              "CallErrorCode": {c: c for c in ("CALLER_AUDIO_INVALID", "AGENT_AUDIO_DROPPED",
+                                               "MEDIA_FAILURE")}}
 
 
 def test_enum_values_and_constants_match(published: dict[str, Any], ours: dict[str, Any]) -> None:

@@ -62,6 +62,11 @@ class CallEvent(StrEnum):
 
 class CallErrorCode(StrEnum):
     TTS_SESSION_ERROR = "TTS_SESSION_ERROR"
+    # ours: what our gateway reports (docs/call-control.md); the data's error_code is a
+    # plain string in both SDKs, so code written for either compares it with these
+    CALLER_AUDIO_INVALID = "CALLER_AUDIO_INVALID"
+    AGENT_AUDIO_DROPPED = "AGENT_AUDIO_DROPPED"
+    MEDIA_FAILURE = "MEDIA_FAILURE"
 
 
 CALL_TERMINATED: str = CallEvent.CALL_TERMINATED.value
