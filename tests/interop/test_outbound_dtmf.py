@@ -41,6 +41,19 @@ async def test_the_published_sdk_places_a_call_and_echoes_the_callee(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("answer", ["reject", "never"])
+async def test_a_published_sdk_call_nobody_takes_closes_its_session(
+        gateway: GatewayThread, refsdk_path: Path, answer: str) -> None:
+    gateway.gateway.engine.settings.outbound_ring_s = 1.0  # (60 s in service)
+    async with Phone(gateway.ws_url, gateway.phone_key) as line:
+        await line.register(LINE, answer=answer)
+        with agent(refsdk_path, gateway, "outbound", OUTBOUND_TO=LINE) as proc:
+            closed = await wait_mark(proc, "session_closed")
+    assert closed.split()[3] == "CALL_TERMINATED"
+    assert not proc.marks("call_in") and "Traceback" not in proc.output
+
+
+@pytest.mark.asyncio
 async def test_the_published_sdk_keeps_echoing_while_the_caller_presses_keys(
         gateway: GatewayThread, refsdk_path: Path) -> None:
     with agent(refsdk_path, gateway, "echo") as proc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import numpy as np
 import pytest
 
-from telcoflow import Call, ChannelType, CloseReason
+from telcoflow import Call, ChannelType, CloseReason, SessionManager, SessionManagerConfig
 from telcoflow.sdk import DtmfDigit
+from telcoflow.server.config import Connector, embedded_defaults
 from telcoflow.testing import GatewayThread, Phone
 
 from ..interop.signals import echo_of
@@ -54,17 +56,41 @@ async def test_an_agent_calls_a_number_and_talks_once_it_answers(gateway: Gatewa
 
 
 @pytest.mark.asyncio
-async def test_a_number_that_declines_closes_the_session_with_the_cause(
-        gateway: GatewayThread) -> None:
+@pytest.mark.parametrize(("answer", "cause"), [("reject", "CALL_REJECTED"),
+                                               ("never", "CALL_UNANSWERED")])
+async def test_a_number_that_does_not_take_the_call_closes_the_session_with_the_cause(
+        gateway: GatewayThread, answer: str, cause: str) -> None:
+    gateway.gateway.engine.settings.outbound_ring_s = 1.0  # (60 s in service)
     async with manager(gateway) as sm, Phone(gateway.ws_url, gateway.phone_key) as line:
-        await line.register(LINE, answer="reject")
+        await line.register(LINE, answer=answer)
         session = await sm.create_session(ChannelType.TELCO, LINE)
         offered: list[Call] = []
         session.on_incoming_call(offered.append)
         await session.ready()
         await asyncio.wait_for(session.wait_closed(), 10)
     assert session.close_reason == CloseReason.CALL_TERMINATED
-    assert session.close_cause == "CALL_REJECTED" and not offered
+    assert session.close_cause == cause and not offered
+
+
+@pytest.mark.asyncio
+async def test_a_busy_number_closes_the_session_with_callee_busy() -> None:
+    config = embedded_defaults(port=0)
+    other = Connector(str(uuid.uuid4()), ["tfk_other-connector-key"], ["+15550199"])
+    config.connectors.append(other)
+    with GatewayThread(config) as gw:
+        async with manager(gw) as sm, Phone(gw.ws_url, gw.phone_key) as line, \
+                SessionManager(SessionManagerConfig.create(
+                    api_key=other.api_keys[0], connector_uuid=other.uuid,
+                    base_url=gw.ws_url)) as rival:
+            await line.register(LINE, answer="manual")
+            ringing = await rival.create_session(ChannelType.TELCO, LINE)
+            await ringing.ready()
+            await line.wait_incoming()  # the rival's call rings the line: it is busy now
+            session = await sm.create_session(ChannelType.TELCO, LINE)
+            await session.ready()
+            await asyncio.wait_for(session.wait_closed(), 10)
+    assert session.close_reason == CloseReason.CALL_TERMINATED
+    assert session.close_cause == "CALLEE_BUSY"
 
 
 @pytest.mark.asyncio
