@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench soak lint typecheck clean serve refsdk adkenv sysdeps
+.PHONY: demo test bench soak lint typecheck clean serve refsdk adkenv sysdeps proto
 
 # System packages the tests drive as real peers: command:package (installed when missing)
 SYSDEPS := sipp:sip-tester baresip:baresip
@@ -12,7 +12,7 @@ SYSDEPS := sipp:sip-tester baresip:baresip
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,fast,twilio,openai,gemini,whatsapp]'
+	$(PY) -m pip install --quiet -e '.[dev,fast,twilio,openai,gemini,whatsapp,quic]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -45,6 +45,9 @@ soak: $(STAMP) sysdeps  # the long runs: 30 min at 100 calls, 1 M inputs per par
 	mkdir -p out
 	$(PY) bench/soak.py --json out/soak.json
 	TELCOFLOW_FUZZ_PROFILE=soak $(PY) -m pytest -q tests/reliability
+
+proto: $(STAMP)  # regenerate protocol/quic_pb2.py(i) after editing protocol/quic.proto
+	$(PY) -m grpc_tools.protoc -I src --python_out=src --pyi_out=src src/telcoflow/protocol/quic.proto
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
