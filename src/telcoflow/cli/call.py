@@ -29,11 +29,12 @@ from ..server import credentials
 from ..testing import Phone, PhoneError
 
 T = TypeVar("T")
-VIA = ("phone", "twilio", "audiocodes")
+VIA = ("phone", "twilio", "audiocodes", "quic")
 # where each door's key comes from when --key is not given: environment, then dev credentials
 _KEYS = {"phone": ("TELCOFLOW_PHONE_KEY", "phone_key"),
          "twilio": ("TWILIO_AUTH_TOKEN", "twilio_auth_token"),
-         "audiocodes": ("TELCOFLOW_AUDIOCODES_TOKEN", "audiocodes_token")}
+         "audiocodes": ("TELCOFLOW_AUDIOCODES_TOKEN", "audiocodes_token"),
+         "quic": ("WSS_API_KEY", "api_key")}
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,36 @@ async def via_audiocodes(url: str, token: str, req: CallRequest) -> dict[str, An
             "recording": req.record}
 
 
+@dataclass(frozen=True)
+class QuicTarget:
+    """``--via quic``: the gateway's QUIC port and how its certificate is checked."""
+
+    port: int
+    fingerprint: str | None
+    insecure: bool
+
+
+async def via_quic(url: str, key: str, req: CallRequest, target: QuicTarget
+                   ) -> dict[str, Any]:
+    """A QUIC agent of the connector originates the call (the file is what the agent
+    says; the recording is what the number said)."""
+    from urllib.parse import urlsplit
+
+    from ..quic import QuicAgent
+    from ..quic.dial import place_call
+    connector = os.environ.get("WSS_CONNECTOR_UUID") or credentials.load(url).get(
+        "connector_uuid")
+    if not connector:
+        raise PhoneError("no connector uuid: set WSS_CONNECTOR_UUID")
+    host = urlsplit(url).hostname or "localhost"
+    async with QuicAgent(host, target.port, key, connector, fingerprint=target.fingerprint,
+                         insecure=target.insecure) as agent:
+        summary, heard, rate = await place_call(agent, req.to, req.codec, req.rate,
+                                                lambda r: talk_samples(req, r))
+    _record(req, heard, rate)
+    return {**summary, "recording": req.record}
+
+
 def file_problem(req: CallRequest) -> str | None:
     """What is wrong with --play or --record, checked before dialling anyone."""
     if req.play:
@@ -132,8 +163,12 @@ def _record(req: CallRequest, heard: npt.NDArray[np.int16], rate: int) -> None:
         write_wav(req.record, heard, rate)
 
 
-def main(req: CallRequest, via: str, url: str | None, key: str | None) -> int:
+def main(req: CallRequest, via: str, url: str | None, key: str | None,
+         quic: QuicTarget | None = None) -> int:
     problem = file_problem(req)
+    if via == "quic" and (quic is None or not (quic.fingerprint or quic.insecure)):
+        problem = problem or ("--via quic needs --fingerprint (what 'telcoflow serve --quic' "
+                              "printed) or --insecure")
     if problem:
         print(problem, file=sys.stderr)
         return 2
@@ -142,8 +177,12 @@ def main(req: CallRequest, via: str, url: str | None, key: str | None) -> int:
         print(found, file=sys.stderr)
         return 2
     url, key = found
-    place = {"phone": via_phone, "twilio": via_twilio, "audiocodes": via_audiocodes}[via]
-    summary = run_against(url, "the call", lambda: place(url, key, req))
+    if via == "quic":
+        assert quic is not None
+        summary = run_against(url, "the call", lambda: via_quic(url, key, req, quic))
+    else:
+        place = {"phone": via_phone, "twilio": via_twilio, "audiocodes": via_audiocodes}[via]
+        summary = run_against(url, "the call", lambda: place(url, key, req))
     if isinstance(summary, int):
         return summary
     for name, value in summary.items():

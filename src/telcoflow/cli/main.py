@@ -30,11 +30,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--sip", metavar="HOST:PORT",
                        help="also take SIP calls (UDP) on this address, from loopback "
                        "(a [sip] section in --config sets trunks; see docs/sip.md)")
+    serve.add_argument("--quic", type=int, metavar="PORT",
+                       help="also open the agents' QUIC audio plane on this UDP port "
+                       "(self-signed certificate unless [quic] in --config names one; "
+                       "see docs/quic.md)")
 
     call = sub.add_parser("call", help="place a call into a running gateway: simulated phone, "
                           "or Twilio / AudioCodes through their built-in emulators")
-    call.add_argument("--via", choices=("phone", "twilio", "audiocodes"), default="phone",
-                      help="the door the call comes through (default: the simulated phone)")
+    call.add_argument("--via", choices=("phone", "twilio", "audiocodes", "quic"),
+                      default="phone",
+                      help="the door the call comes through (default: the simulated phone); "
+                      "quic: a QUIC agent of the connector originates a call to --to")
     call.add_argument("--to", required=True, help="the number to dial")
     call.add_argument("--from", dest="caller", default="+15550001", help="the caller's number")
     call.add_argument("--play", help="WAV file to play (any rate and width; converted)")
@@ -47,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--codec", choices=("pcmu", "pcma", "pcm16"), default="pcmu",
                       help="the simulated phone's codec (Twilio: μ-law; AudioCodes: negotiated)")
     call.add_argument("--rate", type=int, default=8000, choices=(8000, 16000, 24000, 48000))
+    call.add_argument("--quic-port", type=int, default=4433,
+                      help="--via quic: the gateway's QUIC UDP port (default 4433)")
+    call.add_argument("--fingerprint", help="--via quic: the certificate SHA-256 that "
+                      "'telcoflow serve --quic' printed (pinned)")
+    call.add_argument("--insecure", action="store_true",
+                      help="--via quic: do not check the gateway's certificate at all")
 
     demo = sub.add_parser("demo", help="gateway + simulated call + agent + recording + report")
     demo.add_argument("--out", default="out/demo", help="directory for the recording and report")
@@ -66,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "serve":
         from .serve import main as serve_main
-        return serve_main(args.config, args.host, args.port, args.sip)
+        return serve_main(args.config, args.host, args.port, args.sip, args.quic)
     if args.command == "call":
         from .call import CallRequest
         from .call import main as call_main
@@ -75,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         request = CallRequest(args.to, args.caller, args.play, args.record, args.duration,
                               args.codec, args.rate)
+        if args.via == "quic":
+            from .call import QuicTarget
+            target = QuicTarget(args.quic_port, args.fingerprint, args.insecure)
+            return call_main(request, args.via, args.url, args.key, target)
         return call_main(request, args.via, args.url, args.key)
     if args.command in ("line", "message"):
         from .line import main as line_main

@@ -19,6 +19,7 @@ from ..server import credentials  # noqa: E402
 from ..server.app import Gateway  # noqa: E402
 from ..server.config import (  # noqa: E402
     GatewayConfig,
+    dev_quic,
     dev_sip,
     embedded_defaults,
     from_env,
@@ -29,7 +30,7 @@ from ..server.errors import ConfigError  # noqa: E402
 
 
 def build_config(config_path: str | None, host: str | None, port: int | None,
-                 sip: str | None = None) -> GatewayConfig:
+                 sip: str | None = None, quic: int | None = None) -> GatewayConfig:
     config_path = config_path or os.environ.get("TELCOFLOW_CONFIG")
     if config_path:
         config = load_file(config_path)
@@ -41,6 +42,11 @@ def build_config(config_path: str | None, host: str | None, port: int | None,
         config.port = port
     if sip is not None:
         config.sip = dev_sip(sip)
+    if quic is not None:  # a [quic] section keeps its certificate; the port is the flag's
+        if config.quic is not None:
+            config.quic.port = dev_quic(quic).port
+        else:
+            config.quic = dev_quic(quic, config.host)
     return config
 
 
@@ -68,6 +74,9 @@ async def run(config: GatewayConfig) -> None:
                 len(config.connectors), mask(config.connectors[0].api_keys[0]))
     if config.generated:
         show_credentials(config)
+    if config.quic is not None:  # not a secret: what clients pin (--fingerprint)
+        print(f"QUIC door on udp {config.quic.host}:{config.quic.port}, certificate "
+              f"SHA-256 {config.quic.fingerprint}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -81,9 +90,9 @@ async def run(config: GatewayConfig) -> None:
 
 
 def main(config_path: str | None, host: str | None, port: int | None,
-         sip: str | None = None) -> int:
+         sip: str | None = None, quic: int | None = None) -> int:
     try:
-        config = build_config(config_path, host, port, sip)
+        config = build_config(config_path, host, port, sip, quic)
     except ConfigError as exc:
         print(f"telcoflow serve: {exc}", file=sys.stderr)
         return 2

@@ -48,6 +48,10 @@ TOML shape::
     [audiocodes]                          # AudioCodes VoiceAI Connect (docs/audiocodes.md)
     tokens = ["…"]                        # bearer tokens VAIC presents
     bots = { "my-bot" = "+15550100" }     # botName → the number the call goes to
+    [quic]                                # the QUIC audio plane for agents (docs/quic.md)
+    listen = "127.0.0.1:4433"             # UDP, beside the WebSocket port
+    cert = "quic.pem"; key = "quic.key"   # absent: a self-signed one is made at start
+    max_connections = 1024
 """
 
 from __future__ import annotations
@@ -160,6 +164,19 @@ class WhatsAppConfig:
 
 
 @dataclass(slots=True)
+class QuicConfig:
+    """``[quic]``: the QUIC audio plane for agents (docs/quic.md), on UDP."""
+
+    host: str = "127.0.0.1"
+    port: int = 4433           # 0: any free port (written back here once bound)
+    cert: str | None = None    # PEM chain; None: a self-signed certificate made at start
+    key: str | None = None
+    max_connections: int = 1024
+    # set when the door starts: the served certificate's SHA-256 (hex), for clients to pin
+    fingerprint: str = ""
+
+
+@dataclass(slots=True)
 class GatewayConfig:
     connectors: list[Connector]
     phone_keys: list[str]
@@ -194,6 +211,7 @@ class GatewayConfig:
     twilio: TwilioConfig | None = None
     audiocodes: AudioCodesConfig | None = None
     whatsapp: WhatsAppConfig | None = None
+    quic: QuicConfig | None = None
     # a WA session is open while its customer-service window is: it closes this long
     # after the user's last message (WhatsApp's 24 hours); outside it, only templates
     message_window_s: float = 86_400.0
@@ -253,7 +271,8 @@ def load_file(path: str | Path) -> GatewayConfig:
     tls_raw = raw.get("tls")
     tls = TlsConfig(tls_raw["cert"], tls_raw["key"], tls_raw.get("client_ca")) if tls_raw else None
     cfg = GatewayConfig(connectors, list(phone), tls=tls, sip=_sip(raw), twilio=_twilio(raw),
-                        audiocodes=_audiocodes(raw), whatsapp=_whatsapp(raw))
+                        audiocodes=_audiocodes(raw), whatsapp=_whatsapp(raw),
+                        quic=_quic(raw))
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
@@ -345,6 +364,29 @@ def _audiocodes(raw: dict[str, Any]) -> AudioCodesConfig | None:
     default = table.get("default_number")
     return AudioCodesConfig(list(tokens), {str(k): str(v) for k, v in bots.items()},
                             str(default) if default else None)
+
+
+def _quic(raw: dict[str, Any]) -> QuicConfig | None:
+    if "quic" not in raw:
+        return None
+    table = _table(raw, "quic")
+    host, port = parse_hostport(str(table.get("listen", "127.0.0.1:4433")), "[quic] listen")
+    cert, key = table.get("cert"), table.get("key")
+    if (cert is None) != (key is None) or not all(v is None or isinstance(v, str)
+                                                  for v in (cert, key)):
+        raise ConfigError("[quic] needs cert and key together (PEM file paths), or neither "
+                          "(a self-signed certificate is made at start)")
+    limit = table.get("max_connections", 1024)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ConfigError(f"[quic] max_connections must be a positive integer, not {limit!r}")
+    return QuicConfig(host, port, cert, key, limit)
+
+
+def dev_quic(port: int, host: str = "127.0.0.1") -> QuicConfig:
+    """``--quic PORT``: the QUIC door on that UDP port, with a self-signed certificate."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--quic must be a UDP port (0-65535), not {port}")
+    return QuicConfig(host=host, port=port)
 
 
 def _whatsapp(raw: dict[str, Any]) -> WhatsAppConfig | None:

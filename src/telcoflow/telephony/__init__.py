@@ -22,6 +22,9 @@ def install(gateway: Gateway) -> None:
     if gateway.config.audiocodes is not None:
         from . import audiocodes
         audiocodes.install(gateway, gateway.config.audiocodes)
+    if gateway.config.quic is not None:
+        from . import quic  # the agents' QUIC audio plane (aioquic: the quic extra)
+        quic.install(gateway, gateway.config.quic)
     if gateway.config.whatsapp is not None:
         from . import whatsapp
         whatsapp.install(gateway, gateway.config.whatsapp)
