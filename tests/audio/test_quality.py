@@ -77,6 +77,17 @@ def test_clipping_exact_count() -> None:
     assert AudioQualityMonitor(rate).analyze_audio_chunk(y.tobytes()).clipped_samples == 0
 
 
+def test_clipping_counts_both_rails_the_same() -> None:
+    # float audio scaled by 32767 and clipped: its rails are +32767 and -32767
+    rate = 8000
+    x = np.clip(synth.tone(440.0, 0.1, rate, 3.0), -1.0, 1.0)
+    pcm = np.round(x * 32767).astype(np.int16)
+    top, bottom = int(np.count_nonzero(pcm == 32767)), int(np.count_nonzero(pcm == -32767))
+    assert top > 0 and abs(top - bottom) <= 2  # the sine's two halves
+    assert AudioQualityMonitor(rate).analyze_audio_chunk(pcm.tobytes()).clipped_samples == \
+        top + bottom
+
+
 def test_score_formula_and_alert_callbacks(caplog: pytest.LogCaptureFixture) -> None:
     rate = 16000
     th = QualityThresholds(min_snr_db=20.0, max_thd_percent=1.0, max_clipping_percent=0.1)

@@ -7,8 +7,10 @@ returned :class:`QualityMetrics`, register alert callbacks, and ask for
 is computed:
 
 Clipping
-    Exact count of samples at or beyond ``±clip_level`` (default: the int16
-    rails, 32767 and -32768). ``clipping_percent = 100 * clipped / samples``.
+    Exact count of samples at or beyond ``±clip_level`` (default 32767: both
+    rails symmetrically, so audio clipped at -32767, the usual result of
+    scaling float audio by 32767, counts on its negative side too).
+    ``clipping_percent = 100 * clipped / samples``.
 
 SNR (``snr_db``), two estimators, the one used is in ``snr_method``:
 
@@ -366,9 +368,9 @@ class AudioQualityMonitor:
         lo = int(x16.min()) if n else 0
         peak = max(hi, -lo)
         clipped = 0
-        if hi >= self.clip_level or lo <= -self.clip_level - 1:
+        if peak >= self.clip_level:
             clipped = int(
-                np.count_nonzero((x16 >= self.clip_level) | (x16 <= -self.clip_level - 1))
+                np.count_nonzero((x16 >= self.clip_level) | (x16 <= -self.clip_level))
             )
         x = x16.astype(np.float64)
         ms = float(np.dot(x, x)) / n if n else 0.0
