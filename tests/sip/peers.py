@@ -26,6 +26,23 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_media_port() -> int:
+    """A port for SIPp's ``-mp``: SIPp binds its audio there and its video two above, so
+    both must be free (a busy machine had the second taken: 'Unable to bind video RTP
+    socket ... errno 98')."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as audio, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as video:
+            audio.bind(("127.0.0.1", 0))
+            port = int(audio.getsockname()[1])
+            try:
+                video.bind(("127.0.0.1", port + 2))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no UDP port p with p + 2 free on 127.0.0.1")
+
+
 @dataclass
 class SippRun:
     returncode: int

@@ -16,7 +16,7 @@ from telcoflow.testing import GatewayThread, Phone
 
 from ..interop.signals import noise
 from .conftest import sip_config
-from .peers import SCENARIOS, SippRun, free_udp_port, sipp, udp_bound
+from .peers import SCENARIOS, SippRun, free_media_port, free_udp_port, sipp, udp_bound
 
 CALLEE = "+15550100"  # the gateway's own number: call.connect rings it through the trunk
 
@@ -41,7 +41,7 @@ async def callee(port: int, *scenario: str) -> AsyncIterator[asyncio.Task[SippRu
     """SIPp as a callee on ``port`` (its echoing UAS unless a scenario is given)."""
     args = list(scenario) or ["-sn", "uas", "-rtp_echo"]
     task = asyncio.create_task(sipp(*args, "-i", "127.0.0.1", "-p", str(port),
-                                    "-mi", "127.0.0.1", "-mp", str(free_udp_port()),
+                                    "-mi", "127.0.0.1", "-mp", str(free_media_port()),
                                     "-m", "1", timeout=30))
     bound = asyncio.create_task(udp_bound(port))
     await asyncio.wait([bound, task], return_when=asyncio.FIRST_COMPLETED)

@@ -13,14 +13,14 @@ from telcoflow.sdk import DtmfDigit
 from telcoflow.testing import GatewayThread
 
 from ..interop.agent_process import scenario_agent, wait_mark
-from .peers import SCENARIOS, free_udp_port, pcap_speech, sipp
+from .peers import SCENARIOS, free_media_port, free_udp_port, pcap_speech, sipp
 
 
 def caller_args(gw: GatewayThread, scenario: str = "uac_pcap_dtmf.xml") -> list[str]:
     sip = gw.config.sip
     assert sip is not None
     return ["-sf", str(SCENARIOS / scenario), "-s", gw.number, "-i", "127.0.0.1",
-            "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port()),
+            "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_media_port()),
             "-m", "1", f"127.0.0.1:{sip.port}"]
 
 
