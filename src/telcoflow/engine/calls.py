@@ -70,6 +70,7 @@ class Call:
     connect: PendingConnect | None = None
     outbound: bool = False             # the gateway dialled the human (an SDK-initiated call)
     end_cause: str | None = None       # why an outbound call never connected
+    arrived_at: float = 0.0            # when it arrived (or was dialled): set-up time, duration
     _held: deque[bytes] = field(default_factory=lambda: deque(maxlen=HELD_FRAMES))
     hold: HoldLoop | None = None  # played while the call has no agent link
     _uplink: Uplink | None = None

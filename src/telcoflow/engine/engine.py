@@ -6,6 +6,10 @@ I/O layer asks :meth:`Engine.next_deadline`, sleeps until then and calls
 :meth:`Engine.handle_timer` (which also runs the media tick); the engine
 calls the waker it was given when a new deadline comes earlier than the
 last one it reported.
+
+An observer (:class:`~.ports.CallObserver`, metrics or traces) is told of each
+call's arrival, answer and end and of every media tick; the media a call moved is
+read from :meth:`Engine.live_reports` when wanted, never counted per frame for it.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from .ports import (
     AgentCommand,
     AgentEvent,
     AgentLink,
+    CallObserver,
     CallOffer,
+    CallReport,
     Channel,
     Clock,
     DialError,
@@ -50,9 +56,11 @@ from .ports import (
     Leg,
     LinkClose,
     MediaError,
+    NoObserver,
     SessionEnd,
     SessionLink,
     Timed,
+    receive_stats,
 )
 from .session_states import BindingEvent
 from .sessions import Session, SessionStore
@@ -81,9 +89,11 @@ _ANSWERED, _LEFT = CallState.ANSWERED, Mode.LEFT
 
 
 class Engine:
-    def __init__(self, settings: EngineSettings, clock: Clock) -> None:
+    def __init__(self, settings: EngineSettings, clock: Clock,
+                 observer: CallObserver | None = None) -> None:
         self.settings = settings
         self.clock = clock
+        self.observer: CallObserver = observer or NoObserver()
         self.timers = TimerQueue()
         self.sessions = SessionStore()
         self.calls: dict[str, Call] = {}
@@ -97,7 +107,7 @@ class Engine:
         self.diallers: list[Dialler] = []
         self._timed: list[Timed] = []
         self.control = CallControl(settings, self.timers, self.diallers, self.legs)
-        self.media = MediaPlane(self._media_failed)
+        self.media = MediaPlane(self._media_failed, self.observer)
         self.hold_sound = HoldSound(settings.hold_sound)
         self.outbound_calls: dict[str, bool] = {c.uuid: True for c in settings.connectors}
         self.messaging = Messaging(self)
@@ -159,23 +169,30 @@ class Engine:
         """A call for ``to`` arrived on ``leg``; returns its call id, None if refused."""
         connector = self._routes.get(to)
         if connector is None:
-            leg.ended(EndReason.NOT_IN_SERVICE, f"the number {to} is not in service")
+            self._refuse(leg, EndReason.NOT_IN_SERVICE, f"the number {to} is not in service")
             return None
         mode = self.inbound_mode[connector.uuid]
         if mode == "NO":
-            leg.ended(EndReason.DECLINED, f"the number {to} does not take calls")
+            self._refuse(leg, EndReason.DECLINED, f"the number {to} does not take calls")
             return None
         # the session joins the store only when agents are offered the call
         session = Session(connector.uuid, "TELCO", caller, to, int(self.clock.wall()))
-        call = Call(session, leg, caller, to)
+        call = Call(session, leg, caller, to, arrived_at=self._now())
         session.call_id = call.id
         self.calls[call.id] = call
         self.legs[leg] = (call, CALLER)
+        self.observer.call_offered(call.id, leg.network, False)
         leg.ringing(call.id)
         # MISSED_ONLY: the subscriber's own line rings first; agents get what it misses
         if mode != "MISSED_ONLY" or not self.control.ring_subscriber_first(call, self._now()):
             self._offer_to_agents(call)
         return call.id
+
+    def _refuse(self, leg: Leg, reason: EndReason, message: str) -> None:
+        """A call refused on arrival: it never becomes one, but observers count it."""
+        leg.ended(reason, message)
+        self.observer.call_offered(None, leg.network, False)
+        self.observer.call_ended(CallReport(None, leg.network, False, "ENDED", reason.value))
 
     def leg_audio(self, leg: Leg, payload: bytes) -> None:
         """Audio a leg heard from its party, in the leg's format, in any chunking."""
@@ -467,6 +484,7 @@ class Engine:
     def _cmd_interrupt(self, call: Call, link: AgentLink, command: AgentCommand
                        ) -> dict[str, Any]:
         dropped = call.interrupt()
+        self.media.interrupted(call, self._now())
         played_bytes, played_ms = call.played()
         link.playout_position(played_bytes, played_ms, "interrupt")
         return {"droppedBytes": dropped, "playedBytes": played_bytes, "playedMs": played_ms}
@@ -533,6 +551,9 @@ class Engine:
         agent_asked = event in (CallEvent.CLOSE, CallEvent.DISCONNECT, CallEvent.REST_CLOSE)
         self._close_session(call.session, SessionEnd.SDK_REQUEST if agent_asked
                             else SessionEnd.CALL_TERMINATED, call.end_cause)
+        # in the same step as leaving self.calls: a reader of live_reports() and of the
+        # ended calls sees each call's counts exactly once
+        self.observer.call_ended(self.report(call, self.outcome(call, event)))
         self.calls.pop(call.id, None)
 
     def _why_ended(self, call: Call, event: CallEvent) -> tuple[EndReason, str]:
@@ -545,6 +566,43 @@ class Engine:
             return EndReason.CALLER_GONE, "the call was withdrawn before it was answered"
         return _CALLER_END.get(event, (EndReason.AGENT_HANGUP, "the call ended"))
 
+    @staticmethod
+    def outcome(call: Call, event: CallEvent) -> str:
+        """How an ended call is counted: the :class:`EndReason` its caller's leg is told,
+        ``CALLER_HANGUP`` when the caller left, and an outbound call that never connected
+        by why (``CALLEE_BUSY``, ``CALL_REJECTED``, ``CALL_UNANSWERED``, ``RING_TIMEOUT``,
+        ``CALLER_GONE``). A short fixed set: it is a metrics label."""
+        if event is CallEvent.CALLER_HANGUP:
+            return "CALLER_HANGUP"
+        if event is CallEvent.DIAL_FAILED:
+            return call.end_cause or "DIAL_FAILED"
+        if call.outbound and call.playout is None:
+            return (EndReason.RING_TIMEOUT if event is CallEvent.RING_TIMEOUT
+                    else EndReason.CALLER_GONE).value
+        return _CALLER_END.get(event, (EndReason.AGENT_HANGUP, ""))[0].value
+
+    def report(self, call: Call, outcome: str = "") -> CallReport:
+        """What observers see of ``call`` now: its media counts so far."""
+        stats, playout, leg = call.stats, call.playout, call.caller_leg
+        # positional, in CallReport's order: a scrape makes one per live call
+        report = CallReport(call.id, leg.network, call.outbound, call.state, outcome,
+                            playout is not None, max(0.0, self._now() - call.arrived_at),
+                            stats.uplink_frames, stats.downlink_frames)
+        report.agent_audio_rejected = stats.agent_audio_rejected
+        if playout is not None:
+            played = playout.stats
+            report.agent_frames_played, report.underruns = played.frames_played, played.underruns
+            report.playout_queued_s = playout.queued / (call.agent_rate * 2)
+        rx = receive_stats(leg)
+        if rx is not None:
+            report.lost, report.late, report.concealed = rx.lost, rx.late, rx.concealed
+            report.jitter_ms = rx.jitter_ms
+        return report
+
+    def live_reports(self) -> list[CallReport]:
+        """A :meth:`report` of every live call (a metrics scrape: O(calls), not per tick)."""
+        return [self.report(call) for call in self.calls.values()]
+
     def shutdown(self) -> None:
         for call in tuple(self.calls.values()):
             self.end_call(call, CallEvent.SHUTDOWN)
@@ -555,6 +613,8 @@ class Engine:
         call.start_media(self.settings.playout_target_ms, self.settings.playout_prebuffer_ms)
         call.caller_leg.answered(call.id)
         self._media_add(call)
+        self.observer.call_answered(call.id, call.caller_leg.network, call.outbound,
+                                    max(0.0, self._now() - call.arrived_at))
 
     def _offer_to_agents(self, call: Call) -> None:
         self.sessions.add(call.session)
@@ -616,9 +676,11 @@ class Engine:
             self._close_session(session, SessionEnd.CALL_TERMINATED, FAILURE_CODE[exc.failure])
             return
         call = Call(session, leg, session.local_address, session.remote_address, id=call_id,
-                    agent_rate=link.sample_rate, audio_mode=link.audio_mode, outbound=True)
+                    agent_rate=link.sample_rate, audio_mode=link.audio_mode, outbound=True,
+                    arrived_at=self._now())
         self.calls[call.id] = call
         self.legs[leg] = (call, CALLER)
+        self.observer.call_offered(call.id, leg.network, True)
         self.timers.set((Due.RING, call.id), self._now() + self.settings.outbound_ring_s)
 
     def _outbound_ringing(self, leg: Leg) -> Call | None:

@@ -4,6 +4,10 @@ Every answered call belongs to one of the media clock's phases (assigned in
 turn, so the phases stay even). A two-party call ticks on its own
 (:meth:`Call.tick`); bridged calls of one agent rate go through one batch
 (:class:`~.conference.ConferenceTicker`).
+
+The observer (:class:`~.ports.CallObserver`) hears of each tick once, not of each
+call or frame: its lateness, its start and end (it times them), and each interrupt
+when the interrupted call's next tick has run.
 """
 
 from __future__ import annotations
@@ -14,14 +18,18 @@ from collections.abc import Callable
 from .calls import Call
 from .clock import PHASES, MediaClock
 from .conference import ConferenceTicker
+from .ports import CallObserver, NoObserver
 
 logger = logging.getLogger(__name__)
 
 
 class MediaPlane:
-    def __init__(self, failed: Callable[[Call, BaseException], None] | None = None) -> None:
+    def __init__(self, failed: Callable[[Call, BaseException], None] | None = None,
+                 observer: CallObserver | None = None) -> None:
         self.clock = MediaClock()
         self._failed = failed  # told of a call whose tick raised (the engine reports it)
+        self._observer: CallObserver = observer or NoObserver()
+        self._interrupts: dict[Call, float] = {}  # interrupted, not yet ticked since: when
         self._phases: list[set[Call]] = [set() for _ in range(PHASES)]
         self._phase_of: dict[Call, int] = {}
         self._next_phase = 0
@@ -42,16 +50,39 @@ class MediaPlane:
         phase = self._phase_of.pop(call, None)
         if phase is not None:
             self._phases[phase].discard(call)
+        self._interrupts.pop(call, None)
         if not self._phase_of:
             self.clock.stop()  # no wake-ups while no call has media
 
     def next_deadline(self) -> float | None:
         return self.clock.next_deadline()
 
+    def interrupted(self, call: Call, now: float) -> None:
+        """``call``'s agent interrupted at ``now``: the observer hears when its next tick
+        has played the caller a frame without the dropped audio."""
+        if call in self._phase_of:
+            self._interrupts[call] = now
+
     def tick(self, now: float) -> None:
         """Run every phase that is due at ``now`` (several after a stall)."""
-        for n in self.clock.due(now):
+        due_at = self.clock.next_deadline()
+        ticks = self.clock.due(now)
+        if not ticks or due_at is None:
+            return
+        observer = self._observer
+        observer.media_tick_started(max(0.0, now - due_at), len(ticks))
+        for n in ticks:
             self._tick_phase(n % PHASES)
+        if self._interrupts:
+            self._interrupts_heard(ticks, now)
+        observer.media_tick_done()
+
+    def _interrupts_heard(self, ticks: range, now: float) -> None:
+        phases = {n % PHASES for n in ticks}
+        for call, at in tuple(self._interrupts.items()):
+            if self._phase_of.get(call) in phases:
+                del self._interrupts[call]
+                self._observer.interrupt_done(now - at)
 
     def _tick_phase(self, phase: int) -> None:
         bridged: dict[int, list[Call]] = {}

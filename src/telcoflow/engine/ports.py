@@ -13,6 +13,9 @@ Agent side:
     :class:`AgentLink`    an agent's media and command link for one call
 Time:
     :class:`Clock`     the engine never reads a system clock itself
+Observing:
+    :class:`CallObserver`  told of call set-up, ends, interrupts and media ticks (metrics,
+                           traces); :class:`NoObserver` is the engine's default
 
 Adapters call the engine's methods for what they receive; the engine calls
 the port methods below for what they must send. Calls in both directions
@@ -114,6 +117,12 @@ class Leg(Protocol):
 
     @property
     def format(self) -> AudioFormat: ...
+
+    @property
+    def network(self) -> str:
+        """The kind of network the party is on, as its adapter names it (a short constant:
+        the label calls are counted by, e.g. ``calls by ingress``). Never per-call data."""
+        ...
 
     @property
     def lead_frames(self) -> int:
@@ -338,3 +347,98 @@ class Clock(Protocol):
 
     def wall(self) -> float:
         """Unix seconds, for the timestamps agents see."""
+
+
+class ReceiveStats(Protocol):
+    """What a leg that reorders and conceals its party's audio itself counted (an RTP
+    leg's jitter buffer), cumulative. Optional: a leg that has them offers a
+    ``receive_stats`` attribute (None until media flows); a leg on a reliable transport
+    (a WebSocket) loses nothing and has none."""
+
+    @property
+    def lost(self) -> int: ...
+    @property
+    def late(self) -> int: ...
+    @property
+    def concealed(self) -> int: ...
+    @property
+    def jitter_ms(self) -> float: ...
+
+
+def receive_stats(leg: Leg) -> ReceiveStats | None:
+    """The leg's :class:`ReceiveStats`, if it keeps them."""
+    stats: ReceiveStats | None = getattr(leg, "receive_stats", None)
+    return stats
+
+
+@dataclass(slots=True)  # not frozen: a scrape makes one per live call, and that is 3x faster
+class CallReport:
+    """A call as observers see it: live (``state`` RINGING / ANSWERED, at a scrape) or
+    ended (``outcome`` set). Media counts are cumulative 20 ms frames. Read it only."""
+
+    call_id: str | None        # None: refused before it became a call
+    ingress: str               # the phone leg's :attr:`Leg.network`
+    outbound: bool             # the gateway dialled the party (an SDK-initiated call)
+    state: str                 # RINGING, ANSWERED or ENDED
+    outcome: str = ""          # why it ended (see ``Engine.outcome``); "" while live
+    answered: bool = False     # media started (the agent or the callee answered)
+    duration_s: float = 0.0    # since it arrived (or was dialled)
+    to_agent_frames: int = 0   # the phone party's audio sent to the agent
+    to_phone_frames: int = 0   # ticks played to the phone leg, silence included
+    agent_frames_played: int = 0  # of them, frames of the agent's audio
+    underruns: int = 0         # agent talkspurts that ran dry mid-speech
+    agent_audio_rejected: int = 0  # agent audio chunks refused (the playout was full)
+    playout_queued_s: float = 0.0  # agent audio waiting in the playout buffer now
+    lost: int = 0              # the phone leg's own :class:`ReceiveStats` (0 without them)
+    late: int = 0
+    concealed: int = 0
+    jitter_ms: float | None = None  # None: the leg keeps no receive stats
+
+
+class CallObserver(Protocol):
+    """Told what happens to calls, on the engine's thread: must be quick, never block
+    and never raise (metrics, traces). Per-frame work is never reported one frame at a
+    time: media counts are read from :meth:`Engine.live_reports` when wanted."""
+
+    def call_offered(self, call_id: str | None, ingress: str, outbound: bool) -> None:
+        """A call arrived (or was dialled); ``call_id`` None: refused at once (its
+        :meth:`call_ended` follows)."""
+
+    def call_answered(self, call_id: str, ingress: str, outbound: bool, setup_s: float) -> None:
+        """Media started, ``setup_s`` after the call arrived (or was dialled)."""
+
+    def call_ended(self, report: CallReport) -> None: ...
+
+    def interrupt_done(self, seconds: float) -> None:
+        """An ``agent.interrupt`` reached the caller: ``seconds`` from the command to the
+        call's next media tick (the first frame without the interrupted audio)."""
+
+    def media_tick_started(self, lateness_s: float, sub_ticks: int) -> None:
+        """A media tick begins, ``lateness_s`` after its first due sub-tick (``sub_ticks``
+        > 1: a catch-up burst)."""
+
+    def media_tick_done(self) -> None:
+        """The tick :meth:`media_tick_started` announced is over (its duration is the
+        observer's to measure: the engine reads no clock)."""
+
+
+class NoObserver:
+    """A :class:`CallObserver` that does nothing: the engine's default."""
+
+    def call_offered(self, call_id: str | None, ingress: str, outbound: bool) -> None:
+        pass
+
+    def call_answered(self, call_id: str, ingress: str, outbound: bool, setup_s: float) -> None:
+        pass
+
+    def call_ended(self, report: CallReport) -> None:
+        pass
+
+    def interrupt_done(self, seconds: float) -> None:
+        pass
+
+    def media_tick_started(self, lateness_s: float, sub_ticks: int) -> None:
+        pass
+
+    def media_tick_done(self) -> None:
+        pass

@@ -3,6 +3,11 @@
 The agent planes (session manager, voice, REST) are built in. Phone-side
 adapters register their own routes (:meth:`Gateway.add_ws_route`) and
 diallers (``gateway.engine.add_dialler``); nothing here names one.
+
+Operations (:mod:`.admin`): ``/healthz`` and ``/readyz`` on the gateway's port,
+``/metrics`` there too or on a listener of its own (``[metrics] listen``). The
+metrics (:mod:`.metrics`) observe the engine; WebSocket connections are counted
+here by plane, and refused credentials by :class:`~.auth.Authenticator`.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from ..engine import Engine
 from ..protocol import sm
 from ..protocol import voice as vp
 from . import rest
+from .admin import METRICS_PATH, PATHS, PROBE_PATHS, AdminEndpoints, serve_admin
 from .auth import Authenticator
 from .config import GatewayConfig
 from .errors import AuthError, GatewayError, NotFoundError
+from .metrics import GatewayMetrics, Sources
 from .netio import (
     HttpRequest,
     HttpResponse,
@@ -30,6 +37,8 @@ from .netio import (
     NetServer,
     NetTimeouts,
     WsAccept,
+    WsConnection,
+    WsHandler,
     WsReject,
     serve,
 )
@@ -96,12 +105,17 @@ class Gateway:
         self.config = config
         self.auth = Authenticator(config)
         self.clock = LoopClock()
-        self.engine = Engine(config.engine_settings(), self.clock)
+        self.metrics = GatewayMetrics() if config.metrics.enabled else None
+        self.engine = Engine(config.engine_settings(), self.clock, self.metrics)
+        self.admin = AdminEndpoints(self.metrics, config.metrics.keys, self.auth,
+                                    lambda: self.readiness)
+        self.readiness = "starting"  # /readyz: "ready" between start() and stop()
         self._ws_routes: dict[str, WsRoute] = {}
         self._http_routes: dict[str, HttpRoute] = {}
         self._body_bytes: dict[str, int] = {}
         self._services: list[tuple[Service, Service]] = []
         self._server: NetServer | None = None
+        self._admin_server: NetServer | None = None
         self._driver: EngineDriver | None = None
 
     @property
@@ -109,9 +123,16 @@ class Gateway:
         assert self._server is not None
         return int(self._server.sockets[0].getsockname()[1])
 
+    @property
+    def admin_port(self) -> int | None:
+        """The admin listener's port (``[metrics] listen``), None without one."""
+        if self._admin_server is None:
+            return None
+        return int(self._admin_server.sockets[0].getsockname()[1])
+
     def add_ws_route(self, path: str, accept: WsRoute) -> None:
         """A phone-side adapter's WebSocket endpoint; ``accept`` authenticates."""
-        if path in self._ws_routes or path in (SM_PATH,):
+        if path in self._ws_routes or path in (SM_PATH,) or path in PATHS:
             raise ValueError(f"{path} is already routed")
         self._ws_routes[path] = accept
 
@@ -119,7 +140,8 @@ class Gateway:
         """A phone-side adapter's plain HTTP endpoint (a carrier's webhook); ``handle``
         authenticates and answers every method itself. ``max_body`` raises the request
         body's bound for this path (a webhook that batches)."""
-        if path in self._http_routes or path in self._ws_routes or path == SM_PATH:
+        if path in self._http_routes or path in self._ws_routes or path == SM_PATH \
+                or path in PATHS:
             raise ValueError(f"{path} is already routed")
         self._http_routes[path] = handle
         if max_body is not None:
@@ -146,9 +168,20 @@ class Gateway:
             await start()
         if self.config.port == 0:
             self.config.port = self.port
+        server = self._server
+        if self.metrics is not None:
+            self.metrics.sources = Sources(self.engine, self.auth.failures.items,
+                                           lambda: server.connections)
+        mcfg = cfg.metrics
+        if mcfg.host is not None:
+            self._admin_server = await serve_admin(self.admin, mcfg.host, mcfg.port)
+            mcfg.port = self.admin_port or mcfg.port
+            logger.info("metrics and probes on http://%s:%d", mcfg.host, mcfg.port)
+        self.readiness = "ready"
         logger.info("gateway listening on %s", self.config.voice_base_url())
 
     async def stop(self) -> None:
+        self.readiness = "stopping"  # /readyz answers 503 from now until the port closes
         self.engine.shutdown()
         for _, stop in reversed(self._services):
             await stop()
@@ -156,6 +189,8 @@ class Gateway:
             self._driver.stop()
         if self._server is not None:
             await self._server.shutdown(code=1001, reason="server shutting down", timeout=2.0)
+        if self._admin_server is not None:
+            await self._admin_server.shutdown(timeout=1.0)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         tls = self.config.tls
@@ -172,29 +207,52 @@ class Gateway:
     # ── routing ────────────────────────────────────────────────────────────
     def route(self, request: HttpRequest, websocket: bool) -> HttpResponse | WsAccept | WsReject:
         path = request.path
+        plane = "phone"  # a carrier door's, unless one of ours below
         try:
             if path == SM_PATH:
-                connector = self.auth.connector_for(request.headers, request.peer_cert)
+                plane = "session_manager"
+                connector = self.auth.connector_for(request.headers, request.peer_cert, plane)
                 if not websocket:
                     return HttpResponse(426, b"upgrade required: this endpoint is a WebSocket",
                                         "text/plain")
-                return WsAccept(SmLink(self.engine, connector, self.auth,
-                                       self.config.voice_base_url()), sm.MAX_FRAME_BYTES)
+                return self._counted(WsAccept(SmLink(self.engine, connector, self.auth,
+                                                     self.config.voice_base_url()),
+                                              sm.MAX_FRAME_BYTES), plane)
             if path.startswith("/public/"):
-                connector = self.auth.connector_for(request.headers, request.peer_cert)
+                plane = "rest"
+                connector = self.auth.connector_for(request.headers, request.peer_cert, plane)
                 return rest.handle(self.engine, connector, request)
+            if path in PROBE_PATHS or path == METRICS_PATH and self._admin_server is None:
+                if websocket:
+                    return WsReject(400, f"{path} is plain HTTP, not a WebSocket")
+                return self.admin.handle(request)
             match = _VOICE.match(path)
             if match and websocket:
-                return self._voice(match.group(1), request)
+                plane = "voice"
+                return self._counted(self._voice(match.group(1), request), plane)
             accept = self._ws_routes.get(path)
             if accept is not None and websocket:
-                return accept(request)
+                return self._counted(self._door_refusal(accept(request)), plane)
             handle = self._http_routes.get(path)
             if handle is not None and not websocket:
-                return handle(request)
+                return self._door_refusal(handle(request))
         except AuthError as exc:
+            if not self.auth.counted(exc):  # a carrier door checked its own credentials
+                self.auth.failures[(plane, "refused")] += 1
             return _reject(websocket, exc)
         return _reject(websocket, NotFoundError(f"no endpoint at {path}"))
+
+    def _door_refusal(self, outcome: _Outcome) -> _Outcome:
+        """Count a carrier door's own refusal (a bad webhook signature: 401 / 403)."""
+        if not isinstance(outcome, WsAccept) and outcome.status in (401, 403):
+            self.auth.failures[("phone", "refused")] += 1
+        return outcome
+
+    def _counted(self, outcome: _Outcome, plane: str) -> _Outcome:
+        """An accepted WebSocket is counted in ``telcoflow_connections`` while open."""
+        if isinstance(outcome, WsAccept) and self.metrics is not None:
+            outcome.handler = _CountedHandler(outcome.handler, plane, self.metrics)
+        return outcome
 
     def _voice(self, call_id: str, request: HttpRequest) -> WsAccept | WsReject:
         connector_uuid = self.auth.verify_voice_token(request.headers, call_id)
@@ -202,6 +260,7 @@ class Gateway:
         if owner is None:
             return WsReject(410, f"call {call_id} has ended or does not exist")
         if owner != connector_uuid:
+            self.auth.failures[("voice", "wrong_connector")] += 1
             return WsReject(403, "voice token belongs to another connector")
         token_id = hashlib.sha256(request.headers.get("authorization", "").encode(
             "utf-8", "surrogateescape")).digest()
@@ -218,6 +277,33 @@ class Gateway:
                                  "with this token from another address")
         return WsAccept(VoiceConn(self.engine, call_id, token_id=token_id, source=source),
                         vp.MAX_AUDIO_BYTES + 1)
+
+
+_Outcome = HttpResponse | WsAccept | WsReject
+
+
+class _CountedHandler:
+    """A WebSocket handler counted from open to close. Frames go straight to the
+    handler's own bound methods (set here): no extra call on the per-frame path."""
+
+    __slots__ = ("on_text", "on_binary", "_handler", "_plane", "_metrics", "_open")
+
+    def __init__(self, handler: WsHandler, plane: str, metrics: GatewayMetrics) -> None:
+        self.on_text = handler.on_text
+        self.on_binary = handler.on_binary
+        self._handler, self._plane, self._metrics = handler, plane, metrics
+        self._open = False
+
+    def on_open(self, conn: WsConnection) -> None:
+        self._open = True
+        self._metrics.connection_opened(self._plane)
+        self._handler.on_open(conn)
+
+    def on_close(self, code: int | None, reason: str) -> None:
+        if self._open:
+            self._open = False
+            self._metrics.connection_closed(self._plane)
+        self._handler.on_close(code, reason)
 
 
 def _reject(websocket: bool, exc: GatewayError) -> HttpResponse | WsReject:

@@ -2,7 +2,8 @@
 
 Sources, first match wins: an explicit TOML file (``--config`` or
 ``TELCOFLOW_CONFIG``); the environment (``TELCOFLOW_API_KEY``,
-``TELCOFLOW_CONNECTOR_UUID``, ``TELCOFLOW_NUMBERS``, ``TELCOFLOW_PHONE_KEY``);
+``TELCOFLOW_CONNECTOR_UUID``, ``TELCOFLOW_NUMBERS``, ``TELCOFLOW_PHONE_KEY``,
+``TELCOFLOW_METRICS_KEY``);
 else embedded development defaults with freshly generated keys.
 
 TOML shape::
@@ -52,6 +53,11 @@ TOML shape::
     listen = "127.0.0.1:4433"             # UDP, beside the WebSocket port
     cert = "quic.pem"; key = "quic.key"   # absent: a self-signed one is made at start
     max_connections = 1024
+    [metrics]                             # /metrics, /healthz, /readyz (docs/operations.md)
+    keys = ["…"]                          # bearer keys that may read /metrics (none: nobody)
+    listen = "127.0.0.1:9464"             # optional: serve them on this plain-HTTP listener
+                                          # instead of the gateway's port (probes: on both)
+    enabled = true                        # false: no metrics kept, /metrics is 404
 """
 
 from __future__ import annotations
@@ -177,6 +183,19 @@ class QuicConfig:
 
 
 @dataclass(slots=True)
+class MetricsConfig:
+    """``[metrics]``: Prometheus metrics at ``/metrics`` behind bearer ``keys``, and the
+    health probes ``/healthz`` and ``/readyz`` (unauthenticated: they reveal one bit)."""
+
+    enabled: bool = True
+    keys: list[str] = field(default_factory=list)  # none: /metrics refuses every request
+    # a separate plain-HTTP listener for /metrics and the probes (None: the gateway's
+    # own port); port 0: any free port (written back here once bound)
+    host: str | None = None
+    port: int = 9464
+
+
+@dataclass(slots=True)
 class GatewayConfig:
     connectors: list[Connector]
     phone_keys: list[str]
@@ -212,6 +231,7 @@ class GatewayConfig:
     audiocodes: AudioCodesConfig | None = None
     whatsapp: WhatsAppConfig | None = None
     quic: QuicConfig | None = None
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # a WA session is open while its customer-service window is: it closes this long
     # after the user's last message (WhatsApp's 24 hours); outside it, only templates
     message_window_s: float = 86_400.0
@@ -244,7 +264,8 @@ def embedded_defaults(host: str = "127.0.0.1", port: int = 8080) -> GatewayConfi
     return GatewayConfig([connector], [_new_key("tfp")], host=host, port=port, generated=True,
                          twilio=TwilioConfig(_new_key("tft")),
                          audiocodes=AudioCodesConfig([_new_key("tfa")],
-                                                     default_number=DEV_NUMBER))
+                                                     default_number=DEV_NUMBER),
+                         metrics=MetricsConfig(keys=[_new_key("tfm")]))
 
 
 def from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> GatewayConfig | None:
@@ -255,7 +276,9 @@ def from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> GatewayConf
         raise ConfigError("TELCOFLOW_API_KEY and TELCOFLOW_CONNECTOR_UUID must be set together")
     numbers = [n.strip() for n in env.get("TELCOFLOW_NUMBERS", DEV_NUMBER).split(",") if n.strip()]
     phone = env.get("TELCOFLOW_PHONE_KEY") or _new_key("tfp")
-    return GatewayConfig([Connector(conn, [key], numbers, org_uuid=conn)], [phone])
+    metrics = env.get("TELCOFLOW_METRICS_KEY")
+    return GatewayConfig([Connector(conn, [key], numbers, org_uuid=conn)], [phone],
+                         metrics=MetricsConfig(keys=[metrics] if metrics else []))
 
 
 def load_file(path: str | Path) -> GatewayConfig:
@@ -272,7 +295,7 @@ def load_file(path: str | Path) -> GatewayConfig:
     tls = TlsConfig(tls_raw["cert"], tls_raw["key"], tls_raw.get("client_ca")) if tls_raw else None
     cfg = GatewayConfig(connectors, list(phone), tls=tls, sip=_sip(raw), twilio=_twilio(raw),
                         audiocodes=_audiocodes(raw), whatsapp=_whatsapp(raw),
-                        quic=_quic(raw))
+                        quic=_quic(raw), metrics=_metrics(raw))
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
@@ -309,6 +332,11 @@ def validate(cfg: GatewayConfig) -> None:
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+    if seen_keys.intersection(cfg.metrics.keys) or set(cfg.phone_keys).intersection(
+            cfg.metrics.keys):
+        raise ConfigError("a [metrics] key is also an API or phone key: give metrics a key "
+                          "of its own (it reads every connector's figures)")
+
 
 
 def dev_sip(listen: str) -> SipConfig:
@@ -380,6 +408,23 @@ def _quic(raw: dict[str, Any]) -> QuicConfig | None:
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ConfigError(f"[quic] max_connections must be a positive integer, not {limit!r}")
     return QuicConfig(host, port, cert, key, limit)
+
+
+def _metrics(raw: dict[str, Any]) -> MetricsConfig:
+    table = _table(raw, "metrics")
+    cfg = MetricsConfig()
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"[metrics] enabled must be true or false, not {enabled!r}")
+    keys = table.get("keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) and len(k) >= 16
+                                             for k in keys):
+        raise ConfigError("[metrics] keys must be a list of strings of 16 characters or more "
+                          "(bearer keys for /metrics)")
+    cfg.enabled, cfg.keys = enabled, list(keys)
+    if "listen" in table:
+        cfg.host, cfg.port = parse_hostport(str(table["listen"]), "[metrics] listen")
+    return cfg
 
 
 def dev_quic(port: int, host: str = "127.0.0.1") -> QuicConfig:

@@ -131,6 +131,8 @@ def status_content(message_id: str, status: str, recipient: str, when: int) -> d
 class CallerLeg(PlaysOnArrival):
     """The leg of a caller that dialled in."""
 
+    network = "simulated"  # Leg.network
+
     def __init__(self, conn: PhoneConn) -> None:
         self.conn = conn
 
@@ -157,6 +159,8 @@ class CallerLeg(PlaysOnArrival):
 
 class LineLeg(PlaysOnArrival):
     """One call offered to a registered line; the line stays when the call is over."""
+
+    network = "simulated"  # Leg.network
 
     def __init__(self, conn: PhoneConn, call_id: str) -> None:
         self.conn = conn

@@ -50,6 +50,8 @@ class FakeClock:
 class FakeLeg:
     """A phone leg: records signalling; keeps the audio it was sent if ``keep_audio``."""
 
+    network = "fake"  # Leg.network
+
     def __init__(self, codec: str = "pcm16", rate: int = 16000, keep_audio: bool = True) -> None:
         self.format = AudioFormat(codec, rate)
         self.events: list[tuple[Any, ...]] = []

@@ -49,6 +49,8 @@ _CODEC = {"pcm16": "pcm16", "pcmu": "pcmu"}
 class VaicLeg(PlaysOnArrival):  # chunks go out at playback speed, as VAIC expects
     """One VAIC conversation's leg in a call."""
 
+    network = "audiocodes"  # Leg.network
+
     def __init__(self, ingress: AudioCodesIngress, cid: str, fmt: ac.MediaFormat,
                  conn: VaicConn) -> None:
         self.ingress = ingress

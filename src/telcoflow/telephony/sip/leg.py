@@ -77,6 +77,7 @@ class SipLeg(PlaysOnArrival):  # no transfer: REFER is not implemented
     _codec: str = "pcmu"             # what goes in our RTP (pcmu / pcma)
     _silence: bytes = b""            # 20 ms of it, encoded
     _rtp_seen_at: float | None = None  # the last RTP packet (or the media start, or hold)
+    network = "sip"  # Leg.network (not a field: unannotated)
 
     # ── the engine's Leg port ────────────────────────────────────────────────
     @property
@@ -125,6 +126,11 @@ class SipLeg(PlaysOnArrival):  # no transfer: REFER is not implemented
             self.stream.send_dtmf(digits, self.clock())
         except RtpError as exc:
             logger.info("DTMF %r not sent on call %s: %s", digits, self.call_id, exc)
+
+    @property
+    def receive_stats(self) -> RtpStats | None:
+        """The jitter buffer's counters (the engine's optional ReceiveStats: metrics)."""
+        return self.stream.stats if self.stream is not None else None
 
     # ── media ────────────────────────────────────────────────────────────────
     @property

@@ -158,6 +158,8 @@ class MarkLedger:
 class TwilioLeg:
     """The engine's :class:`~telcoflow.engine.ports.Leg` for one Twilio caller."""
 
+    network = "twilio"  # Leg.network
+
     def __init__(self, stream: MediaStream, call_sid: str) -> None:
         self.stream = stream
         self.call_sid = call_sid
