@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from telcoflow.audio import g711
 from telcoflow.loadgen import agent as marker
+from telcoflow.loadgen.table import render
 
 LATENCIES = ("uplink_ms", "downlink_ms", "roundtrip_ms", "jitter_ms", "interrupt_ms",
              "setup_ms", "notify_ms", "call_in_ms", "answer_ms", "first_audio_ms")
@@ -97,3 +99,70 @@ def test_bench_pcmu_callers_arrive_bit_exact() -> None:
     assert counts["uplink_unmarked"] == counts["downlink_foreign"] == 0
     assert counts["uplink_lost"] == counts["downlink_lost"] == 0
     assert counts["downlink_heard"] > 0
+
+
+def _bench(*args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-m", "telcoflow.cli.main", "bench", *args, "--json"],
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for prefix in ("tfk_", "tfp_"):  # the generated keys are never printed
+        assert prefix not in done.stdout + done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_bench_via_quic_puts_both_planes_side_by_side() -> None:
+    out = _bench("--via", "quic", "--calls", "2", "--duration", "2")
+    ws, quic = out["runs"]
+    assert (ws["plane"], quic["plane"]) == ("ws", "quic")
+    for run in (ws, quic):
+        assert run["calls"] == run["answered"] == 2 and not run["setup_failures"]
+        counts = run["counts"]
+        assert counts["frames_sent"] == counts["uplink_received"] == 200
+        assert counts["echoes_sent"] == 200 and counts["downlink_heard"] >= 200
+        for fault in ("uplink_lost", "uplink_duplicated", "uplink_reordered", "uplink_unmarked",
+                      "downlink_lost", "downlink_duplicated", "downlink_reordered",
+                      "downlink_foreign", "calls_without_agent_log", "interrupts_measured"):
+            assert counts[fault] == 0, (run["plane"], fault)
+        for name in ("uplink_ms", "downlink_ms", "roundtrip_ms", "jitter_ms"):
+            m = run["metrics"][name]
+            assert m["n"] >= 200 and 0 <= m["p50"] <= m["p90"] <= m["p99"] <= m["max"], name
+        # an echo comes back after the playout prebuffer, not seconds later
+        assert run["metrics"]["uplink_ms"]["p50"] < 100
+        assert 20 < run["metrics"]["roundtrip_ms"]["p50"] < 300
+        assert run["resources"]["gateway_cpu_s_per_call_min"] > 0
+        assert run["resources"]["agent_cpu_s_per_call_min"] > 0
+        assert "interrupt_p99_ms" not in run["targets"]  # no interrupt scene on either plane
+    q = quic["quic"]
+    assert (q["carrier"], q["connections"], q["loss"]) == ("stream", 1, 0.0)
+    assert (q["gateway_received"], q["gateway_missing"]) == (200, 0)
+    assert (q["agent_received"], q["agent_missing"]) == (200, 0)
+    rows = {row["figure"]: row for row in out["planes"]["rows"]}
+    cpu = rows["gateway CPU-s per call-minute"]
+    assert cpu["ratio"] == round(cpu["quic"] / cpu["ws"], 2) > 0
+    assert rows["frames lost uplink"]["ratio"] is None  # no ratio of counts
+    table = render(out)
+    assert "== WebSocket plane (our SDK), 2 calls ==" in table
+    assert "== QUIC plane (loadgen/quic_agent.py), 2 calls ==" in table
+    assert "QUIC/WS" in table and "stream carrier" in table
+
+
+def test_bench_quic_loss_is_dropped_on_datagrams_and_counted() -> None:
+    out = _bench("--plane", "quic", "--calls", "2", "--duration", "2", "--loss", "0.1")
+    ws, quic = out["runs"]
+    assert ws["counts"]["uplink_lost"] == ws["counts"]["downlink_lost"] == 0
+    q = quic["quic"]
+    assert (q["carrier"], q["loss"]) == ("datagram", 0.1)
+    dropped = q["relay"]["dropped"]
+    assert dropped["up"] > 0 and dropped["down"] > 0
+    counts = quic["counts"]
+    # every packet dropped carried one 20 ms frame: the plane's counts and the bench's agree
+    # (a drop among the last frames of a call shows in the bench's count only)
+    assert dropped["up"] - 2 <= q["gateway_missing"] <= dropped["up"]
+    assert dropped["down"] - 2 <= q["agent_missing"] <= dropped["down"]
+    assert counts["uplink_lost"] == dropped["down"]
+    assert q["gateway_missing"] <= counts["downlink_lost"] <= dropped["up"]
+    assert quic["resources"]["relay_cpu_s_per_call_min"] > 0
+    assert "netem" in out["planes"]["ws_loss"]
+    table = render(out)
+    assert "datagram carrier" in table and "userspace relay cannot drop TCP" in table

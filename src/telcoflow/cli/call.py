@@ -112,6 +112,9 @@ async def via_audiocodes(url: str, token: str, req: CallRequest) -> dict[str, An
             "recording": req.record}
 
 
+DEFAULT_QUIC_PORT = 4433  # --quic-port's default
+
+
 @dataclass(frozen=True)
 class QuicTarget:
     """``--via quic``: the gateway's QUIC port and how its certificate is checked."""
@@ -119,6 +122,24 @@ class QuicTarget:
     port: int
     fingerprint: str | None
     insecure: bool
+
+
+def saved_quic_target(url: str | None, given: QuicTarget) -> QuicTarget:
+    """What was not given, from the dev credentials of the gateway at ``url``: a
+    ``telcoflow serve --quic PORT`` on embedded defaults saves its QUIC port and its
+    certificate's fingerprint there. ``--quic-port`` at its default and no
+    ``--fingerprint`` (nor ``--insecure``) take the saved ones."""
+    try:
+        saved = credentials.load(url or os.environ.get("TELCOFLOW_URL"))
+    except credentials.CredentialsError:
+        return given  # several gateways saved and none chosen: said when the key is looked up
+    port = given.port
+    if port == DEFAULT_QUIC_PORT and saved.get("quic_port"):
+        port = int(saved["quic_port"])
+    fingerprint = given.fingerprint
+    if not fingerprint and not given.insecure and saved.get("quic_fingerprint"):
+        fingerprint = str(saved["quic_fingerprint"])
+    return QuicTarget(port, fingerprint, given.insecure)
 
 
 async def via_quic(url: str, key: str, req: CallRequest, target: QuicTarget
@@ -166,9 +187,13 @@ def _record(req: CallRequest, heard: npt.NDArray[np.int16], rate: int) -> None:
 def main(req: CallRequest, via: str, url: str | None, key: str | None,
          quic: QuicTarget | None = None) -> int:
     problem = file_problem(req)
-    if via == "quic" and (quic is None or not (quic.fingerprint or quic.insecure)):
-        problem = problem or ("--via quic needs --fingerprint (what 'telcoflow serve --quic' "
-                              "printed) or --insecure")
+    if via == "quic":
+        quic = saved_quic_target(url, quic or QuicTarget(DEFAULT_QUIC_PORT, None, False))
+        if not (quic.fingerprint or quic.insecure):
+            problem = problem or ("--via quic needs --fingerprint (what 'telcoflow serve "
+                                  "--quic' printed) or --insecure; a local 'telcoflow serve "
+                                  "--quic PORT' on embedded defaults saves both port and "
+                                  "fingerprint for this command")
     if problem:
         print(problem, file=sys.stderr)
         return 2

@@ -60,8 +60,11 @@ def show_credentials(config: GatewayConfig, out: object = sys.stdout) -> None:
         f"  export TELCOFLOW_PHONE_KEY={config.phone_keys[0]}",
         f"  numbers routed to this connector: {', '.join(c.numbers)}",
         "  (Twilio auth token and AudioCodes bearer token: in the file below)",
-        f"  saved for local tools in {credentials.save(config)} (mode 0600)",
     ]
+    if config.quic is not None:  # saved once the door is open (run() calls us after start)
+        lines.append("  (the QUIC door's port and certificate fingerprint too: "
+                     "'telcoflow call --via quic' reads them)")
+    lines.append(f"  saved for local tools in {credentials.save(config)} (mode 0600)")
     print("\n".join(lines), file=out, flush=True)  # type: ignore[call-overload]
 
 

@@ -128,12 +128,13 @@ class CallLog:
         self.burst_t: list[float] = []
         self.interrupt: list[float] = []  # clear_send_audio_buffer() called, returned
         self.events: dict[str, float] = {}
+        self.quic: dict[str, Any] | None = None  # the QUIC plane's loss counts (quic_agent.py)
 
     def as_json(self) -> dict[str, Any]:
         return {"rx_seq": self.rx_seq.tolist(), "rx_t": self.rx_t.tolist(),
                 "tx_seq": self.tx_seq.tolist(), "tx_t": self.tx_t.tolist(),
                 "tx_start": self.tx_start.tolist(), "burst_t": self.burst_t,
-                "interrupt": self.interrupt, "events": self.events}
+                "interrupt": self.interrupt, "events": self.events, "quic": self.quic}
 
 
 class EchoAgents:
@@ -221,8 +222,13 @@ class EchoAgents:
                 print(f"dump: only {self.ended} of {calls} calls ended", file=sys.stderr)
         logs, self.logs, self.ended = self.logs, {}, 0
         data = {str(i): log.as_json() for i, log in logs.items()}
+        data.update(self.dump_extra())
         await asyncio.to_thread(_write_json, path, data)
         print("DUMPED", flush=True)
+
+    def dump_extra(self) -> dict[str, Any]:
+        """More for the dump, under keys that are not call indices (``_name``)."""
+        return {}
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -36,6 +37,8 @@ class Credentials:
     connectors: list[Connector]
     twilio_token: str | None = None      # the gateway's [twilio] auth token
     audiocodes_token: str | None = None  # a bearer token of its [audiocodes]
+    quic_port: int | None = None         # its QUIC door (UDP, on the URL's host) ...
+    quic_fingerprint: str | None = None  # ... and the certificate's SHA-256, pinned
 
 
 class Child:
@@ -109,13 +112,14 @@ def _env_without(*prefixes: str) -> dict[str, str]:
 
 
 def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
-                  more_toml: str = "") -> tuple[Child, Credentials]:
+                  more_toml: str = "", quic: bool = False) -> tuple[Child, Credentials]:
     """``telcoflow serve`` on a free port, with ``connectors`` connectors and keys made here.
 
     Why several connectors: each agent process gets its own, so a call's
     notification goes to one process only. The keys reach the gateway in a
     0600 config file and never appear in output (the gateway logs a prefix).
-    ``more_toml`` adds tables (``[sip]`` for the SIP bench).
+    ``more_toml`` adds tables (``[sip]`` for the SIP bench); ``quic`` opens the
+    QUIC door on a free UDP port (self-signed certificate; docs/quic.md).
     """
     made = [Connector(f"tfk_{secrets.token_urlsafe(24)}", str(uuid.uuid4()), f"+1555{i:07d}")
             for i in range(connectors)]
@@ -127,6 +131,8 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
     toml += [f'[[connectors]]\nuuid = "{c.uuid}"\napi_keys = ["{c.api_key}"]\n'
              f'numbers = ["{c.number}"]\n' for c in made]
     toml.append(more_toml)
+    if quic:
+        toml.append(f'[quic]\nlisten = "{host}:0"\n')
     path = workdir / "gateway.toml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
@@ -134,7 +140,11 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
     child = Child("gateway", [sys.executable, "-m", "telcoflow.cli.main", "serve",
                               "--config", str(path)], _env_without("TELCOFLOW_", "WSS_"))
     url = child.expect(r"gateway ready on (\S+)").group(1)
-    return child, Credentials(url, phone_key, made, twilio, audiocodes)
+    port = fingerprint = None
+    if quic:
+        door = child.expect(r"QUIC door on udp \S+:(\d+), certificate SHA-256 ([0-9a-f]+)")
+        port, fingerprint = int(door.group(1)), door.group(2)
+    return child, Credentials(url, phone_key, made, twilio, audiocodes, port, fingerprint)
 
 
 def external_gateway(url: str) -> Credentials:
@@ -147,7 +157,12 @@ def external_gateway(url: str) -> Credentials:
         raise SystemExit("--gateway needs WSS_API_KEY, WSS_CONNECTOR_UUID and "
                          "TELCOFLOW_PHONE_KEY (or the credentials file of 'telcoflow serve')")
     numbers = saved.get("numbers") or [DEV_NUMBER]
-    return Credentials(url, phone_key, [Connector(api_key, connector, str(numbers[0]))])
+    quic_port = os.environ.get("TELCOFLOW_QUIC_PORT") or saved.get("quic_port")
+    quic_fingerprint = os.environ.get("TELCOFLOW_QUIC_FINGERPRINT") or \
+        saved.get("quic_fingerprint")
+    return Credentials(url, phone_key, [Connector(api_key, connector, str(numbers[0]))],
+                       quic_port=int(quic_port) if quic_port else None,
+                       quic_fingerprint=str(quic_fingerprint) if quic_fingerprint else None)
 
 
 def find_refsdk(given: str | None) -> Path:
@@ -182,6 +197,27 @@ def start_agent(which: str, url: str, connector: Connector, rate: int,
     else:
         cmd = [sys.executable, "-P", "-u", script]
     return Child(f"{which} agent", cmd, env)
+
+
+def start_quic_agent(host: str, port: int, fingerprint: str, connectors: list[Connector],
+                     rate: int, carrier: str) -> Child:
+    """The QUIC plane's echo agent (``loadgen/quic_agent.py``): one process, one QUIC
+    connection per connector, our package only."""
+    env = _env_without("PYTHON", "WSS_", "TELCOFLOW_")
+    env.update(BENCH_QUIC_HOST=host, BENCH_QUIC_PORT=str(port),
+               BENCH_QUIC_FINGERPRINT=fingerprint, BENCH_RATE=str(rate), BENCH_CARRIER=carrier,
+               BENCH_QUIC_CONNECTORS=json.dumps([[c.api_key, c.uuid] for c in connectors]))
+    script = str((Path(bench_agent.__file__).parent / "quic_agent.py").resolve())
+    return Child("quic agent", [sys.executable, "-P", "-u", script], env)
+
+
+def start_relay(host: str, port: int, seed: int = 1) -> tuple[Child, int]:
+    """A lossy UDP relay in front of ``host:port`` (``loadgen/relay.py``); its port."""
+    env = _env_without("PYTHON", "WSS_", "TELCOFLOW_")
+    env.update(BENCH_RELAY_TARGET=f"{host}:{port}", BENCH_RELAY_SEED=str(seed))
+    script = str((Path(bench_agent.__file__).parent / "relay.py").resolve())
+    child = Child("relay", [sys.executable, "-P", "-u", script], env)
+    return child, int(child.expect(r"^RELAY (\d+)").group(1))
 
 
 # ── /proc ──────────────────────────────────────────────────────────────────

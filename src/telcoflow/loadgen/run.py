@@ -7,6 +7,13 @@ which runs the callers (``bench_phones``) and merges the time stamps
 (``bench_stats``). ``--ramp`` steps the number of calls up until p99 uplink
 latency passes 20 ms, underruns pass 0.1 % or a frame is lost; the last step
 that passed is the capacity.
+
+``--plane quic`` (alias: ``--via quic``) compares the agents' two planes on one
+gateway in one run: the WebSocket voice plane (our SDK) first, then the QUIC
+plane (``loadgen/quic_agent.py``: one process, QUIC connections spread over
+connectors), with the same callers and call count; ``--loss F`` drops that
+fraction of the QUIC media packets each way in a relay process between the QUIC
+agent and the gateway (``loadgen/relay.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..server.config import GatewayConfig
 from .carriers import VAIC_FORMATS, BenchTwilio, BenchVaic
@@ -38,6 +46,8 @@ from .procs import (
     rss_bytes,
     start_agent,
     start_gateway,
+    start_quic_agent,
+    start_relay,
 )
 from .stats import step_figures
 
@@ -50,6 +60,13 @@ REFERENCE_CALLS_PER_PROCESS = 30
 PLAYOUT_TARGET_MS = GatewayConfig([], []).playout_target_ms
 TARGETS = {"uplink_p99_ms": 10.0, "downlink_p99_beyond_playout_ms": 20.0, "lost_frames": 0,
            "underrun_pct": 0.1, "interrupt_p99_ms": 20.0}
+# calls per QUIC connection of the bench's QUIC agent (docs/quic.md, "Limits per
+# connection"): the gateway takes at most 64 calls on one connection, and opens at most
+# 10 new client uni-streams at once (5 a second after that): on the stream carrier each
+# call's audio needs one, and every call starts talking in the same 20 ms
+QUIC_CALLS_PER_CONNECTION = {"stream": 10, "datagram": 64}
+SATURATED_IDLE_CORES = 0.1  # less idle than this in a talking window: the machine ran out
+QUIC_MEDIA_PACKET = 150  # bytes: the relay drops only packets this big (media, not ACKs)
 
 
 def add_parser(sub: Any) -> None:
@@ -74,7 +91,9 @@ def add_parser(sub: Any) -> None:
                        help="the published SDK's directory (default: .cache/refsdk-1.0.0, "
                        "which 'make refsdk' fills)")
     bench.add_argument("--profile", metavar="FILE",
-                       help="py-spy the gateway during the first talking window (raw stacks)")
+                       help="py-spy the gateway during the first talking window (raw stacks); "
+                       "with --plane quic, each plane's window, the gateway and the agent "
+                       "process: FILE.ws, FILE.ws-agent, FILE.quic, FILE.quic-agent")
     bench.add_argument("--dial-concurrency", type=int, default=20,
                        help="calls being set up at once (default 20)")
     bench.add_argument("--dial-rate", type=float, default=50.0,
@@ -83,9 +102,21 @@ def add_parser(sub: Any) -> None:
                        help="agent processes, each on its own connector (default 1; the "
                        f"published SDK gets one per {REFERENCE_CALLS_PER_PROCESS} calls)")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    bench.add_argument("--via", choices=("phone", "twilio", "audiocodes"), default="phone",
+    bench.add_argument("--via", choices=("phone", "twilio", "audiocodes", "quic"),
+                       default="phone",
                        help="the door the callers come through; twilio and audiocodes run the "
-                       "simulated phone first, in the same run, as the reference")
+                       "simulated phone first, in the same run, as the reference. quic: the "
+                       "simulated phone with --plane quic (QUIC is the agents' plane)")
+    bench.add_argument("--plane", choices=("ws", "quic"), default="ws",
+                       help="the agents' plane. quic: the WebSocket plane (our SDK) first, "
+                       "then the QUIC plane, same callers and call count, side by side")
+    bench.add_argument("--loss", type=float, default=0.0, metavar="FRACTION",
+                       help="--plane quic: drop this fraction of the QUIC media packets each "
+                       "way between the QUIC agent and the gateway (a relay process), while "
+                       "the callers talk")
+    bench.add_argument("--quic-carrier", choices=("stream", "datagram"),
+                       help="--plane quic: the QUIC agent's audio on the calls' streams or "
+                       "on DATAGRAMs (default: stream; datagram with --loss)")
 
 
 @dataclass
@@ -102,12 +133,21 @@ class Plan:
     dial_rate: float = 50.0
     refsdk: Path | None = None
     via: str = "phone"
+    plane: str = "ws"              # "quic": the WebSocket plane, then the QUIC plane
+    loss: float = 0.0              # of the QUIC media packets, each way
+    carrier: str = "stream"        # the QUIC agent's audio: "stream" or "datagram"
+    interrupt_scene: bool = True
 
     @property
     def interrupt(self) -> tuple[int, int]:
         """(first frame, spread) of the interrupt scene; too short a talk has none."""
         frames = round(self.duration * 50)
-        return (int(frames * 0.3), int(frames * 0.4)) if frames >= 80 else (-1, 0)
+        if not self.interrupt_scene or frames < 80:
+            return (-1, 0)
+        return (int(frames * 0.3), int(frames * 0.4))
+
+    def quic_connections(self, calls: int) -> int:
+        return -(-calls // QUIC_CALLS_PER_CONNECTION[self.carrier])
 
     def procs(self, which: str, calls: int) -> int:
         if which == "reference":
@@ -120,7 +160,7 @@ class Bench:
                  workdir: Path) -> None:
         self.plan, self.creds, self.gateway, self.workdir = plan, creds, gateway, workdir
         self.idle_rss = rss_bytes(gateway.pid) if gateway is not None else None
-        self._profiled = False
+        self._profiled: set[str] = set()   # the planes profiled so far
 
     async def _agents(self, which: str, calls: int) -> list[Child]:
         wanted = min(self.plan.procs(which, calls), len(self.creds.connectors))
@@ -134,20 +174,66 @@ class Bench:
             raise
         return agents
 
-    async def step(self, which: str, calls: int, via: str = "phone") -> dict[str, Any]:
+    async def step(self, which: str, calls: int, via: str = "phone",
+                   plane: str = "ws") -> dict[str, Any]:
         """One measurement: fresh agent processes, ``calls`` callers, talk, hang up, merge."""
+        if plane == "quic":
+            return await self._quic_step(calls, via)
         agents = await self._agents(which, calls)
         try:
-            return {"via": via, **await self._step(agents, calls, via)}
+            return {"via": via, "plane": plane,
+                    **await self._step(agents, calls, via, plane=plane)}
         finally:
             for agent in agents:
                 agent.stop()
 
-    async def _step(self, agents: list[Child], calls: int, via: str) -> dict[str, Any]:
+    async def _quic_step(self, calls: int, via: str) -> dict[str, Any]:
+        """The QUIC plane: one agent process, a connection per connector it needs; with
+        loss, a relay process between it and the gateway."""
+        plan, creds = self.plan, self.creds
+        if creds.quic_port is None or not creds.quic_fingerprint:
+            raise SystemExit("--plane quic: the gateway's QUIC port and certificate "
+                             "fingerprint are not known (a gateway started with "
+                             "'telcoflow serve --quic PORT' saves them; or set "
+                             "TELCOFLOW_QUIC_PORT and TELCOFLOW_QUIC_FINGERPRINT)")
+        wanted = plan.quic_connections(calls)
+        if wanted > len(creds.connectors):
+            raise SystemExit(f"--plane quic: {calls} calls on the {plan.carrier} carrier need "
+                             f"{wanted} connectors (at most "
+                             f"{QUIC_CALLS_PER_CONNECTION[plan.carrier]} calls per QUIC "
+                             f"connection); the gateway has {len(creds.connectors)}")
+        connectors = creds.connectors[:wanted]
+        host = urlsplit(creds.url).hostname or "127.0.0.1"
+        relay: Child | None = None
+        port = creds.quic_port
+        if plan.loss > 0:
+            relay, port = await asyncio.to_thread(start_relay, host, creds.quic_port)
+        try:
+            agent = start_quic_agent(host, port, creds.quic_fingerprint, connectors, plan.rate,
+                                     plan.carrier)
+            try:
+                await asyncio.to_thread(agent.expect, r"^READY")
+                result = await self._step([agent], calls, via,
+                                          [c.number for c in connectors], relay, "quic")
+            finally:
+                agent.stop()
+        finally:
+            if relay is not None:
+                relay.stop()
+        result["quic"] = {"carrier": plan.carrier, "connections": wanted,
+                          "loss": plan.loss, **result.pop("quic_counts", {})}
+        return {"via": via, "plane": "quic", **result}
+
+    async def _step(self, agents: list[Child], calls: int, via: str,
+                    numbers: list[str] | None = None, relay: Child | None = None,
+                    plane: str = "ws") -> dict[str, Any]:
+        """Callers to ``numbers`` (default: one connector per agent process): set up, talk,
+        hang up; caller ``i`` belongs to agent ``i % len(numbers) % len(agents)``."""
         plan, creds = self.plan, self.creds
         caller = {"phone": BenchPhone, "twilio": BenchTwilio, "audiocodes": BenchVaic}[via]
         phones = [caller(i, plan.codec, plan.rate) for i in range(calls)]
-        numbers = [c.number for c in creds.connectors[:len(agents)]]
+        if numbers is None:
+            numbers = [c.number for c in creds.connectors[:len(agents)]]
         key = {"phone": creds.phone_key, "twilio": creds.twilio_token,
                "audiocodes": creds.audiocodes_token}[via]
         if key is None:
@@ -160,20 +246,31 @@ class Bench:
         gw_pid = self.gateway.pid if self.gateway is not None else None
         if gw_pid is not None:
             loop.call_later(plan.duration / 2, lambda: rss.append(rss_bytes(gw_pid)))
-        profiler = self._start_profiler(gw_pid)
-        before = self._cpu(agents)
+        if relay is not None:  # loss while the callers talk only, as tests/quic/test_loss.py
+            await self._relay(relay, f"LOSS {plan.loss} {plan.loss} {QUIC_MEDIA_PACKET}")
+        profilers = self._start_profilers(gw_pid, agents, plane)
+        before = self._cpu(agents, relay)
         await talk(live, plan.duration)
-        after = self._cpu(agents)
+        after = self._cpu(agents, relay)
+        relay_counts: dict[str, Any] | None = None
+        if relay is not None:
+            await self._relay(relay, f"LOSS 0 0 {QUIC_MEDIA_PACKET}")
         await asyncio.gather(*(p.tail(5.0) for p in live))
         await asyncio.gather(*(p.hangup() for p in phones), return_exceptions=True)
-        if profiler is not None:
+        for profiler in profilers:
             await asyncio.to_thread(profiler.wait)
-        logs = await asyncio.gather(*(self._dump(agent, sum(
-            1 for p in live if p.index % len(agents) == j)) for j, agent in enumerate(agents)))
-        figures = step_figures(live, {k: v for log in logs for k, v in log.items()})
+        owner = [p.index % len(numbers) % len(agents) for p in live]
+        logs = await asyncio.gather(*(self._dump(agent, owner.count(j))
+                                      for j, agent in enumerate(agents)))
+        merged = {k: v for log in logs for k, v in log.items()}
+        if relay is not None:
+            relay_counts = json.loads((await self._relay(relay, "COUNTS")).split(" ", 1)[1])
+        figures = step_figures(live, merged)
         minutes = len(live) * plan.duration / 60 or 1.0
         resources: dict[str, float | None] = {"agent_processes": len(agents)}
-        for who in ("gateway", "agent", "bench"):
+        for who in ("gateway", "agent", "bench", "relay"):
+            if who == "relay" and relay is None:
+                continue
             used = after[who] - before[who] if who in before else None
             resources[f"{who}_cpu_cores"] = None if used is None else round(used / plan.duration, 3)
             resources[f"{who}_cpu_s_per_call_min"] = None if used is None else round(
@@ -189,9 +286,22 @@ class Bench:
             resources["gateway_rss_mb"] = round(rss[0] / 2**20, 1)
             resources["gateway_rss_kb_per_call"] = round(
                 (rss[0] - self.idle_rss) / 1024 / max(1, len(live)), 1)
-        return {"calls": calls, "answered": len(live), "setup_failures": failures[:10],
-                "duration_s": plan.duration, **figures, "resources": resources,
-                "targets": judge(figures)}
+        targets = judge(figures)
+        if plan.interrupt[0] < 0:  # no interrupt scene: nothing to judge
+            targets.pop("interrupt_p99_ms")
+        result = {"calls": calls, "answered": len(live), "setup_failures": failures[:10],
+                  "duration_s": plan.duration, "interrupt_scene": plan.interrupt[0] >= 0,
+                  **figures, "resources": resources, "targets": targets}
+        if "_connections" in merged:
+            result["quic_counts"] = quic_counts(merged, relay_counts)
+        return result
+
+    async def _relay(self, relay: Child, command: str) -> str:
+        since = relay.mark()
+        relay.say(command)
+        word = command.split()[0]
+        match = await asyncio.to_thread(relay.expect, rf"^{word}\b.*", since, 10.0)
+        return match.group(0)
 
     async def _dump(self, agent: Child, calls: int) -> dict[str, Any]:
         path = self.workdir / f"agent-{agent.pid}-{time.monotonic_ns()}.json"
@@ -202,22 +312,36 @@ class Bench:
         path.unlink()
         return logs
 
-    def _cpu(self, agents: list[Child]) -> dict[str, float]:
+    def _cpu(self, agents: list[Child], relay: Child | None = None) -> dict[str, float]:
         cpu = {"agent": sum(cpu_seconds(a.pid) for a in agents), "bench": time.process_time(),
                **machine_cpu()}
+        if relay is not None:
+            cpu["relay"] = cpu_seconds(relay.pid)
         if self.gateway is not None:
             cpu["gateway"] = cpu_seconds(self.gateway.pid)
             cpu["gateway_sys"] = cpu_times(self.gateway.pid)[1]
         return cpu
 
-    def _start_profiler(self, pid: int | None) -> subprocess.Popen[bytes] | None:
-        if self.plan.profile is None or pid is None or self._profiled:
-            return None
+    def _start_profilers(self, gateway_pid: int | None, agents: list[Child],
+                         plane: str) -> list[subprocess.Popen[bytes]]:
+        """py-spy on the gateway during the first talking window; comparing planes, once
+        per plane, and on the (one) agent process too: FILE → FILE.ws / FILE.quic and
+        FILE.ws-agent / FILE.quic-agent (before FILE's suffix)."""
+        if self.plan.profile is None or gateway_pid is None or plane in self._profiled:
+            return []
+        self._profiled.add(plane)
+        path = Path(self.plan.profile)
+        if self.plan.plane == "ws":
+            return [self._spy(gateway_pid, path)]
+        return [self._spy(gateway_pid, path.with_name(f"{path.stem}.{plane}{path.suffix}")),
+                self._spy(agents[0].pid,
+                          path.with_name(f"{path.stem}.{plane}-agent{path.suffix}"))]
+
+    def _spy(self, pid: int, output: Path) -> subprocess.Popen[bytes]:
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        self._profiled = True
         return subprocess.Popen([spy, "record", "--pid", str(pid), "--duration",
                                  str(max(1, int(self.plan.duration))), "--rate", "200",
-                                 "--format", "raw", "--output", self.plan.profile,
+                                 "--format", "raw", "--output", str(output),
                                  "--nonblocking"], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 
@@ -253,6 +377,106 @@ def judge(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for k, v in measured.items()}
 
 
+def quic_counts(logs: dict[str, Any], relay: dict[str, Any] | None) -> dict[str, Any]:
+    """The QUIC plane's own loss counts, summed over the calls: the gateway's LOSS events
+    (the agent's audio as it arrived there), the agent's trackers (the gateway's audio as
+    it arrived at the agent), and what the relay dropped."""
+    counts = {"gateway_received": 0, "gateway_missing": 0, "agent_received": 0,
+              "agent_missing": 0, "calls_without_loss_event": 0,
+              "streams_stopped_while_live": 0}
+    stopped: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    connections = logs.get("_connections") or []
+    for conn in connections:
+        for reason, n in conn["errors"].items():
+            errors[reason] = errors.get(reason, 0) + n
+    for index, log in logs.items():
+        if index.startswith("_"):
+            continue
+        q = log.get("quic") or {}
+        if q.get("gateway_missing") is None:
+            counts["calls_without_loss_event"] += 1
+        for key in ("gateway_received", "gateway_missing", "agent_received", "agent_missing"):
+            counts[key] += int(q.get(key) or 0)
+        counts["streams_stopped_while_live"] += bool(q.get("stopped_while_live"))
+        if q.get("stream_stopped"):
+            stopped[q["stream_stopped"]] = stopped.get(q["stream_stopped"], 0) + 1
+        for reason in q.get("errors") or []:
+            errors[reason] = errors.get(reason, 0) + 1
+    out: dict[str, Any] = {**counts, "streams_stopped": stopped, "errors": errors,
+                           "connections_closed": sum(c["closed"] for c in connections)}
+    if relay is not None:
+        out["relay"] = relay
+    return out
+
+
+PLANE_ROWS = (  # (label, how to read it off a run, whether a ratio means anything)
+    ("uplink latency p50 (ms)", ("metrics", "uplink_ms", "p50"), True),
+    ("uplink latency p99 (ms)", ("metrics", "uplink_ms", "p99"), True),
+    ("downlink latency p50 (ms)", ("metrics", "downlink_ms", "p50"), True),
+    ("downlink latency p99 (ms)", ("metrics", "downlink_ms", "p99"), True),
+    ("round trip p50 (ms)", ("metrics", "roundtrip_ms", "p50"), True),
+    ("round trip p99 (ms)", ("metrics", "roundtrip_ms", "p99"), True),
+    ("downlink jitter p50 (ms)", ("metrics", "jitter_ms", "p50"), True),
+    ("downlink jitter p99 (ms)", ("metrics", "jitter_ms", "p99"), True),
+    ("frames lost uplink", ("counts", "uplink_lost"), False),
+    ("frames lost downlink", ("counts", "downlink_lost"), False),
+    ("underruns (% of talk slots)", ("underrun_pct",), False),
+    ("gateway CPU-s per call-minute", ("resources", "gateway_cpu_s_per_call_min"), True),
+    ("agent CPU-s per call-minute", ("resources", "agent_cpu_s_per_call_min"), True),
+    ("gateway cores busy", ("resources", "gateway_cpu_cores"), True),
+    ("agent cores busy", ("resources", "agent_cpu_cores"), True),
+    ("gateway kernel (sys) share", ("resources", "gateway_sys_share"), True),
+    ("machine cores busy", ("resources", "machine_busy_cores"), False),
+)
+
+
+def _dig(run: dict[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = run
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def compare_planes(ws: dict[str, Any], quic: dict[str, Any]) -> list[dict[str, Any]]:
+    """The figures of both planes side by side, with QUIC / WebSocket where it means
+    something (not of counts that are 0 on one side, nor of busy cores of a shared box)."""
+    rows = []
+    for label, path, ratio in PLANE_ROWS:
+        a, b = _dig(ws, path), _dig(quic, path)
+        r = round(b / a, 2) if ratio and isinstance(a, int | float) and \
+            isinstance(b, int | float) and a > 0 else None
+        rows.append({"figure": label, "ws": a, "quic": b, "ratio": r})
+    return rows
+
+
+def _saturated(run: dict[str, Any]) -> bool:
+    """The machine had (almost) no idle CPU while the callers talked: every process got
+    less than it asked for, so its CPU per call-minute is what it got, not what the work
+    needs, and its latencies are the machine's."""
+    idle = run["resources"].get("machine_idle_cores")
+    return idle is not None and idle < SATURATED_IDLE_CORES
+
+
+def netem_note() -> str:
+    """Why the WebSocket plane runs without loss: tried, in a network namespace of its own
+    (so nothing on this machine is touched), whether kernel netem can drop packets."""
+    if shutil.which("tc") is None or shutil.which("unshare") is None:
+        return "tc or unshare is not installed, so kernel netem could not be tried"
+    try:
+        done = subprocess.run(["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root",
+                               "netem", "loss", "1%"], capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"kernel netem could not be tried ({exc})"
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"kernel netem is not available here ('tc qdisc add ... netem' in a private " \
+               f"network namespace: {why})"
+    return "kernel netem works here, but the bench does not drive it yet (it needs the " \
+           "agents in a network namespace of their own, behind a veth pair with netem)"
+
+
 def ramp_verdict(step: dict[str, Any]) -> tuple[bool, str | None]:
     p99 = step["metrics"]["uplink_ms"]["p99"]
     lost = step["targets"]["lost_frames"]["value"]
@@ -276,16 +500,34 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
         creds = external_gateway(args.gateway)
     else:
         connectors = max(plan.procs(which, max(plan.counts)) for which in agents)
-        gateway, creds = start_gateway(connectors, workdir)
+        if plan.plane == "quic":
+            connectors = max(connectors, plan.quic_connections(max(plan.counts)))
+        gateway, creds = start_gateway(connectors, workdir, quic=plan.plane == "quic")
     bench = Bench(plan, creds, gateway, workdir)
     out: dict[str, Any] = {"command": ["telcoflow", *sys.argv[1:]],
                            "machine": machine(),
                            "config": {"codec": plan.codec, "rate": plan.rate,
                                       "duration_s": plan.duration, "ramp": plan.ramp,
                                       "playout_target_ms": PLAYOUT_TARGET_MS,
-                                      "gateway": "external" if args.gateway else "subprocess"},
+                                      "gateway": "external" if args.gateway else "subprocess",
+                                      "plane": plan.plane, "via": plan.via,
+                                      **({"loss": plan.loss, "carrier": plan.carrier}
+                                         if plan.plane == "quic" else {})},
                            "runs": [], "ramps": []}
     try:
+        if plan.plane == "quic":  # the reference: the WebSocket plane, same gateway and run
+            ws = await bench.step("ours", plan.counts[0], plan.via, "ws")
+            out["runs"].append({"agent": "ours", **ws})
+            quic = await bench.step("ours", plan.counts[0], plan.via, "quic")
+            out["runs"].append({"agent": "ours", **quic})
+            out["planes"] = {"calls": plan.counts[0], "via": plan.via,
+                             "carrier": plan.carrier, "loss": plan.loss,
+                             "interrupt_scene": False, "rows": compare_planes(ws, quic),
+                             "saturated": [name for name, run in (("ws", ws), ("quic", quic))
+                                           if _saturated(run)]}
+            if plan.loss > 0:
+                out["planes"]["ws_loss"] = "none injected: " + netem_note()
+            return out
         if plan.via != "phone":  # the reference: the simulated phone, same gateway, same run
             reference = await bench.step(agents[0], plan.counts[0], "phone")
             out["runs"].append({"agent": agents[0], **reference})
@@ -304,6 +546,23 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
         if gateway is not None:
             gateway.stop()
     return out
+
+
+def _plane_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with --plane / --loss / --quic-carrier, if anything."""
+    if args.plane == "ws":
+        if args.loss:
+            return "--loss applies to the QUIC plane: pass --plane quic (or --via quic)"
+        if args.quic_carrier:
+            return "--quic-carrier applies to the QUIC plane: pass --plane quic"
+        return None
+    if args.ramp:
+        return "--plane quic compares the two planes at one call count: pass --calls N"
+    if args.agent != "ours":
+        return "--plane quic runs our SDK on the WebSocket plane (the published SDK has no QUIC)"
+    if not 0.0 <= args.loss < 1.0:
+        return f"--loss is a fraction of the packets (0 to 1), not {args.loss}"
+    return None
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -328,9 +587,17 @@ def main(args: argparse.Namespace) -> int:
         print("--via audiocodes carries pcmu at 8 kHz or pcm16 at 8, 16 or 24 kHz",
               file=sys.stderr)
         return 2
+    if args.via == "quic":  # QUIC is the agents' plane; the callers are simulated phones
+        args.via, args.plane = "phone", "quic"
+    problem = _plane_problem(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    carrier = args.quic_carrier or ("datagram" if args.loss > 0 else "stream")
     plan = Plan(counts, args.ramp, args.duration, args.rate, args.codec, args.dial_concurrency,
                 args.agent_procs, args.profile, args.ramp_extra, args.dial_rate,
-                via=args.via)
+                via=args.via, plane=args.plane, loss=args.loss, carrier=carrier,
+                interrupt_scene=args.plane == "ws")
     with tempfile.TemporaryDirectory(prefix="telcoflow-bench-") as tmp, \
             asyncio.Runner(loop_factory=_new_loop) as runner:
         out = runner.run(_bench(args, plan, Path(tmp)))

@@ -38,7 +38,7 @@ def run_table(run: dict[str, Any], title: str) -> str:
     lines.append(f"underruns: {_cell(run['underrun_pct'])} % of talk slots")
     res = run["resources"]
     cpu = [(who, res.get(f"{who}_cpu_cores"), res.get(f"{who}_cpu_s_per_call_min"))
-           for who in ("gateway", "agent", "bench")]
+           for who in ("gateway", "agent", "bench", "relay") if f"{who}_cpu_cores" in res]
     lines.append("CPU (cores busy / s per call-minute): "
                  + ", ".join(f"{who} {_cell(cores)} / {_cell(rate)}" for who, cores, rate in cpu))
     lines.append(f"whole machine (cores): busy {_cell(res.get('machine_busy_cores'))}, "
@@ -52,6 +52,56 @@ def run_table(run: dict[str, Any], title: str) -> str:
         for k, t in run["targets"].items()))
     if run["setup_failures"]:
         lines.append("set-up failures: " + "; ".join(run["setup_failures"]))
+    if "quic" in run:
+        lines.append(quic_line(run["quic"]))
+    return "\n".join(lines)
+
+
+def quic_line(q: dict[str, Any]) -> str:
+    """What the QUIC plane itself counted, and what the relay dropped."""
+    text = (f"QUIC: {q['carrier']} carrier, {q['connections']} connection(s); the plane's own "
+            f"counts: the gateway missed {q.get('gateway_missing')} of the agent's frames "
+            f"(LOSS events), the agent missed {q.get('agent_missing')} of the gateway's")
+    relay = q.get("relay")
+    if relay:
+        dropped, passed = relay["dropped"], relay["forwarded"]
+        text += (f"; the relay dropped {dropped['up']} of {dropped['up'] + passed['up']} "
+                 f"packets agent → gateway and {dropped['down']} of "
+                 f"{dropped['down'] + passed['down']} gateway → agent")
+    if q.get("streams_stopped"):
+        text += (f"; the gateway stopped the agent's audio stream of {q['streams_stopped']} "
+                 f"calls, {q.get('streams_stopped_while_live')} of them before the call's "
+                 "ENDED event")
+    if q.get("errors"):
+        text += f"; ERROR events (at most one per code and second): {q['errors']}"
+    return text
+
+
+def planes_table(planes: dict[str, Any]) -> str:
+    """The WebSocket and QUIC planes side by side, with QUIC / WebSocket."""
+    loss = planes["loss"]
+    lines = [f"\n== agent planes side by side: {planes['calls']} calls via "
+             f"{planes['via']}, WebSocket (our SDK) then QUIC ({planes['carrier']} carrier) =="]
+    if loss:
+        lines.append(f"loss: QUIC: {100 * loss:g} % of the media packets (>= 150 bytes) each way "
+                     f"between the QUIC agent and the gateway, {planes['carrier']} carrier, "
+                     "dropped by telcoflow.testing.lossy_relay in a relay process, while the "
+                     "callers talk; WebSocket: " + planes.get("ws_loss", "none injected") +
+                     "; a userspace relay cannot drop TCP segments (it sees a byte stream "
+                     "that TCP below it has already made whole).")
+    else:
+        lines.append("loss: none injected on either plane")
+    lines.append("interrupt scene: off on both planes (QuicCall cannot clear audio it queued)")
+    for plane in planes.get("saturated", []):
+        lines.append(f"WARNING: no idle CPU on this machine during the "
+                     f"{'WebSocket' if plane == 'ws' else 'QUIC'} window: its processes got "
+                     "less CPU than they asked for, so its latencies and losses are the "
+                     "machine's and its CPU per call-minute is what it got, not what the work "
+                     "needs; compare at fewer calls")
+    lines.append(f"{'':32}{'WebSocket':>11}{'QUIC':>11}{'QUIC/WS':>9}")
+    for row in planes["rows"]:
+        lines.append(f"{row['figure']:32}{_cell(row['ws']):>11}{_cell(row['quic']):>11}"
+                     f"{_cell(row['ratio']):>9}")
     return "\n".join(lines)
 
 
@@ -62,7 +112,15 @@ def render(out: dict[str, Any]) -> str:
     parts = [head]
     for run in out["runs"]:
         via = f" via {run['via']}" if run.get("via", "phone") != "phone" else ""
-        parts.append(run_table(run, f"\n== {run['agent']} SDK{via}, {run['answered']} calls =="))
+        if "planes" not in out:
+            who = f"{run['agent']} SDK"
+        elif run.get("plane") == "quic":
+            who = "QUIC plane (loadgen/quic_agent.py)"
+        else:
+            who = "WebSocket plane (our SDK)"
+        parts.append(run_table(run, f"\n== {who}{via}, {run['answered']} calls =="))
+    if "planes" in out:
+        parts.append(planes_table(out["planes"]))
     for ramp in out["ramps"]:
         parts.append(f"\n== ramp, {ramp['agent']} SDK: capacity {ramp['capacity']} calls "
                      f"(stopped by: {ramp['stopped_by'] or 'the last step'}) ==")

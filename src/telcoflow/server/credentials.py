@@ -6,7 +6,9 @@ gateways on one machine never take each other's place: ``telcoflow call``,
 (``--url`` or ``TELCOFLOW_URL``); with no URL, the only gateway saved, else the one
 on the default URL; with several and none chosen, :class:`CredentialsError` names
 them. A gateway removes its entry when it stops. Keys are shown once on the
-terminal at start and never logged.
+terminal at start and never logged. A gateway with its QUIC door open also
+leaves the door's port and its certificate's fingerprint, so ``telcoflow call
+--via quic`` needs neither flag.
 
 Why a file in the user's cache directory rather than the working directory: the
 tools are run from anywhere (another terminal, another checkout) and the keys must
@@ -69,7 +71,11 @@ def save(config: GatewayConfig) -> Path:
         "numbers": connector.numbers,
         "phone_key": config.phone_keys[0] if config.phone_keys else None,
         "twilio_auth_token": config.twilio.auth_token if config.twilio else None,
-        "audiocodes_token": config.audiocodes.tokens[0] if config.audiocodes else None}
+        "audiocodes_token": config.audiocodes.tokens[0] if config.audiocodes else None,
+        # the QUIC door (``serve --quic PORT``), once open: its UDP port on the URL's host
+        # and the SHA-256 of its certificate, which clients pin (not a secret)
+        "quic_port": config.quic.port if config.quic and config.quic.fingerprint else None,
+        "quic_fingerprint": (config.quic.fingerprint or None) if config.quic else None}
     return _write(gateways)
 
 
