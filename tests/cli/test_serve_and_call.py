@@ -67,3 +67,36 @@ def test_serve_shows_keys_once_and_call_records_the_echo(tmp_path: Path, refsdk_
         assert not any(secret in line for line in server.lines if " INFO " in line)
     for secret in (saved["twilio_auth_token"], saved["audiocodes_token"]):
         assert secret not in output, "a carrier's token was shown"
+
+
+def test_serve_with_json_logs_and_a_separate_metrics_listener(tmp_path: Path) -> None:
+    """The operator's flags: log lines are JSON objects with no key in them, and /metrics
+    and the probes answer on their own listener with the printed metrics key."""
+    import urllib.error
+    import urllib.request
+
+    env = dict(os.environ, TELCOFLOW_CREDENTIALS=str(tmp_path / "creds.json"))
+    for name in ("TELCOFLOW_API_KEY", "TELCOFLOW_CONNECTOR_UUID", "TELCOFLOW_CONFIG"):
+        env.pop(name, None)
+    cmd = [sys.executable, "-m", "telcoflow.cli.main", "serve", "--port", "0",
+           "--metrics-listen", "127.0.0.1:0", "--log-format", "json"]
+    with AgentProcess(cmd, env) as server:
+        server.wait_for("saved for local tools")
+        said = json.loads(server.wait_for("metrics and probes on"))["message"]
+        where = said.split(" on ", 1)[1].strip()
+        exports = dict(line.split("export ", 1)[1].split("=", 1)[0:2]
+                       for line in server.lines if "export " in line)
+        key = exports["TELCOFLOW_METRICS_KEY"].split()[0]
+        with urllib.request.urlopen(f"{where}/healthz", timeout=10) as health:
+            assert health.status == 200
+        request = urllib.request.Request(f"{where}/metrics",
+                                         headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=10) as metrics:
+            assert b"telcoflow_calls_active" in metrics.read()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{where}/metrics", timeout=10)
+        assert refused.value.code == 401
+        logs = [json.loads(line) for line in server.lines if line.startswith("{")]
+    assert any(entry["message"].startswith("gateway ready on") for entry in logs)
+    secrets = [v.split()[0] for k, v in exports.items() if "KEY" in k]
+    assert logs and not any(s in json.dumps(logs) for s in secrets)

@@ -34,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="also open the agents' QUIC audio plane on this UDP port "
                        "(self-signed certificate unless [quic] in --config names one; "
                        "see docs/quic.md)")
+    serve.add_argument("--metrics-listen", metavar="HOST:PORT",
+                       help="serve /metrics (and /healthz, /readyz) on this separate "
+                       "plain-HTTP listener instead of the gateway's port "
+                       "(docs/operations.md)")
+    serve.add_argument("--log-format", choices=("text", "json"), default="text",
+                       help="log lines as text, or one JSON object per line with keys and "
+                       "tokens scrubbed (docs/operations.md)")
 
     call = sub.add_parser("call", help="place a call into a running gateway: simulated phone, "
                           "or Twilio / AudioCodes through their built-in emulators")
@@ -78,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "serve":
         from .serve import main as serve_main
-        return serve_main(args.config, args.host, args.port, args.sip, args.quic)
+        return serve_main(args.config, args.host, args.port, args.sip, args.quic,
+                          args.metrics_listen, args.log_format)
     if args.command == "call":
         from .call import CallRequest
         from .call import main as call_main

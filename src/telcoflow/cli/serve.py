@@ -25,12 +25,17 @@ from ..server.config import (  # noqa: E402
     from_env,
     load_file,
     mask,
+    parse_hostport,
 )
 from ..server.errors import ConfigError  # noqa: E402
+from ..server.logformat import redact_config, use_json_logs  # noqa: E402
+
+logger = logging.getLogger("telcoflow.server")
 
 
 def build_config(config_path: str | None, host: str | None, port: int | None,
-                 sip: str | None = None, quic: int | None = None) -> GatewayConfig:
+                 sip: str | None = None, quic: int | None = None,
+                 metrics_listen: str | None = None) -> GatewayConfig:
     config_path = config_path or os.environ.get("TELCOFLOW_CONFIG")
     if config_path:
         config = load_file(config_path)
@@ -47,6 +52,9 @@ def build_config(config_path: str | None, host: str | None, port: int | None,
             config.quic.port = dev_quic(quic).port
         else:
             config.quic = dev_quic(quic, config.host)
+    if metrics_listen is not None:
+        config.metrics.host, config.metrics.port = parse_hostport(metrics_listen,
+                                                                  "--metrics-listen")
     return config
 
 
@@ -58,6 +66,8 @@ def show_credentials(config: GatewayConfig, out: object = sys.stdout) -> None:
         f"  export WSS_API_KEY={c.api_keys[0]}",
         f"  export WSS_CONNECTOR_UUID={c.uuid}",
         f"  export TELCOFLOW_PHONE_KEY={config.phone_keys[0]}",
+        *([f"  export TELCOFLOW_METRICS_KEY={config.metrics.keys[0]}   "
+           "# Authorization: Bearer … for /metrics"] if config.metrics.keys else []),
         f"  numbers routed to this connector: {', '.join(c.numbers)}",
         "  (Twilio auth token and AudioCodes bearer token: in the file below)",
     ]
@@ -69,10 +79,10 @@ def show_credentials(config: GatewayConfig, out: object = sys.stdout) -> None:
 
 
 async def run(config: GatewayConfig) -> None:
+    redact_config(config)  # first: a JSON log formatter learns every configured secret
     gateway = Gateway(config)
     telephony.install(gateway)
     await gateway.start()
-    logger = logging.getLogger("telcoflow.server")
     logger.info("gateway ready on %s (%d connector(s); key prefix %s)", config.voice_base_url(),
                 len(config.connectors), mask(config.connectors[0].api_keys[0]))
     if config.generated:
@@ -80,6 +90,9 @@ async def run(config: GatewayConfig) -> None:
     if config.quic is not None:  # not a secret: what clients pin (--fingerprint)
         print(f"QUIC door on udp {config.quic.host}:{config.quic.port}, certificate "
               f"SHA-256 {config.quic.fingerprint}", flush=True)
+    if config.metrics.enabled and not config.metrics.keys:
+        logger.warning("no metrics key is configured: /metrics refuses every request "
+                       "(set [metrics] keys or TELCOFLOW_METRICS_KEY)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,9 +106,12 @@ async def run(config: GatewayConfig) -> None:
 
 
 def main(config_path: str | None, host: str | None, port: int | None,
-         sip: str | None = None, quic: int | None = None) -> int:
+         sip: str | None = None, quic: int | None = None, metrics_listen: str | None = None,
+         log_format: str = "text") -> int:
+    if log_format == "json":  # replaces the text handler main.py installed, same level
+        use_json_logs(logging.getLogger().level)
     try:
-        config = build_config(config_path, host, port, sip, quic)
+        config = build_config(config_path, host, port, sip, quic, metrics_listen)
     except ConfigError as exc:
         print(f"telcoflow serve: {exc}", file=sys.stderr)
         return 2
@@ -108,6 +124,8 @@ def main(config_path: str | None, host: str | None, port: int | None,
         asyncio.run(run(config))
     except OSError as exc:  # the listening socket (SIP's too): in use, not ours, bad host
         where = f"{config.host}:{config.port}"
+        if config.metrics.host is not None:
+            where += f" (or metrics on {config.metrics.host}:{config.metrics.port})"
         why = "the address is in use (another gateway?)" if exc.errno == errno.EADDRINUSE \
             else exc.strerror or str(exc)
         print(f"telcoflow serve: cannot listen on {where}: {why}", file=sys.stderr)
