@@ -69,3 +69,14 @@ def pcmu_frame(call_sid: str, seq: int, eos: bool = False) -> bytes:
     """One envelope: 20 ms of µ-law near-silence (a valid frame for an 8 kHz call)."""
     return quic.encode(quic.AudioFrame(call_sid=call_sid, payload=b"\xfe" * 160, codec="PCMU",
                                        sequence_number=seq, end_of_stream=eos))
+
+
+def gateway_connections(gw: GatewayThread) -> list[Any]:
+    """The gateway's QUIC connections (``GatewayConnection``; read from the test's thread:
+    only to look)."""
+    from telcoflow.telephony.quic.door import QuicDoor
+    for start, _ in gw.gateway._services:
+        door = getattr(start, "__self__", None)
+        if isinstance(door, QuicDoor):
+            return list(door.connections)
+    raise AssertionError("the gateway has no QUIC door")

@@ -7,9 +7,9 @@ it with the callers' time stamps exactly as it does the WebSocket plane's agents
 
 It opens one :class:`~telcoflow.quic.QuicAgent` connection per connector it is
 given (``BENCH_QUIC_CONNECTORS``, JSON ``[[api_key, connector_uuid], ...]``):
-the gateway takes at most 64 calls on a connection, and at most 10 new audio
-uni-streams at once (5 a second after that), so the bench spreads the callers
-over as many connectors as the carrier needs. Each connection subscribes for
+the gateway takes at most 64 calls on a connection (each of them may start its
+audio stream at the same moment), so the bench spreads the callers over as many
+connectors as it needs (``loadgen/run.py``). Each connection subscribes for
 PCM16 at the bench's rate (what the WebSocket agents get) and answers every call
 it is offered; a call's frames are echoed as they come, through
 :meth:`~telcoflow.quic.QuicCall.send`, which paces them at 20 ms.

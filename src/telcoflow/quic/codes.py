@@ -39,9 +39,9 @@ class ErrorCode(IntEnum):
     UNEXPECTED_MESSAGE = 0x115  # a valid message on a stream that does not carry it
     # what was refused
     NOT_YOUR_CALL = 0x120       # audio for a call this connection does not hold
-    STREAM_REFUSED = 0x121      # a second uni-stream for a call, or too many per second
+    STREAM_REFUSED = 0x121      # a second uni-stream for a call, or a stream per packet
     AFTER_END_OF_STREAM = 0x122  # a frame after the one with end_of_stream
-    CALL_ENDED = 0x123
+    CALL_ENDED = 0x123          # the call's audio stream is stopped: the call has ended
     LIMIT_EXCEEDED = 0x124      # too many calls or buffered bytes on this connection
     INTERNAL = 0x1FF
 

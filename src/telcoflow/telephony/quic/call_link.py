@@ -47,7 +47,7 @@ class Wire(Protocol):
 
     def open_uni(self) -> int: ...
     def send(self, stream_id: int, data: bytes, end: bool = False) -> None: ...
-    def send_audio(self, stream_id: int, envelope: bytes) -> None: ...
+    def send_audio(self, link: QuicCallLink, envelope: bytes) -> None: ...
     def command_answer(self, command_id: str, response: quic.CallCommandResponse) -> None: ...
     def call_closed(self, link: QuicCallLink) -> None: ...
 
@@ -64,6 +64,9 @@ class QuicCallLink:
         self.in_stream: int | None = None  # the client's uni-stream for this call
         self.in_ended = False        # its end_of_stream frame came
         self.tracker = quic.SequenceTracker()
+        # our frames to the client dropped unsent, too late to be worth sending (they
+        # waited over 100 ms in the connection's DATAGRAM queue): in LOSS's late_dropped
+        self.late_dropped = 0
         self._clock = clock
         self._out_seq = 0
         self._silence = bytes(fmt.rate // 50 * 2)
@@ -93,14 +96,15 @@ class QuicCallLink:
         if self.closed:
             return
         report = self.tracker.report()
+        report.late_dropped += self.late_dropped
         self.event(Kind.ENDED, reason=reason)
         self.event(Kind.LOSS, loss=report)
         self.closed = True
         self.wire.send(self.stream_id, b"", end=True)
         logger.info("QUIC call %s ended (%s): client audio received %d, missing %d, "
-                    "duplicates %d, reordered %d, gaps %d", self.call_id, reason,
-                    report.received, report.missing, report.duplicates, report.reordered,
-                    report.gaps)
+                    "duplicates %d, reordered %d, gaps %d; late audio to it dropped %d",
+                    self.call_id, reason, report.received, report.missing,
+                    report.duplicates, report.reordered, report.gaps, report.late_dropped)
         self.wire.call_closed(self)
 
     # ── AgentLink (the engine's port) ────────────────────────────────────────
@@ -112,7 +116,7 @@ class QuicCallLink:
         frame = quic.AudioFrame(call_sid=self.call_id, payload=payload, codec=codec,
                                 sequence_number=self._out_seq)
         self._out_seq += 1
-        self.wire.send_audio(self.stream_id, quic.encode(frame))
+        self.wire.send_audio(self, quic.encode(frame))
 
     def request_audio(self, nbytes: int, frame_bytes: int) -> None:
         """No credit on this plane: the client paces itself at 20 ms (docs/quic.md)."""

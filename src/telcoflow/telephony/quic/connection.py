@@ -6,6 +6,9 @@ Stream kinds, by QUIC stream id:
   first (id 0) starts with the authentication line; nothing else is read until it
   checks out, and the connection is closed if it does not within 5 s.
 * client uni (id % 4 == 2): one call's audio, bound by its first frame's call_sid.
+  When the call ends its stream is stopped (``CALL_ENDED``) and remembered for a few
+  seconds, so the audio still in flight on it is dropped quietly, not read as a new
+  stream.
 * server uni: one per call, its events and (without DATAGRAMs) its audio.
 * DATAGRAM frames (RFC 9221, when the client offers them): one AudioFrame each.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from aioquic.asyncio.protocol import QuicConnectionProtocol
@@ -32,7 +36,7 @@ from ...server.errors import AuthError
 from ...server.limits import TokenBucket
 from . import commands
 from .call_link import ERROR_EVERY_S, AudioFormat, Kind, QuicCallLink
-from .streams import AudioStream, RequestStream
+from .streams import AudioStream, RequestStream, StreamBudget
 from .subscription import QuicSubscription
 
 if TYPE_CHECKING:
@@ -40,9 +44,18 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-UNI_STREAMS_PER_S = 5     # new client uni-streams per second (burst 10): one per call is the rule
+# new client uni-streams: one per call is the rule (a second one for a call, or one for a
+# call that is not ours, is refused); beyond each call's own, this many a second (burst
+# twice as many), plus one a second per live call: a stream per packet is refused
+UNI_STREAMS_PER_S = 5
+MAX_UNBOUND = 64          # client uni-streams open at once whose first frame has not named a call
+LATE_S = 5.0              # an ended call's stream (and sid) is remembered this long: late audio
+MAX_LATE = 256            # remembered at most (the oldest is forgotten first)
 REQUESTS_PER_S = 50       # new request streams per second (burst 100)
 DATAGRAM_MAX = 1100       # an envelope bigger than this rides the call's stream instead
+# audio waiting in aioquic's DATAGRAM queue (behind its congestion window) is worth little
+# once this old: past 100 ms a connection's oldest frames are dropped (late_dropped)
+DATAGRAM_QUEUE_FRAMES = 5  # per live call: 100 ms of 20 ms frames
 # a call's stream holding this much unacknowledged audio (a client that stopped reading or
 # granting flow credit) gets no more: late audio is worthless and memory is bounded
 MAX_UNACKED_AUDIO = 256 * 1024
@@ -59,11 +72,15 @@ class GatewayConnection(QuicConnectionProtocol):
         self.connector_uuid: str | None = None
         self._requests: dict[int, RequestStream] = {}
         self._audio: dict[int, AudioStream] = {}
+        self._unbound: set[int] = set()       # audio streams whose first frame has not come
+        self._late_streams: dict[int, float] = {}  # an ended call's stream → when forgotten
+        self._late_calls: dict[str, float] = {}    # an ended call's sid → when forgotten
+        self._datagram_owners: deque[QuicCallLink | None] = deque()  # of aioquic's queue
         self._commands: dict[str, tuple[int | None, str, QuicCallLink]] = {}
         self._sub_stream: int | None = None
         self._errors: dict[str, float] = {}
         now = self._loop.time()
-        self._uni_bucket = TokenBucket(UNI_STREAMS_PER_S, 2 * UNI_STREAMS_PER_S, now)
+        self._uni_budget = StreamBudget(UNI_STREAMS_PER_S, 2 * UNI_STREAMS_PER_S, now)
         self._req_bucket = TokenBucket(REQUESTS_PER_S, 2 * REQUESTS_PER_S, now)
         self._auth_timer = self._loop.call_later(AUTH_TIMEOUT_S, self._auth_timeout)
         self._gone = False
@@ -81,6 +98,8 @@ class GatewayConnection(QuicConnectionProtocol):
         elif isinstance(event, events.StreamReset):
             self._requests.pop(event.stream_id, None)
             self._audio.pop(event.stream_id, None)
+            self._unbound.discard(event.stream_id)
+            self._late_streams.pop(event.stream_id, None)
         elif isinstance(event, events.ConnectionTerminated):
             logger.info("QUIC connection closed (%#x %s)", event.error_code,
                         event.reason_phrase[:80])
@@ -106,14 +125,42 @@ class GatewayConnection(QuicConnectionProtocol):
             return
         self.transmit()
 
-    def send_audio(self, stream_id: int, envelope: bytes) -> None:
+    def send_audio(self, link: QuicCallLink, envelope: bytes) -> None:
         remote_max = self._quic._remote_max_datagram_frame_size
         if remote_max is not None and len(envelope) <= min(remote_max, DATAGRAM_MAX):
             if not self._gone:
+                self._bound_datagrams()
+                self._datagram_owners.append(link)
                 self._quic.send_datagram_frame(envelope)
                 self.transmit()
-        elif self._unacked(stream_id) < MAX_UNACKED_AUDIO:
-            self.send(stream_id, envelope)
+        elif self._unacked(link.stream_id) < MAX_UNACKED_AUDIO:
+            self.send(link.stream_id, envelope)
+
+    def _bound_datagrams(self) -> None:
+        """Make room for one more DATAGRAM: past ``DATAGRAM_QUEUE_FRAMES`` per live call
+        (100 ms of audio) waiting to be sent, the oldest are dropped and counted as their
+        calls' ``late_dropped``. Real-time audio must not queue behind a congestion window
+        (a slow or stalled path): the frames after it would all be as late."""
+        # aioquic (1.7) keeps the DATAGRAMs it could not send yet in this private deque and
+        # has no public way to see or bound it. Without it (another aioquic) nothing is
+        # dropped here: the audio then queues in aioquic as it did before.
+        pending = getattr(self._quic, "_datagrams_pending", None)
+        owners = self._datagram_owners
+        if not isinstance(pending, deque):
+            owners.clear()
+            return
+        # aioquic takes from the left as it sends and only we append: the owners of what
+        # is still pending are the newest len(pending) of ours
+        while len(owners) > len(pending):
+            owners.popleft()
+        if len(owners) < len(pending):  # not ours alone: what is unknown is nobody's
+            owners.extendleft([None] * (len(pending) - len(owners)))
+        limit = DATAGRAM_QUEUE_FRAMES * max(1, len(self.calls))
+        while len(pending) >= limit:
+            pending.popleft()
+            owner = owners.popleft()
+            if owner is not None:
+                owner.late_dropped += 1
 
     def _unacked(self, stream_id: int) -> int:
         stream = self._quic._streams.get(stream_id)  # aioquic exposes no public count
@@ -130,13 +177,33 @@ class GatewayConnection(QuicConnectionProtocol):
     def new_call(self, call_id: str, session_id: str, fmt: AudioFormat) -> QuicCallLink:
         link = QuicCallLink(self, self.engine, call_id, session_id, fmt, self._loop.time)
         self.calls[call_id] = link
+        self._late_calls.pop(call_id, None)  # taken again (a RESUME): its audio is wanted
+        self._uni_budget.credit(self._loop.time(), len(self.calls))  # its audio stream
         return link
 
     def call_closed(self, link: QuicCallLink) -> None:
         if self.calls.get(link.call_id) is link:
             del self.calls[link.call_id]
+        self._forget_late()
         for stream_id in [s for s, a in self._audio.items() if a.link is link]:
+            # the client may still be sending on it (audio in flight as the call ended):
+            # stop it once, and drop what still comes on it quietly
             del self._audio[stream_id]
+            self._remember(self._late_streams, stream_id)
+            self._refuse_stream(stream_id, ErrorCode.CALL_ENDED)
+        self._remember(self._late_calls, link.call_id)
+
+    def _remember(self, late: dict[Any, float], key: Any) -> None:
+        late.pop(key, None)  # (re)added at the end: the dict stays in time order
+        late[key] = self._loop.time() + LATE_S
+        while len(late) > MAX_LATE:
+            del late[next(iter(late))]
+
+    def _forget_late(self) -> None:
+        """Forget the ended calls' streams and sids older than ``LATE_S`` (oldest first)."""
+        now = self._loop.time()
+        for late in (self._late_streams, self._late_calls):
+            _forget_before(late, now)
 
     def answer(self, link: QuicCallLink) -> None:
         self._run_command(None, link, "call.answer", AgentCommand(
@@ -297,12 +364,29 @@ class GatewayConnection(QuicConnectionProtocol):
         if self.connector_uuid is None:
             self.shut(ErrorCode.AUTH_REQUIRED, "authenticate on stream 0 first")
             return
+        self._audio_data(stream_id, data, end)
+        if end:  # the client ended the stream: nothing more comes on it
+            self._audio.pop(stream_id, None)
+            self._unbound.discard(stream_id)
+            self._late_streams.pop(stream_id, None)
+
+    def _audio_data(self, stream_id: int, data: bytes, end: bool) -> None:
         state = self._audio.get(stream_id)
         if state is None:
+            if stream_id in self._late_streams:
+                self._forget_late()
+            if stream_id in self._late_streams:
+                return  # an ended call's stream: its late audio is dropped quietly
             state = self._audio[stream_id] = AudioStream()
-            if not self._uni_bucket.take(self._loop.time()):
+            if len(self._unbound) >= MAX_UNBOUND:
+                self._refuse(stream_id, state, "STREAM_REFUSED", f"{MAX_UNBOUND} uni-streams "
+                             "have not named their call yet: open one per call, not one per "
+                             "packet", None)
+            elif not self._uni_budget.take(self._loop.time(), len(self.calls)):
                 self._refuse(stream_id, state, "STREAM_REFUSED", "too many uni-streams per "
                              "second: open one per call, not one per packet", None)
+            else:
+                self._unbound.add(stream_id)
         if state.refused:
             return
         try:
@@ -316,8 +400,6 @@ class GatewayConnection(QuicConnectionProtocol):
             self._stream_frame(stream_id, state, envelope)
             if state.refused:
                 return
-        if end:
-            self._audio.pop(stream_id, None)
 
     def _stream_frame(self, stream_id: int, state: AudioStream,
                       envelope: quic.Envelope) -> None:
@@ -328,6 +410,15 @@ class GatewayConnection(QuicConnectionProtocol):
         link = state.link
         if link is None:
             link = self.calls.get(frame.call_sid)
+            if (link is None or link.closed) and self._ended_here(frame.call_sid):
+                # a stream opened for a call of ours that has just ended: nothing to refuse
+                self._audio.pop(stream_id, None)
+                self._unbound.discard(stream_id)
+                self._remember(self._late_streams, stream_id)
+                self._refuse_stream(stream_id, ErrorCode.CALL_ENDED)
+                self._uni_budget.credit(self._loop.time(), len(self.calls))
+                state.refused = True
+                return
             if link is None or link.closed:
                 self._refuse(stream_id, state, "NOT_YOUR_CALL", f"call {frame.call_sid[:64]!r}"
                              " is not one of this connection's calls", frame.call_sid)
@@ -338,6 +429,7 @@ class GatewayConnection(QuicConnectionProtocol):
                              " one per packet", link.call_id)
                 return
             link.in_stream, state.link = stream_id, link
+            self._unbound.discard(stream_id)
         elif frame.call_sid != link.call_id:
             self._refuse(stream_id, state, "NOT_YOUR_CALL", f"this stream carries call "
                          f"{link.call_id}'s audio, not call {frame.call_sid[:64]!r}'s",
@@ -367,6 +459,8 @@ class GatewayConnection(QuicConnectionProtocol):
         if frame is None:
             return
         link = self.calls.get(frame.call_sid)
+        if (link is None or link.closed) and self._ended_here(frame.call_sid):
+            return  # late audio of a call of ours that has just ended: dropped quietly
         if link is None or link.closed:
             self._error("NOT_YOUR_CALL", f"call {frame.call_sid[:64]!r} is not one of this "
                         "connection's calls", frame.call_sid)
@@ -374,6 +468,11 @@ class GatewayConnection(QuicConnectionProtocol):
             link.error("AFTER_END_OF_STREAM", "a frame after the one with end_of_stream")
         else:
             link.client_frame(frame)
+
+    def _ended_here(self, call_sid: str) -> bool:
+        """``call_sid`` is a call of this connection that ended less than LATE_S ago."""
+        self._forget_late()
+        return call_sid in self._late_calls
 
     def _audio_frame(self, envelope: quic.Envelope, fail: Any) -> quic.AudioFrame | None:
         try:
@@ -391,6 +490,7 @@ class GatewayConnection(QuicConnectionProtocol):
                 call_sid: str | None) -> None:
         """Stop the stream with ``code``; the reason goes where the client will read it."""
         state.refused = True
+        self._unbound.discard(stream_id)
         self._refuse_stream(stream_id, code_for(code))
         self._error(code, f"stream {stream_id}: {message}", call_sid)
 
@@ -423,3 +523,12 @@ class GatewayConnection(QuicConnectionProtocol):
         if self.sub is not None:
             self.sub.down()
         self.door.closed(self)
+
+
+def _forget_before(late: dict[Any, float], now: float) -> None:
+    """Drop the entries of ``late`` whose time has come (they were added in time order)."""
+    while late:
+        key = next(iter(late))
+        if late[key] > now:
+            return
+        del late[key]
