@@ -161,3 +161,24 @@ def test_the_clock_runs_only_while_a_call_has_media() -> None:
     assert h.wakes > wakes  # the I/O layer was told to re-arm its timer
     h.engine.leg_hung_up(leg)
     assert h.engine.next_deadline() is None
+
+
+def test_a_late_agent_frame_resumes_the_talkspurt_seamlessly() -> None:
+    # 24 kHz agent, 16 kHz phone: the resampler holds a tail of each frame
+    from telcoflow.engine.legs import Downlink
+
+    t = np.arange(480 * 8) / 24_000
+    agent = (8000 * np.sin(2 * np.pi * (300 + 1500 * t) * t)).astype("<i2")
+    frames = [agent[i * 480:(i + 1) * 480].tobytes() for i in range(8)]
+
+    def heard(ticks: list[bytes | None]) -> np.ndarray:
+        down = Downlink("pcm16", 16_000, 24_000)
+        out = [down.process(f) for f in ticks]
+        return np.concatenate([np.frombuffer(o, "<i2") for o in out if o is not None])
+
+    steady = heard(frames)
+    late = heard([*frames[:3], None, *frames[3:]])  # the agent missed one tick
+    # the missed tick is silence the leg does not send; around it the audio is exact
+    assert np.array_equal(late, steady)
+    ended = heard([*frames, None, None, None])  # a talkspurt's end: the tail comes out
+    assert len(ended) == len(steady) + 320 and np.abs(ended[len(steady):]).max() > 0

@@ -44,19 +44,28 @@ class Downlink:
         self._agent_silence = bytes(agent_rate // 50 * 2)
         self._pending = bytearray()
         self._idle = True  # nothing of the agent's is left in the filter
+        self._held = False  # one silent tick passed with the talkspurt's tail kept
 
     def process(self, agent_frame: bytes | None) -> bytes | None:
         """The phone frame for this tick; ``None`` when the leg has only silence to hear."""
         if agent_frame is None:
             if self._idle:
                 return None
-            # one frame of silence through the filter carries the talkspurt's tail out
-            self._idle = True
             if self._resampler.is_passthrough:
+                self._idle = True
                 return None
+            if not self._held:
+                # the agent may be late rather than done: keep the filter's tail for a
+                # tick, so a talkspurt that goes on resumes seamlessly after a clean
+                # 20 ms of silence (flushing now would cut the tail off with zeros and
+                # restart the filter from silence: a ramp, and the rest ~1 ms late)
+                self._held = True
+                return None
+            # still nothing: one frame of silence through the filter carries the tail out
+            self._idle, self._held = True, False
             agent_frame = self._agent_silence
         else:
-            self._idle = False
+            self._idle, self._held = False, False
         if self._resampler.is_passthrough:
             return encode(self.codec, agent_frame)
         self._pending += self._resampler.process(agent_frame)
@@ -73,4 +82,5 @@ class Downlink:
         """After an interrupt: forget the resampler's history of the dropped audio."""
         self._resampler = PolyphaseResampler(self._agent_rate, self._phone_rate)
         self._pending.clear()
+        self._idle, self._held = True, False
         self._idle = True
