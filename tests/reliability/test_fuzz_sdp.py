@@ -127,6 +127,8 @@ PER_EXAMPLE = 150
 @given(base=bodies(), seed=seeds)
 @example(base="v=0\r\no=- 1 ² IN IP4 h\r\n", seed=0)  # str.isdigit() but not int()
 @example(base="v=0\r\no=- 1 " + "9" * 4400 + " IN IP4 h\r\n", seed=0)  # past int()'s limit
+# under the bound as read, over it as written back (bare LF → CRLF; found at 1 M inputs)
+@example(base="v=0\no=- 1 1 IN IP4 h\n" + "a=x\n" * 4000, seed=0)
 @example(base="v=0\r\no=- 1 1 IN IP4 h\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 0 101\r\n"
               "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 ²\r\n", seed=0)
 def test_sdp_bodies(base: str, seed: int) -> None:

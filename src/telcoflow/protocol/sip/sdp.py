@@ -402,6 +402,9 @@ def _ms(text: str, what: str) -> int:
     return _int(whole, what, 1, 60_000)
 
 
+_DEFAULTS = len("s=-\r\nt=0 0\r\n")  # what the writer adds when they are missing
+
+
 def parse_sdp(body: bytes | str) -> SessionDescription:
     """Read an SDP body; :class:`SdpError` (``status=400``) naming the fault otherwise.
 
@@ -421,6 +424,13 @@ def parse_sdp(body: bytes | str) -> SessionDescription:
         text = body
     lines = [ln.rstrip("\r") for ln in text.split("\n")]
     lines = [ln for ln in lines if ln.strip()]
+    # the bound holds for the body as we would write it back (UTF-8, CRLF, s= and t=
+    # added): what we accept must read back (found by a million fuzzed inputs: a str
+    # body, or bare LF line ends, slipped past a bound on the raw bytes alone)
+    written = sum(len(ln.encode("utf-8", "surrogatepass")) + 2 for ln in lines) + _DEFAULTS
+    if written > MAX_BODY_BYTES:
+        raise _bad(f"SDP body of {written} bytes (as written with CRLF) is over the "
+                   f"{MAX_BODY_BYTES} limit")
     if not lines:
         raise _bad("SDP body is empty")
     if lines[0].strip() != "v=0":
