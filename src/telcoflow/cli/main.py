@@ -61,9 +61,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="the simulated phone's codec (Twilio: μ-law; AudioCodes: negotiated)")
     call.add_argument("--rate", type=int, default=8000, choices=(8000, 16000, 24000, 48000))
     call.add_argument("--quic-port", type=int, default=4433,
-                      help="--via quic: the gateway's QUIC UDP port (default 4433)")
+                      help="--via quic: the gateway's QUIC UDP port (default: the one a "
+                      "development 'telcoflow serve --quic' saved, else 4433)")
     call.add_argument("--fingerprint", help="--via quic: the certificate SHA-256 that "
-                      "'telcoflow serve --quic' printed (pinned)")
+                      "'telcoflow serve --quic' printed (pinned; default: the saved one)")
     call.add_argument("--insecure", action="store_true",
                       help="--via quic: do not check the gateway's certificate at all")
 
