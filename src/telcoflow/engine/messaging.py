@@ -133,10 +133,11 @@ class Messaging:
             return _refused("DECLINED", f"the number {local} does not take messages")
         session = self._open_session(connector.uuid, sender)
         if session is None:
-            if engine.sessions.count_open(connector.uuid) >= connector.max_sessions:
+            try:  # _new_session holds the quota check
+                session = self._new_session(connector.uuid, local, sender, "CONNECTOR")
+            except QuotaExceeded:
                 return _refused("QUOTA_EXCEEDED", "the connector has no room for another "
                                 "conversation now")
-            session = self._new_session(connector.uuid, local, sender, "CONNECTOR")
         talk = self._talks[session.id]
         if len(talk.inbox) >= self._settings.max_queued_messages:
             return _refused("OVERFLOW", f"{len(talk.inbox)} messages already wait for an "
