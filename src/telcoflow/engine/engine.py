@@ -57,11 +57,13 @@ from .ports import (
     LinkClose,
     MediaError,
     NoObserver,
+    Recorder,
     SessionEnd,
     SessionLink,
     Timed,
     receive_stats,
 )
+from .quality_watch import CallWatch
 from .session_states import BindingEvent
 from .sessions import Session, SessionStore
 from .settings import ConnectorSpec, EngineSettings
@@ -112,6 +114,7 @@ class Engine:
         self.outbound_calls: dict[str, bool] = {c.uuid: True for c in settings.connectors}
         self.messaging = Messaging(self)
         self._timed.append(self.messaging)
+        self.recorder: Recorder | None = None  # the gateway's, when it records calls
         self._wake: Callable[[], None] | None = None
         self._due: dict[Due, Callable[..., None]] = {
             Due.RING: self._ring_timeout, Due.CONNECT: self._connect_ring_over,
@@ -551,6 +554,8 @@ class Engine:
         agent_asked = event in (CallEvent.CLOSE, CallEvent.DISCONNECT, CallEvent.REST_CLOSE)
         self._close_session(call.session, SessionEnd.SDK_REQUEST if agent_asked
                             else SessionEnd.CALL_TERMINATED, call.end_cause)
+        if call.watch is not None:
+            call.watch.close()
         # in the same step as leaving self.calls: a reader of live_reports() and of the
         # ended calls sees each call's counts exactly once
         self.observer.call_ended(self.report(call, self.outcome(call, event)))
@@ -589,6 +594,10 @@ class Engine:
                             playout is not None, max(0.0, self._now() - call.arrived_at),
                             stats.uplink_frames, stats.downlink_frames)
         report.agent_audio_rejected = stats.agent_audio_rejected
+        report.connector, report.caller, report.callee = (call.session.connector_uuid,
+                                                          call.caller, call.callee)
+        if call.watch is not None:
+            report.quality = call.watch.summary()
         if playout is not None:
             played = playout.stats
             report.agent_frames_played, report.underruns = played.frames_played, played.underruns
@@ -611,6 +620,11 @@ class Engine:
         call.transition(CallEvent.ANSWER)
         self.timers.cancel((Due.RING, call.id))
         call.start_media(self.settings.playout_target_ms, self.settings.playout_prebuffer_ms)
+        if self.settings.quality_watch and call.watch is None:
+            recording = (self.recorder.open(call.id, call.session.connector_uuid, call.agent_rate)
+                         if self.recorder is not None else None)
+            call.watch = CallWatch(call.id, call.agent_rate, self.observer, lambda: call.agent,
+                                   recording)
         call.caller_leg.answered(call.id)
         self._media_add(call)
         self.observer.call_answered(call.id, call.caller_leg.network, call.outbound,
