@@ -28,6 +28,7 @@ from . import rest
 from .admin import METRICS_PATH, PATHS, PROBE_PATHS, AdminEndpoints, serve_admin
 from .auth import Authenticator
 from .config import GatewayConfig
+from .console import Console
 from .errors import AuthError, GatewayError, NotFoundError
 from .metrics import GatewayMetrics, Sources
 from .netio import (
@@ -109,6 +110,7 @@ class Gateway:
         self.engine = Engine(config.engine_settings(), self.clock, self.metrics)
         self.admin = AdminEndpoints(self.metrics, config.metrics.keys, self.auth,
                                     lambda: self.readiness)
+        self.console = Console(config, self.auth, self.engine, lambda: self.clock.wall())
         self.readiness = "starting"  # /readyz: "ready" between start() and stop()
         self._ws_routes: dict[str, WsRoute] = {}
         self._http_routes: dict[str, HttpRoute] = {}
@@ -218,6 +220,9 @@ class Gateway:
                 return self._counted(WsAccept(SmLink(self.engine, connector, self.auth,
                                                      self.config.voice_base_url()),
                                               sm.MAX_FRAME_BYTES), plane)
+            if Console.serves(path):  # the web console: its own session cookies
+                plane = "console"
+                return self._counted(self.console.route(request, websocket), plane)
             if path.startswith("/public/"):
                 plane = "rest"
                 connector = self.auth.connector_for(request.headers, request.peer_cert, plane)
