@@ -31,6 +31,7 @@ from .config import GatewayConfig
 from .console import Console
 from .errors import AuthError, GatewayError, NotFoundError
 from .metrics import GatewayMetrics, Sources
+from .records import CallRecords, FanOut
 from .netio import (
     HttpRequest,
     HttpResponse,
@@ -107,7 +108,12 @@ class Gateway:
         self.auth = Authenticator(config)
         self.clock = LoopClock()
         self.metrics = GatewayMetrics() if config.metrics.enabled else None
-        self.engine = Engine(config.engine_settings(), self.clock, self.metrics)
+        # call records (REST, the console) and recordings observe the engine beside metrics
+        self.records = CallRecords.for_gateway(config, lambda: self.engine.live_reports(),
+                                               lambda: self.clock.wall())
+        self.engine = Engine(config.engine_settings(), self.clock,
+                             FanOut(self.metrics, self.records) if self.metrics else self.records)
+        self.engine.recorder = self.records.recorder
         self.admin = AdminEndpoints(self.metrics, config.metrics.keys, self.auth,
                                     lambda: self.readiness)
         self.console = Console(config, self.auth, self.engine, lambda: self.clock.wall())
@@ -226,7 +232,8 @@ class Gateway:
             if path.startswith("/public/"):
                 plane = "rest"
                 connector = self.auth.connector_for(request.headers, request.peer_cert, plane)
-                return rest.handle(self.engine, connector, request)
+                return rest.handle(self.engine, connector, request, self.records,
+                                   self.config.recordings.max_served_mb << 20)
             if path in PROBE_PATHS or path == METRICS_PATH and self._admin_server is None:
                 if websocket:
                     return WsReject(400, f"{path} is plain HTTP, not a WebSocket")

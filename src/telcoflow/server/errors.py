@@ -43,6 +43,16 @@ class BadRequest(GatewayError):
     status = 400
 
 
+class Conflict(GatewayError):
+    code = "CONFLICT"
+    status = 409
+
+
+class TooLarge(GatewayError):
+    code = "TOO_LARGE"
+    status = 413
+
+
 class MethodNotAllowed(GatewayError):
     code = "METHOD_NOT_ALLOWED"
     status = 405
