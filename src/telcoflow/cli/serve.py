@@ -78,6 +78,12 @@ def show_credentials(config: GatewayConfig, out: object = sys.stdout) -> None:
     print("\n".join(lines), file=out, flush=True)  # type: ignore[call-overload]
 
 
+def console_url(config: GatewayConfig) -> str:
+    """Where a browser opens the web console: the gateway's own origin."""
+    base = config.voice_base_url()
+    return ("https" if base.startswith("wss") else "http") + base[base.index(":"):] + "/"
+
+
 async def run(config: GatewayConfig) -> None:
     redact_config(config)  # first: a JSON log formatter learns every configured secret
     gateway = Gateway(config)
@@ -87,6 +93,8 @@ async def run(config: GatewayConfig) -> None:
                 len(config.connectors), mask(config.connectors[0].api_keys[0]))
     if config.generated:
         show_credentials(config)
+    print(f"Console: {console_url(config)}  (log in with a connector's API key; "
+          "docs/console.md)", flush=True)
     if config.quic is not None:  # not a secret: what clients pin (--fingerprint)
         print(f"QUIC door on udp {config.quic.host}:{config.quic.port}, certificate "
               f"SHA-256 {config.quic.fingerprint}", flush=True)

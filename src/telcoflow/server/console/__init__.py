@@ -61,12 +61,15 @@ _SECURITY = [("x-content-type-options", "nosniff"), ("referrer-policy", "same-or
              ("cache-control", "no-store")]
 
 PhoneFactory = Callable[[], PhoneHandler]
+RestAnswer = Callable[[Connector, HttpRequest], HttpResponse]
 
 
 class Console:
     def __init__(self, config: GatewayConfig, auth: Authenticator, engine: Engine,
-                 wall: Callable[[], float], signer: SessionSigner | None = None) -> None:
+                 wall: Callable[[], float], rest_answer: RestAnswer,
+                 signer: SessionSigner | None = None) -> None:
         self._config, self._auth, self._engine, self._wall = config, auth, engine, wall
+        self._rest = rest_answer  # the gateway's: what /public/ answers, the same way
         self._signer = signer or SessionSigner()
         self._connectors = {c.uuid: c for c in config.connectors}
         self._files = _load_static()
@@ -132,7 +135,7 @@ class Console:
         headers = {k: v for k, v in request.headers.items() if k not in ("cookie",)}
         inner = HttpRequest(request.method, target, headers, b"", request.peer_cert,
                             request.client)
-        return _with(rest.handle(self._engine, connector, inner), _SECURITY)
+        return _with(self._rest(connector, inner), _SECURITY)
 
     def _file(self, name: str) -> HttpResponse:
         body = self._files.get(name)
