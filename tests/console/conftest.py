@@ -19,7 +19,7 @@ import pytest
 from telcoflow import Call, CallAudioConfig, SessionManager, SessionManagerConfig
 from telcoflow.audio.wav import write_wav
 from telcoflow.sdk import SessionNotification
-from telcoflow.server.config import Connector, GatewayConfig
+from telcoflow.server.config import Connector, GatewayConfig, RecordingsConfig
 from telcoflow.testing import GatewayThread
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +45,13 @@ class Tenant:
         return self.connector.numbers[0]
 
 
-def two_connectors() -> GatewayConfig:
+def two_connectors(recordings: Path) -> GatewayConfig:
     tenants = [Connector(str(uuid.uuid4()), [f"tfk_console_{name}_{uuid.uuid4().hex}"],
-                         [number]) for name, number in (("a", "+15550100"), ("b", "+15550200"))]
+                         [number], record=True)
+               for name, number in (("a", "+15550100"), ("b", "+15550200"))]
     # hold_sound "silence": what the page hears is the echo, never a hold tone
     return GatewayConfig(tenants, [f"tfp_{uuid.uuid4().hex}"], port=0, hold_sound="silence",
-                         ring_timeout_s=10.0)
+                         ring_timeout_s=10.0, recordings=RecordingsConfig(str(recordings)))
 
 
 class AgentLoop:
@@ -95,8 +96,8 @@ async def echo_agent(gw: GatewayThread, tenant: Tenant, ready: asyncio.Event,
 
 
 @pytest.fixture(scope="package")
-def gw() -> Iterator[GatewayThread]:
-    with GatewayThread(two_connectors()) as gateway:
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
+    with GatewayThread(two_connectors(tmp_path_factory.mktemp("recordings"))) as gateway:
         yield gateway
 
 
