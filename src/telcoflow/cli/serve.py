@@ -32,6 +32,8 @@ from ..server.logformat import redact_config, use_json_logs  # noqa: E402
 
 logger = logging.getLogger("telcoflow.server")
 
+DEV_RECORDINGS = "out/recordings"  # a development gateway's, under the working directory
+
 
 def build_config(config_path: str | None, host: str | None, port: int | None,
                  sip: str | None = None, quic: int | None = None,
@@ -55,6 +57,11 @@ def build_config(config_path: str | None, host: str | None, port: int | None,
     if metrics_listen is not None:
         config.metrics.host, config.metrics.port = parse_hostport(metrics_listen,
                                                                   "--metrics-listen")
+    if config.generated and config.recordings.dir is None:
+        # a development gateway records its calls, so the console plays them back
+        config.recordings.dir = os.path.abspath(DEV_RECORDINGS)
+        for connector in config.connectors:
+            connector.record = True
     return config
 
 
@@ -95,6 +102,8 @@ async def run(config: GatewayConfig) -> None:
         show_credentials(config)
     print(f"Console: {console_url(config)}  (log in with a connector's API key; "
           "docs/console.md)", flush=True)
+    if config.generated and config.recordings.dir:
+        print(f"Recording calls to {config.recordings.dir} (development gateway)", flush=True)
     if config.quic is not None:  # not a secret: what clients pin (--fingerprint)
         print(f"QUIC door on udp {config.quic.host}:{config.quic.port}, certificate "
               f"SHA-256 {config.quic.fingerprint}", flush=True)
