@@ -11,9 +11,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from telcoflow import Call, CallAudioConfig, CallEvent, SessionManager, SessionManagerConfig
+from telcoflow import Call, CallEvent
 from telcoflow.testing import GatewayThread, Phone
 
+from ..conftest import our_agent
 from .agent_process import scenario_agent as agent
 from .agent_process import wait_mark
 from .signals import echo_of, noise
@@ -57,21 +58,12 @@ async def test_the_published_sdk_keeps_echoing_through_quality_events(
 @pytest.mark.asyncio
 async def test_our_sdk_hands_quality_events_to_the_agent(gateway: GatewayThread) -> None:
     events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    config = SessionManagerConfig.create(api_key=gateway.api_key,
-                                         connector_uuid=gateway.connector_uuid,
-                                         base_url=gateway.ws_url,
-                                         call_audio=CallAudioConfig(sample_rate=RATE))
-    async with SessionManager(config) as sm:
-        @sm.on_session_notification
-        async def offered(noti: Any) -> None:
-            session = await sm.open_session(noti.session_id)
-            session.on_incoming_call(on_call)
-            await session.ready()
 
-        async def on_call(call: Call) -> None:
-            call.on_call_event(CallEvent.QUALITY)(events.put_nowait)
-            await call.answer()
+    async def on_call(call: Call) -> None:
+        call.on_call_event(CallEvent.QUALITY)(events.put_nowait)
+        await call.answer()
 
+    async with our_agent(gateway, on_call, rate=RATE):
         async with Phone(gateway.ws_url, gateway.phone_key) as phone:
             await phone.dial(gateway.number, "+15550001", "pcm16", RATE)
             await phone.wait_answered()

@@ -17,10 +17,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from telcoflow import Call, CallAudioConfig, SessionManager, SessionManagerConfig
+from telcoflow import Call, SessionManager
 from telcoflow.audio.wav import read_wav_channels
 from telcoflow.server.config import ConfigError, Connector, GatewayConfig, load_file
 from telcoflow.testing import GatewayThread, Phone
+
+from ..conftest import our_agent
 
 RATE = 16000
 FRAME = RATE // 50
@@ -70,25 +72,14 @@ def onset(x: npt.NDArray[np.int16], start: int = 0, level: int = 3000) -> float:
     return (start + int(loud[0])) / RATE
 
 
-async def echo_agent(gw: GatewayThread, calls: asyncio.Queue[Call]) -> SessionManager:
-    config = SessionManagerConfig.create(api_key=KEY_A, connector_uuid=CONN_A,
-                                         base_url=gw.ws_url,
-                                         call_audio=CallAudioConfig(sample_rate=RATE))
-    sm = SessionManager(config)
-
-    @sm.on_session_notification
-    async def offered(noti: Any) -> None:
-        session = await sm.open_session(noti.session_id)
-        session.on_incoming_call(on_call)
-        await session.ready()
-
+def echo_agent(gw: GatewayThread, calls: asyncio.Queue[Call]) -> SessionManager:
     async def on_call(call: Call) -> None:
         await call.answer()
         calls.put_nowait(call)
         async for chunk in call.audio_stream():
             await call.send_audio(chunk)
 
-    return sm
+    return our_agent(gw, on_call, KEY_A, CONN_A, RATE)
 
 
 @pytest.mark.asyncio
@@ -97,7 +88,7 @@ async def test_a_recorded_call_leaves_its_record_and_an_aligned_stereo_wav(
     calls: asyncio.Queue[Call] = asyncio.Queue()
     engine = gw.gateway.engine
     sent_at: list[float] = []
-    async with await echo_agent(gw, calls):
+    async with echo_agent(gw, calls):
         async with Phone(gw.ws_url, gw.phone_key) as phone:
             await phone.dial(NUMBER_A, "+15550001", "pcm16", RATE)
             await phone.wait_answered()
@@ -165,7 +156,7 @@ async def ended(call: Call) -> None:
 @pytest.mark.asyncio
 async def test_records_and_recordings_are_the_connectors_own(gw: GatewayThread) -> None:
     calls: asyncio.Queue[Call] = asyncio.Queue()
-    async with await echo_agent(gw, calls):
+    async with echo_agent(gw, calls):
         async with Phone(gw.ws_url, gw.phone_key) as phone:
             await phone.dial(NUMBER_A, "+15550001", "pcm16", RATE)
             await phone.wait_answered()
