@@ -132,16 +132,22 @@ class CaptureProcessor extends AudioWorkletProcessor {
 // The jitter buffer holds what arrived, at the context's rate. Playing starts (and
 // restarts after running dry) once `target` is queued; more than `ceiling` queued (the
 // network caught up after a stall) is cut back to `target`: the delay stays bounded.
+// And it does not stay raised: when even the lowest fill over a second was more than
+// `slack` above the target (a burst of frames came in once, after a stall of the page
+// or of the network), the excess is dropped, so the delay returns to the target.
 class PlaybackProcessor extends AudioWorkletProcessor {
   constructor(options) {
     super();
-    const { rate, targetMs = 40, ceilingMs = 200 } = options.processorOptions;
+    const { rate, targetMs = 40, ceilingMs = 200, slackMs = 10 } = options.processorOptions;
     this.resampler = new Resampler(rate, sampleRate);
     this.target = Math.round(targetMs / 1000 * sampleRate);
     this.ceiling = Math.round(ceilingMs / 1000 * sampleRate);
     this.queue = new Float32Array(this.ceiling * 2 + 8192);
     this.queued = 0;
     this.playing = false;
+    this.slack = Math.round(slackMs / 1000 * sampleRate);
+    this.lowest = Infinity;  // the least queued at a quantum's start, this window
+    this.window = 0;         // frames into the window (one second)
     this.stats = { underruns: 0, dropped: 0 };
     this.onsets = new OnsetDetector(0.15);
     this.peak = -120;
@@ -164,9 +170,25 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     this.queued += Math.min(pcm.length, this.ceiling);
   }
 
+  // Once a second: drop what the lowest fill had beyond the target (see the class).
+  drain(n) {
+    if (this.playing) this.lowest = Math.min(this.lowest, this.queued);
+    this.window += n;
+    if (this.window < sampleRate) return;
+    const excess = this.lowest === Infinity ? 0 : this.lowest - this.target;
+    if (excess > this.slack) {
+      this.queue.copyWithin(0, excess, this.queued);
+      this.queued -= excess;
+      this.stats.dropped += excess;
+    }
+    this.lowest = Infinity;
+    this.window = 0;
+  }
+
   process(inputs, outputs) {
     const out = outputs[0][0];
     const n = out.length;
+    this.drain(n);
     if (!this.playing && this.queued >= this.target) this.playing = true;
     if (this.playing) {
       const take = Math.min(n, this.queued);
