@@ -169,3 +169,56 @@ def test_quality_watching_switched_off_costs_nothing_and_reports_none() -> None:
     talk(h, leg, agent, clipped(0.5, "positive"))
     assert call.watch is None and h.engine.report(call).quality is None
     assert quality_events(agent) == []
+
+
+class Tape:
+    """A recording the engine writes to (the Recorder port's CallRecording)."""
+
+    def __init__(self) -> None:
+        self.caller, self.agent = bytearray(), bytearray()
+        self.blocks: list[tuple[int, int]] = []
+        self.closed = False
+
+    def write(self, caller: bytes, agent: bytes) -> None:
+        self.blocks.append((len(caller), len(agent)))
+        self.caller += caller
+        self.agent += agent
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.tapes: dict[str, Tape] = {}
+
+    def open(self, call_id: str, connector_uuid: str, rate: int) -> Tape:
+        assert rate == RATE
+        tape = self.tapes[call_id] = Tape()
+        return tape
+
+
+def test_the_recording_feed_keeps_the_media_clock_and_holds_as_silence() -> None:
+    h = Harness()
+    h.engine.recorder = recorder = Recorder()
+    leg, _, agent, call = h.answered_call()
+    talk(h, leg, agent, pcm(tone(0.4, 8000)), pcm(tone(0.4, 6000, 300.0)))
+    h.engine.agent_detach(agent)  # the agent's link drops: the caller hears the hold sound
+    held_from = len(leg.audio)
+    h.run(0.6)  # and the caller says nothing: a gap on both legs
+    h.engine.leg_hung_up(leg)
+
+    tape = recorder.tapes[call.id]
+    assert tape.closed and call.watch is not None
+    assert all(c == a for c, a in tape.blocks)  # both legs, block for block
+    assert len(tape.caller) == call.watch.ticks * FRAME * 2  # a frame per tick, no more
+    assert call.watch.ticks == pytest.approx(50, abs=1)  # 1 s of media
+    caller = np.frombuffer(bytes(tape.caller), "<i2")
+    recorded_agent = np.frombuffer(bytes(tape.agent), "<i2")
+    # the agent's queued audio plays out first (120 ms); the last 0.4 s is the hold tone to
+    # the caller, and silence on both tracks of the tape
+    last = 20
+    assert len(leg.audio) - held_from > last
+    assert any(f is not None and any(f) for f in leg.audio[-last:])  # (a cadenced tone)
+    assert not recorded_agent[-last * FRAME:].any() and not caller[-last * FRAME:].any()
+    assert caller[:int(0.3 * RATE)].any() and recorded_agent[:int(0.3 * RATE)].any()

@@ -20,6 +20,7 @@ import pytest
 from telcoflow import Call, SessionManager
 from telcoflow.audio.wav import read_wav_channels
 from telcoflow.server.config import ConfigError, Connector, GatewayConfig, load_file
+from telcoflow.server.recordings import WavRecording
 from telcoflow.testing import GatewayThread, Phone
 
 from ..conftest import our_agent
@@ -221,3 +222,15 @@ def test_recording_config_is_checked(tmp_path: Path) -> None:
                     '[[connectors]]\nuuid = "c1"\napi_keys = ["k"]\nrecord = true\n')
     cfg = load_file(conf)
     assert cfg.connectors[0].record and cfg.records.keep == 5
+
+
+def test_a_recording_cut_off_mid_call_reads_up_to_its_last_second(tmp_path: Path) -> None:
+    recording = WavRecording(tmp_path / "cut.wav", RATE)
+    block = tone(0.2).tobytes()
+    for _ in range(13):  # 2.6 s, and then the gateway dies: no close()
+        recording.write(block, bytes(len(block)))
+    # the file as the OS holds it, the process's unflushed buffer lost with it
+    frames, rate = read_wav_channels(tmp_path / "cut.wav")
+    assert rate == RATE and frames.shape[1] == 2
+    assert len(frames) / RATE >= 2.0  # the header was rewritten at its last second
+    assert frames[:, 0].any() and not frames[:, 1].any()
