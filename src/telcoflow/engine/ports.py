@@ -14,8 +14,9 @@ Agent side:
 Time:
     :class:`Clock`     the engine never reads a system clock itself
 Observing:
-    :class:`CallObserver`  told of call set-up, ends, interrupts and media ticks (metrics,
-                           traces); :class:`NoObserver` is the engine's default
+    :class:`CallObserver`  told of call set-up, ends, interrupts, media ticks and quality
+                           alerts (metrics, records); :class:`NoObserver` is the default
+    :class:`Recorder`      opens a :class:`CallRecording` for the calls it records
 
 Adapters call the engine's methods for what they receive; the engine calls
 the port methods below for what they must send. Calls in both directions
