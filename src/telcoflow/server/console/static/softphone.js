@@ -85,6 +85,10 @@
   }
 
   async function startAudio() {
+    if (!window.isSecureContext) {  // browsers give the microphone to secure pages only
+      throw new Error("this page is not a secure context: open the console on localhost "
+        + "or 127.0.0.1, or serve the gateway over TLS (docs/console.md)");
+    }
     ctx = new AudioContext({ latencyHint: "interactive" });
     await ctx.audioWorklet.addModule("/console/static/audio-worklet.js");
     const processing = !$("phone-raw").checked;
