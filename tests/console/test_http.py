@@ -75,6 +75,9 @@ def test_login_refuses_a_bad_key_and_gives_a_good_one_a_strict_cookie_without_it
                                  {**form, "origin": "http://evil.example"})
     assert status == 403 and "set-cookie" not in headers
     assert request(gw, "GET", "/console/login")[0] == 405
+    status, _, body = request(gw, "POST", "/console/login", "&".join(["a=1"] * 50), form)
+    assert status == 400 and b"one field" in body
+    assert request(gw, "POST", "/console/login", "key=" + "x" * 100_000, form)[0] == 413
 
     status, headers, _ = request(gw, "POST", "/console/login", urlencode({"key": a.key}),
                                  {**form, "origin": f"http://127.0.0.1:{gw.config.port}"})

@@ -27,7 +27,14 @@ from urllib.parse import parse_qs, urlsplit
 
 from .. import rest
 from ..config import Connector, GatewayConfig
-from ..errors import AuthError, ForbiddenError, GatewayError, MethodNotAllowed, NotFoundError
+from ..errors import (
+    AuthError,
+    BadRequest,
+    ForbiddenError,
+    GatewayError,
+    MethodNotAllowed,
+    NotFoundError,
+)
 from ..netio import HttpRequest, HttpResponse, WsAccept, WsReject
 from .session import COOKIE, SessionSigner, cookie_value, set_cookie
 from .softphone import PhoneHandler, SoftphoneConn
@@ -118,7 +125,10 @@ class Console:
 
     def _login(self, request: HttpRequest) -> HttpResponse:
         self._check_origin(request)
-        form = parse_qs(request.body.decode("utf-8", "replace"), max_num_fields=4)
+        try:
+            form = parse_qs(request.body.decode("utf-8", "replace"), max_num_fields=4)
+        except ValueError:  # more fields than a login form has
+            raise BadRequest("the login form has one field, key") from None
         key = form.get("key", [""])[-1].strip()
         try:
             connector = self._auth.connector_by_key(key, PLANE)
@@ -178,16 +188,23 @@ class Console:
 
     def _check_origin(self, request: HttpRequest, required: bool = False) -> None:
         """The request comes from a page of this origin (a browser always says which
-        for a WebSocket and a POST; ``required``: an absent Origin is refused too)."""
+        for a WebSocket and a POST; ``required``: an absent Origin is refused too). The
+        origin is the ``Host`` the browser asked for, or ``public_url``'s (a gateway
+        behind a proxy that rewrites ``Host``)."""
         origin = request.headers.get("origin")
         if origin is None and not required:
             return
         host = request.headers.get("host", "")
         parts = urlsplit(origin or "")
-        if not host or parts.scheme not in ("http", "https") or parts.netloc != host:
+        ours = {host, self._public_host} - {""}
+        if parts.scheme not in ("http", "https") or parts.netloc not in ours:
             self._auth.failures[(PLANE, "bad_origin")] += 1
             raise ForbiddenError("the request does not come from the console's own page "
                                  "(Origin does not match Host)")
+
+    @property
+    def _public_host(self) -> str:
+        return urlsplit(self._config.public_url or "").netloc
 
     @property
     def _secure(self) -> bool:
