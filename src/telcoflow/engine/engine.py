@@ -586,8 +586,9 @@ class Engine:
                     else EndReason.CALLER_GONE).value
         return _CALLER_END.get(event, (EndReason.AGENT_HANGUP, ""))[0].value
 
-    def report(self, call: Call, outcome: str = "") -> CallReport:
-        """What observers see of ``call`` now: its media counts so far."""
+    def report(self, call: Call, outcome: str = "", quality: bool = True) -> CallReport:
+        """What observers see of ``call`` now: its media counts so far, and its quality
+        summary unless ``quality`` is False (a metrics scrape needs none)."""
         stats, playout, leg = call.stats, call.playout, call.caller_leg
         # positional, in CallReport's order: a scrape makes one per live call
         report = CallReport(call.id, leg.network, call.outbound, call.state, outcome,
@@ -596,7 +597,7 @@ class Engine:
         report.agent_audio_rejected = stats.agent_audio_rejected
         report.connector, report.caller, report.callee = (call.session.connector_uuid,
                                                           call.caller, call.callee)
-        if call.watch is not None:
+        if quality and call.watch is not None:
             report.quality = call.watch.summary()
         if playout is not None:
             played = playout.stats
@@ -608,9 +609,12 @@ class Engine:
             report.jitter_ms = rx.jitter_ms
         return report
 
-    def live_reports(self) -> list[CallReport]:
-        """A :meth:`report` of every live call (a metrics scrape: O(calls), not per tick)."""
-        return [self.report(call) for call in self.calls.values()]
+    def live_reports(self, connector: str | None = None, quality: bool = False
+                     ) -> list[CallReport]:
+        """A :meth:`report` of every live call, or of one connector's (a metrics scrape:
+        O(calls), not per tick); with their quality summaries if ``quality``."""
+        return [self.report(call, quality=quality) for call in self.calls.values()
+                if connector is None or call.session.connector_uuid == connector]
 
     def shutdown(self) -> None:
         for call in tuple(self.calls.values()):

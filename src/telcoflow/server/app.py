@@ -109,8 +109,9 @@ class Gateway:
         self.clock = LoopClock()
         self.metrics = GatewayMetrics() if config.metrics.enabled else None
         # call records (REST, the console) and recordings observe the engine beside metrics
-        self.records = CallRecords.for_gateway(config, lambda: self.engine.live_reports(),
-                                               lambda: self.clock.wall())
+        self.records = CallRecords.for_gateway(
+            config, lambda connector: self.engine.live_reports(connector, quality=True),
+            lambda: self.clock.wall())
         self.engine = Engine(config.engine_settings(), self.clock,
                              FanOut(self.metrics, self.records) if self.metrics else self.records)
         self.engine.recorder = self.records.recorder

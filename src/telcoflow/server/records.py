@@ -6,7 +6,7 @@ quality summary of both legs with their alerts, media counts, the recording — 
 in a bounded ring per connector (``[records] keep``, serialised: a record is a few
 kB, most of it the per-second quality timeline) and appended to
 ``<[records] dir>/calls.jsonl`` when one is configured. Live calls' records are made
-when asked, from :meth:`Engine.live_reports`.
+when asked, from :meth:`Engine.live_reports` (the connector's, with quality).
 
 Record keys are camelCase (docs/operations.md, "Call records"); times are epoch ms.
 """
@@ -32,7 +32,8 @@ RECORDING_URL = "/public/v1/calls/{}/recording"
 class CallRecords:
     """The engine's observer for records, and what the REST plane reads."""
 
-    def __init__(self, engine_reports: Callable[[], list[CallReport]], wall: Callable[[], float],
+    def __init__(self, engine_reports: Callable[[str], list[CallReport]],
+                 wall: Callable[[], float],
                  keep: int = 200, jsonl: Path | None = None,
                  recorder: GatewayRecorder | None = None) -> None:
         self._live_reports = engine_reports
@@ -44,7 +45,7 @@ class CallRecords:
         self._ended: dict[str, OrderedDict[str, bytes]] = {}  # connector → id → JSON
 
     @classmethod
-    def for_gateway(cls, config: GatewayConfig, reports: Callable[[], list[CallReport]],
+    def for_gateway(cls, config: GatewayConfig, reports: Callable[[str], list[CallReport]],
                     wall: Callable[[], float]) -> CallRecords:
         recorded = {c.uuid for c in config.connectors if c.record}
         recorder = (GatewayRecorder(config.recordings.dir, recorded)
@@ -95,7 +96,7 @@ class CallRecords:
     # ── read ────────────────────────────────────────────────────────────────
     def live(self, connector: str) -> list[dict[str, Any]]:
         """The connector's live calls' records, newest first."""
-        reports = [r for r in self._live_reports() if r.connector == connector and r.call_id]
+        reports = [r for r in self._live_reports(connector) if r.call_id]
         reports.sort(key=lambda r: r.duration_s)
         return [self._live_record(r) for r in reports]
 
@@ -113,8 +114,8 @@ class CallRecords:
 
     def find(self, connector: str, call_id: str) -> bytes | None:
         """One call's record (JSON) if it is the connector's, live or ended."""
-        for report in self._live_reports():
-            if report.call_id == call_id and report.connector == connector:
+        for report in self._live_reports(connector):
+            if report.call_id == call_id:
                 return json.dumps(self._live_record(report), separators=(",", ":")).encode()
         ring = self._ended.get(connector)
         return ring.get(call_id) if ring is not None else None
