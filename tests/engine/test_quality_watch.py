@@ -4,6 +4,8 @@ the observer and the call's report, on clipped or noisy audio and never on clean
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -95,7 +97,9 @@ def test_clean_audio_on_both_legs_raises_nothing() -> None:
 
 
 @pytest.mark.parametrize("rail", ["positive", "negative"])
-def test_clipping_at_either_rail_is_raised_once_then_cleared(rail: str) -> None:
+def test_clipping_at_either_rail_is_raised_once_then_cleared(
+        rail: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="telcoflow")
     h, alerts = observed()
     leg, _, agent, call = h.answered_call()
     talk(h, leg, agent, clipped(1.0, rail))
@@ -116,6 +120,11 @@ def test_clipping_at_either_rail_is_raised_once_then_cleared(rail: str) -> None:
     # ~19 % of the first second's samples sit on the rail; over the whole call, ~7 %
     assert 5.0 < caller["clippingPct"] < 10.0
     assert report["agent"]["alerts"] == []
+    # one log line per edge, from the watch, naming the call and the leg
+    lines = [r.getMessage() for r in caplog.records if "clipping" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"call {call.id}: caller leg quality clipping raised (")
+    assert lines[1].startswith(f"call {call.id}: caller leg quality clipping cleared (")
 
 
 def test_both_rails_count_the_same_clipping() -> None:

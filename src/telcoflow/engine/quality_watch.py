@@ -74,7 +74,8 @@ class LegMeter:
         # level and clipping exact per block; the spectral analysis (a 300 ms FFT) and the
         # energy SNR every 2 s of audio: the FFT is most of the monitor's cost, and an SNR
         # alert a second or two late is still in time
-        self.monitor = AudioQualityMonitor(rate, analysis_ms=300, analysis_interval_ms=2000)
+        self.monitor = AudioQualityMonitor(rate, analysis_ms=300, analysis_interval_ms=2000,
+                                           log_alerts=False)  # logged here, with the call
         # the VAD runs at a rate its engine takes natively; 24 kHz is taken down to 8 kHz
         # by keeping every third sample (no filter: folded-down high band is harmless to
         # a speech/no-speech decision, and the VAD's own resampler costs more than the
