@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from telcoflow.audio.wav import read_wav_channels
 from telcoflow.testing import GatewayThread, Phone
 
-from .conftest import ARTEFACTS, AgentLoop, Tenant
+from .conftest import ARTEFACTS, AgentLoop, Tenant, request
 
 WAIT_MS = 15_000
 
@@ -102,7 +104,8 @@ async def _events(n: int) -> list[asyncio.Event]:
 
 
 def test_the_softphone_calls_the_echo_agent_then_its_record_plays_back(
-        page: Any, tenants: tuple[Tenant, Tenant], agents: AgentLoop) -> None:
+        page: Any, gw: GatewayThread, tenants: tuple[Tenant, Tenant], agents: AgentLoop,
+        tmp_path: Path) -> None:
     """The fake microphone plays a tone burst a second; the page hears each one echoed
     (its onset at the speaker after its onset at the microphone) and measures the delay."""
     a, _ = tenants
@@ -132,3 +135,19 @@ def test_the_softphone_calls_the_echo_agent_then_its_record_plays_back(
     page.evaluate("document.getElementById('record-audio').play()")
     until(page, "document.getElementById('record-audio').currentTime > 0.2")
     page.screenshot(path=str(ARTEFACTS / "records.png"), full_page=True)
+    # what the page sent was the microphone's tone at its pitch (the capture worklet
+    # resampled at the right ratio), and the agent's side of the recording is its echo
+    cookie, = page.context.cookies()
+    status, _, wav = request(gw, "GET", f"/console/api/calls/{state['callId']}/recording",
+                             headers={"cookie": f"{cookie['name']}={cookie['value']}"})
+    assert status == 200
+    (tmp_path / "call.wav").write_bytes(wav)
+    frames, rate = read_wav_channels(tmp_path / "call.wav")
+    for side in (0, 1):
+        assert abs(pitch(frames[:, side], rate) - 1000) < 10, f"channel {side}"
+
+
+def pitch(samples: np.ndarray, rate: int) -> float:
+    """The strongest frequency of ``samples`` (Hz)."""
+    spectrum = np.abs(np.fft.rfft(samples.astype(np.float64) * np.hanning(len(samples))))
+    return float(np.argmax(spectrum[1:]) + 1) * rate / len(samples)
