@@ -20,7 +20,9 @@ import pytest
 from telcoflow import Call, SessionManager
 from telcoflow.audio.wav import read_wav_channels
 from telcoflow.server.config import ConfigError, Connector, GatewayConfig, load_file
+from telcoflow.server.errors import TooLarge
 from telcoflow.server.recordings import WavRecording
+from telcoflow.server.rest import RANGE_CHUNK, byte_range
 from telcoflow.testing import GatewayThread, Phone
 
 from ..conftest import our_agent
@@ -44,9 +46,11 @@ def gw(tmp_path: Path) -> Iterator[GatewayThread]:
         yield gateway
 
 
-def http(gw: GatewayThread, path: str, key: str | None = KEY_A, connector: str = CONN_A
-         ) -> tuple[int, dict[str, str], bytes]:
+def http(gw: GatewayThread, path: str, key: str | None = KEY_A, connector: str = CONN_A,
+         range_: str | None = None) -> tuple[int, dict[str, str], bytes]:
     headers = {"x-api-key": key, "x-connector-uuid": connector} if key else {}
+    if range_ is not None:
+        headers["range"] = range_
     req = urllib.request.Request(gw.http_url + path, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
@@ -130,6 +134,17 @@ async def test_a_recorded_call_leaves_its_record_and_an_aligned_stereo_wav(
     assert status == 200 and headers["content-type"] == "audio/wav"
     path = tmp_path / "recordings" / CONN_A / f"{call.id}.wav"
     assert wav == path.read_bytes() and record["recording"]["bytes"] == len(wav)
+    assert headers["accept-ranges"] == "bytes"
+    # a player asks in parts: each answer is the part, and says where it sits
+    url = record["recording"]["url"]
+    for asked, start, part in (("bytes=0-99", 0, wav[:100]), ("bytes=100-", 100, wav[100:]),
+                               ("bytes=-44", len(wav) - 44, wav[-44:])):
+        status, headers, body = http(gw, url, range_=asked)
+        assert (status, body) == (206, part), asked
+        assert headers["content-range"] == f"bytes {start}-{start + len(part) - 1}/{len(wav)}"
+    for bad in (f"bytes={len(wav)}-", "bytes=5-2", "bytes=0-1,5-9", "items=0-1", "bytes=-"):
+        status, _, body = http(gw, url, range_=bad)
+        assert status == 416 and json.loads(body)["code"] == "RANGE_NOT_SATISFIABLE", bad
     frames, rate = read_wav_channels(path)
     assert rate == RATE and frames.shape[1] == 2
     left, right = frames[:, 0], frames[:, 1]
@@ -171,7 +186,8 @@ async def test_records_and_recordings_are_the_connectors_own(gw: GatewayThread) 
         await ended(call)
 
     own = f"/public/v1/calls/{call.id}"
-    assert http(gw, own)[0] == 200 and http(gw, own + "/recording")[0] == 200
+    assert http(gw, own)[0] == 200
+    assert http(gw, own + "/recording")[0] == 200
     for path in (own, own + "/recording"):  # another connector: 404, as for an unknown id
         assert http(gw, path, KEY_B, CONN_B)[0] == 404
         assert http(gw, path, key=None)[0] == 401  # no credentials
@@ -234,3 +250,14 @@ def test_a_recording_cut_off_mid_call_reads_up_to_its_last_second(tmp_path: Path
     assert rate == RATE and frames.shape[1] == 2
     assert len(frames) / RATE >= 2.0  # the header was rewritten at its last second
     assert frames[:, 0].any() and not frames[:, 1].any()
+
+
+def test_a_big_recording_is_served_in_ranges_of_a_bounded_size() -> None:
+    mb = 1 << 20
+    with pytest.raises(TooLarge, match="Range"):
+        byte_range(None, 65 * mb, 64 * mb)  # whole: capped
+    assert byte_range(None, 64 * mb, 64 * mb) is None
+    assert byte_range("bytes=0-", 65 * mb, 64 * mb) == (0, RANGE_CHUNK - 1)
+    assert byte_range("bytes=10-20", 65 * mb, 64 * mb) == (10, 20)
+    assert byte_range("bytes=-100", 65 * mb, 64 * mb) == (65 * mb - 100, 65 * mb - 1)
+    assert byte_range("bytes=-100000000", 100, 64 * mb) == (0, 99)

@@ -60,7 +60,7 @@ TOML shape::
     enabled = true                        # false: no metrics kept, /metrics is 404
     [recordings]                          # server-side call recordings (docs/operations.md)
     dir = "/var/lib/telcoflow/recordings" # <dir>/<connector uuid>/<call id>.wav
-    max_served_mb = 64                    # bigger ones are not served over REST (413)
+    max_served_mb = 64                    # bigger ones are served only in ranges (1 MiB each)
     [records]                             # a JSON record of every ended call
     dir = "/var/lib/telcoflow/records"    # appended to <dir>/calls.jsonl (optional)
     keep = 200                            # records kept in memory per connector (REST)
@@ -209,7 +209,7 @@ class RecordingsConfig:
     """``[recordings]``: where recorded calls are written (connectors with ``record``)."""
 
     dir: str | None = None
-    max_served_mb: int = 64  # REST serves a recording whole, so up to this size
+    max_served_mb: int = 64  # REST serves a recording whole up to this size (else in ranges)
 
 
 @dataclass(slots=True)

@@ -53,6 +53,11 @@ class TooLarge(GatewayError):
     status = 413
 
 
+class RangeNotSatisfiable(GatewayError):
+    code = "RANGE_NOT_SATISFIABLE"
+    status = 416
+
+
 class MethodNotAllowed(GatewayError):
     code = "METHOD_NOT_ALLOWED"
     status = 405

@@ -17,7 +17,14 @@ from urllib.parse import parse_qs
 from ..coded_error import CodedError
 from ..engine import Engine
 from .config import Connector
-from .errors import BadRequest, Conflict, MethodNotAllowed, NotFoundError, TooLarge
+from .errors import (
+    BadRequest,
+    Conflict,
+    MethodNotAllowed,
+    NotFoundError,
+    RangeNotSatisfiable,
+    TooLarge,
+)
 from .netio import HttpRequest, HttpResponse
 from .recordings import CALL_ID
 from .records import CallRecords
@@ -25,6 +32,8 @@ from .records import CallRecords
 _CLOSE = re.compile(r"^/public/v1/sessions/([^/]+)/close$")
 _CALL = re.compile(r"^/public/v1/calls/([^/]*)(/recording)?$")
 DEFAULT_LIMIT, MAX_LIMIT = 50, 1000
+RANGE_CHUNK = 1 << 20  # the most one ranged request of a recording gets
+_RANGE = re.compile(r"^bytes=(\d{0,15})-(\d{0,15})$")
 
 
 def json_response(status: int, body: Any) -> HttpResponse:
@@ -64,7 +73,8 @@ def _calls(records: CallRecords, connector: Connector, request: HttpRequest,
         if record is None:
             raise NotFoundError(f"no call {call_id} for this connector")
         return HttpResponse(200, record)
-    return _recording(records, connector.uuid, call_id, record, max_recording)
+    return _recording(records, connector.uuid, call_id, record, max_recording,
+                      request.headers.get("range"))
 
 
 def _list_calls(records: CallRecords, connector: str, query_text: str) -> HttpResponse:
@@ -87,7 +97,7 @@ def _list_calls(records: CallRecords, connector: str, query_text: str) -> HttpRe
 
 
 def _recording(records: CallRecords, connector: str, call_id: str, record: bytes | None,
-               max_bytes: int) -> HttpResponse:
+               max_bytes: int, request_range: str | None) -> HttpResponse:
     recorder = records.recorder
     path = recorder.path(connector, call_id) if recorder is not None else None
     if recorder is None or connector not in recorder.connectors or path is None:
@@ -96,16 +106,45 @@ def _recording(records: CallRecords, connector: str, call_id: str, record: bytes
     if record is not None and json.loads(record).get("endedAt") is None:
         raise Conflict(f"call {call_id} is still live: its recording is served once it ends")
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise TooLarge(f"the recording is {size} bytes; recordings over {max_bytes} bytes "
-                           "are not served over REST ([recordings] max_served_mb): fetch it "
-                           "from the recordings directory")
-        body = path.read_bytes()
+        with path.open("rb") as f:
+            size = f.seek(0, 2)
+            span = byte_range(request_range, size, max_bytes)
+            f.seek(span[0] if span else 0)
+            body = f.read(span[1] - span[0] + 1 if span else size)
     except FileNotFoundError:
         raise NotFoundError(f"no recording of call {call_id} for this connector") from None
-    return HttpResponse(200, body, "audio/wav",
-                        [("content-disposition", f'attachment; filename="{call_id}.wav"')])
+    headers = [("accept-ranges", "bytes"),
+               ("content-disposition", f'attachment; filename="{call_id}.wav"')]
+    if span is None:
+        return HttpResponse(200, body, "audio/wav", headers)
+    headers.append(("content-range", f"bytes {span[0]}-{span[1]}/{size}"))
+    return HttpResponse(206, body, "audio/wav", headers)
+
+
+def byte_range(header: str | None, size: int, max_bytes: int) -> tuple[int, int] | None:
+    """The one byte range asked for (inclusive, at most ``RANGE_CHUNK`` long: a player
+    asks for the next one), or None for the whole file, which is capped at ``max_bytes``."""
+    if header is None:
+        if size > max_bytes:
+            raise TooLarge(f"the recording is {size} bytes; whole recordings over {max_bytes} "
+                           "bytes are not served in one answer ([recordings] max_served_mb): "
+                           "ask for it in parts with Range: bytes=START-END")
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        raise RangeNotSatisfiable("Range must be one span: bytes=START-END, bytes=START- "
+                                  "or bytes=-SUFFIX")
+    first, last = match.group(1), match.group(2)
+    if first == "":  # the last N bytes
+        start = max(0, size - int(last))
+        end = size - 1
+    else:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise RangeNotSatisfiable(f"the recording has {size} bytes; the range asked for is "
+                                  "outside it")
+    return start, min(end, start + RANGE_CHUNK - 1)
 
 
 def _route(engine: Engine, connector: Connector, request: HttpRequest) -> HttpResponse:
