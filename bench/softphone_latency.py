@@ -36,11 +36,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from telcoflow import Call, CallAudioConfig, SessionManager, SessionManagerConfig  # noqa: E402
 from telcoflow.audio.wav import write_wav  # noqa: E402
-from telcoflow.sdk import SessionNotification  # noqa: E402
 from telcoflow.server.config import embedded_defaults  # noqa: E402
 from telcoflow.testing import GatewayThread, Phone  # noqa: E402
+from telcoflow.testing.echo import echo_agent  # noqa: E402
 
 RATE = 16000
 FRAME = RATE // 50
@@ -53,27 +52,6 @@ def bursts(rate: int, periods: int, period_s: float = PERIOD_S) -> np.ndarray:
     period = np.zeros(int(rate * period_s))
     period[:len(t)] = 0.25 * np.sin(2 * np.pi * 1000 * t)
     return (np.tile(period, periods) * 32767).astype(np.int16)
-
-
-async def echo_agent(gw: GatewayThread, ready: asyncio.Event, stop: asyncio.Event) -> None:
-    config = SessionManagerConfig.create(api_key=gw.api_key, connector_uuid=gw.connector_uuid,
-                                         base_url=gw.ws_url,
-                                         call_audio=CallAudioConfig(sample_rate=RATE))
-    async with SessionManager(config) as sm:
-        @sm.on_session_notification
-        async def offered(notification: SessionNotification) -> None:
-            session = await sm.open_session(notification.session_id)
-
-            @session.on_incoming_call
-            async def echo(call: Call) -> None:
-                assert await call.answer()
-                async for chunk in call.audio_stream():
-                    await call.send_audio(chunk)
-
-            await session.ready()
-
-        ready.set()
-        await stop.wait()
 
 
 async def python_phone(gw: GatewayThread, periods: int) -> list[float]:
@@ -134,7 +112,8 @@ def main() -> None:
     config.hold_sound = "silence"
     with GatewayThread(config) as gw, tempfile.TemporaryDirectory() as tmp:
         ready, stop = run(_events())
-        agent = asyncio.run_coroutine_threadsafe(echo_agent(gw, ready, stop), loop)
+        agent = asyncio.run_coroutine_threadsafe(
+            echo_agent(gw.ws_url, gw.api_key, gw.connector_uuid, RATE, ready, stop), loop)
         run(asyncio.wait_for(ready.wait(), 10))
         phone = run(python_phone(gw, args.bursts))
         wav = Path(tmp) / "bursts.wav"

@@ -16,11 +16,10 @@ from urllib.parse import urlencode
 import numpy as np
 import pytest
 
-from telcoflow import Call, CallAudioConfig, SessionManager, SessionManagerConfig
 from telcoflow.audio.wav import write_wav
-from telcoflow.sdk import SessionNotification
 from telcoflow.server.config import Connector, GatewayConfig, RecordingsConfig
 from telcoflow.testing import GatewayThread
+from telcoflow.testing.echo import echo_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = ROOT / "out" / "console"
@@ -71,30 +70,6 @@ class AgentLoop:
         self._thread.join(5)
 
 
-async def echo_agent(gw: GatewayThread, tenant: Tenant, ready: asyncio.Event,
-                     stop: asyncio.Event) -> None:
-    """Our SDK, answering every call of ``tenant``'s connector and echoing it."""
-    config = SessionManagerConfig.create(api_key=tenant.key,
-                                         connector_uuid=tenant.connector.uuid,
-                                         base_url=gw.ws_url,
-                                         call_audio=CallAudioConfig(sample_rate=16000))
-    async with SessionManager(config) as sm:
-        @sm.on_session_notification
-        async def offered(notification: SessionNotification) -> None:
-            session = await sm.open_session(notification.session_id)
-
-            @session.on_incoming_call
-            async def echo(call: Call) -> None:
-                assert await call.answer()
-                async for chunk in call.audio_stream():
-                    await call.send_audio(chunk)
-
-            await session.ready()
-
-        ready.set()
-        await stop.wait()
-
-
 @pytest.fixture(scope="package")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]:
     with GatewayThread(two_connectors(tmp_path_factory.mktemp("recordings"))) as gateway:
@@ -114,8 +89,8 @@ def agents(gw: GatewayThread, tenants: tuple[Tenant, Tenant]) -> Iterator[AgentL
     tasks = []
     for tenant in tenants:
         ready = loop.run(_event())
-        tasks.append(asyncio.run_coroutine_threadsafe(echo_agent(gw, tenant, ready, stop),
-                                                      loop.loop))
+        agent = echo_agent(gw.ws_url, tenant.key, tenant.connector.uuid, 16000, ready, stop)
+        tasks.append(asyncio.run_coroutine_threadsafe(agent, loop.loop))
         loop.run(asyncio.wait_for(ready.wait(), 10))
     yield loop
     loop.loop.call_soon_threadsafe(stop.set)
