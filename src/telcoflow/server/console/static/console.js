@@ -178,31 +178,37 @@
     return { channels: bands, seconds: buffer.duration, peaks };
   }
 
-  // Score (0–100, solid) and level (−60–0 dBFS, dashed) against time, per leg.
+  // Per leg, in its own band (caller on top): score 0–100 solid, level −60–0 dBFS dashed.
   function drawQuality(canvas, quality) {
     const g = canvas.getContext("2d");
     const { width, height } = canvas;
     g.clearRect(0, 0, width, height);
     const legs = [["caller", "#1a73e8"], ["agent", "#e8710a"]];
+    const band = height / legs.length;
     const tMax = Math.max(1, ...legs.flatMap(([leg]) =>
       ((quality[leg] || {}).timeline || []).map((p) => p.t)));
     let points = 0;
-    for (const [leg, colour] of legs) {
+    legs.forEach(([leg, colour], index) => {
       const timeline = (quality[leg] || {}).timeline || [];
+      const top = index * band;
       points += timeline.length;
+      g.fillStyle = "#5f6570";
+      g.fillText(leg, 4, top + 12);
       g.strokeStyle = colour;
       for (const [key, toY, dash] of [["score", (v) => 1 - v / 100, []],
         ["levelDbfs", (v) => -Math.max(-60, Math.min(0, v)) / 60, [4, 3]]]) {
         g.setLineDash(dash);
         g.beginPath();
-        timeline.forEach((p, i) => {
-          if (typeof p[key] !== "number") return;
-          const x = p.t / tMax * (width - 20) + 10, y = toY(p[key]) * (height - 20) + 10;
-          if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
-        });
+        let started = false;
+        for (const p of timeline) {
+          if (typeof p[key] !== "number") continue;
+          const x = p.t / tMax * (width - 60) + 50, y = top + 6 + toY(p[key]) * (band - 12);
+          if (started) g.lineTo(x, y); else g.moveTo(x, y);
+          started = true;
+        }
         g.stroke();
       }
-    }
+    });
     g.setLineDash([]);
     if (!points) clear(canvas, "no quality timeline for this call");
     return { points };
