@@ -32,6 +32,10 @@
     s: (v) => (typeof v === "number" ? `${v.toFixed(1)} s` : "—"),
     time: (v) => (typeof v === "number" ? new Date(v).toLocaleTimeString() : "—"),
     leg: (q) => (q ? `${num(q.score)} · ${num(q.levelDbfs)} dBFS · ${num(q.snrDb)} dB` : "—"),
+    // the agent's audio queued for the caller (its delay), the caller's jitter, and
+    // the caller's frames lost, late or concealed
+    media: (m) => (m ? `${fmt.ms((m.playoutQueuedS || 0) * 1000)} · ${fmt.ms(m.jitterMs)} · `
+      + `${(m.lost || 0) + (m.late || 0) + (m.concealed || 0)}` : "—"),
   };
   function num(v) { return typeof v === "number" ? v.toFixed(0) : "—"; }
   function grade(q) {
@@ -61,7 +65,6 @@
   function renderLive(items) {
     const body = $("live-table").tBodies[0];
     body.replaceChildren();
-    const now = Date.now();
     for (const r of items) {
       const row = body.insertRow();
       row.dataset.callId = r.callId;
@@ -70,8 +73,9 @@
       cell(row, `${r.from} → ${r.to}`);
       cell(row, r.ingress);
       cell(row, r.state);
-      cell(row, fmt.s(r.answeredAt ? (now - r.answeredAt) / 1000 : null));
+      cell(row, fmt.s(r.durationS));
       cell(row, fmt.ms(r.setupMs));
+      cell(row, fmt.media(r.media));
       cell(row, fmt.leg(q.caller), grade(q.caller));
       cell(row, fmt.leg(q.agent), grade(q.agent));
       cell(row, alerts(r), "alert");
