@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test bench soak lint typecheck clean serve refsdk adkenv sysdeps proto
 
-# System packages the tests drive as real peers: command:package (installed when missing)
-SYSDEPS := sipp:sip-tester baresip:baresip
+# System packages the tests drive as real peers: command:package (installed when missing);
+# chromium: the console's browser tests drive Debian's build headless (Playwright, no download)
+SYSDEPS := sipp:sip-tester baresip:baresip chromium:chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

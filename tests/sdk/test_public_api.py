@@ -35,7 +35,7 @@ def test_all_names_match(published: dict[str, Any], ours: dict[str, Any]) -> Non
 
 
 # Our documented additions to the published enums (docs/sdk.md); nothing else may differ.
-EXTENSIONS = {"CallEvent": {"DTMF": "call.dtmf"},
+EXTENSIONS = {"CallEvent": {"DTMF": "call.dtmf", "QUALITY": "call.quality"},
               "CallErrorCode": {c: c for c in ("CALLER_AUDIO_INVALID", "AGENT_AUDIO_DROPPED",
                                                "MEDIA_FAILURE")}}
 

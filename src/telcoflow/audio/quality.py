@@ -56,7 +56,8 @@ frame low and gives the FFT enough resolution.
 Alerts fire for chunks that are not silent (RMS above ``silence_dbfs``):
 ``low_snr``, ``high_thd`` (valid THD only), ``clipping``, ``low_quality_score``.
 Callbacks get every alerting chunk; the log gets one warning when an alert
-kind starts and one info line when it clears (no log flood on a bad line).
+kind starts and one info line when it clears (no log flood on a bad line), unless
+``log_alerts=False`` (an owner that logs the edges itself, with the call's id).
 """
 
 from __future__ import annotations
@@ -312,11 +313,14 @@ class AudioQualityMonitor:
         analysis_interval_ms: int = 400,
         clip_level: int = 32767,
         silence_dbfs: float = -60.0,
+        log_alerts: bool = True,
     ) -> None:
         self.sample_rate = sample_rate
         self.thresholds = thresholds or QualityThresholds()
         self.clip_level = clip_level
         self.silence_dbfs = silence_dbfs
+        # False: the owner logs alert edges itself, with what it knows (a call's id)
+        self.log_alerts = log_alerts
         self._frame = max(sample_rate // 100, 1)
         self._hist = _FrameHistogram(max(int(history_seconds * 100), 20))
         self._pending = np.zeros(0, dtype=np.int16)  # < 10 ms left over from framing
@@ -463,13 +467,15 @@ class AudioQualityMonitor:
             if not bad:
                 if kind in active:
                     active.discard(kind)
-                    logger.info("audio quality recovered: %s (%.2f)", kind, value)
+                    if self.log_alerts:
+                        logger.info("audio quality recovered: %s (%.2f)", kind, value)
                 continue
             if kind not in active:  # log on the edge only; callbacks see every chunk
                 active.add(kind)
-                logger.warning(
-                    "audio quality alert %s: %.2f (threshold %.2f)", kind, value, threshold
-                )
+                if self.log_alerts:
+                    logger.warning(
+                        "audio quality alert %s: %.2f (threshold %.2f)", kind, value, threshold
+                    )
             self._totals.alerts[kind] += 1
             alert = QualityAlert(kind, value, threshold, m)
             for cb in list(self._callbacks):

@@ -32,6 +32,8 @@ from ..server.logformat import redact_config, use_json_logs  # noqa: E402
 
 logger = logging.getLogger("telcoflow.server")
 
+DEV_RECORDINGS = "out/recordings"  # a development gateway's, under the working directory
+
 
 def build_config(config_path: str | None, host: str | None, port: int | None,
                  sip: str | None = None, quic: int | None = None,
@@ -55,6 +57,11 @@ def build_config(config_path: str | None, host: str | None, port: int | None,
     if metrics_listen is not None:
         config.metrics.host, config.metrics.port = parse_hostport(metrics_listen,
                                                                   "--metrics-listen")
+    if config.generated and config.recordings.dir is None:
+        # a development gateway records its calls, so the console plays them back
+        config.recordings.dir = os.path.abspath(DEV_RECORDINGS)
+        for connector in config.connectors:
+            connector.record = True
     return config
 
 
@@ -78,6 +85,12 @@ def show_credentials(config: GatewayConfig, out: object = sys.stdout) -> None:
     print("\n".join(lines), file=out, flush=True)  # type: ignore[call-overload]
 
 
+def console_url(config: GatewayConfig) -> str:
+    """Where a browser opens the web console: the gateway's own origin."""
+    base = config.voice_base_url()
+    return ("https" if base.startswith("wss") else "http") + base[base.index(":"):] + "/"
+
+
 async def run(config: GatewayConfig) -> None:
     redact_config(config)  # first: a JSON log formatter learns every configured secret
     gateway = Gateway(config)
@@ -87,6 +100,10 @@ async def run(config: GatewayConfig) -> None:
                 len(config.connectors), mask(config.connectors[0].api_keys[0]))
     if config.generated:
         show_credentials(config)
+    print(f"Console: {console_url(config)}  (log in with a connector's API key; "
+          "docs/console.md)", flush=True)
+    if config.generated and config.recordings.dir:
+        print(f"Recording calls to {config.recordings.dir} (development gateway)", flush=True)
     if config.quic is not None:  # not a secret: what clients pin (--fingerprint)
         print(f"QUIC door on udp {config.quic.host}:{config.quic.port}, certificate "
               f"SHA-256 {config.quic.fingerprint}", flush=True)

@@ -21,6 +21,7 @@ from .hold import HoldLoop
 from .legs import Downlink, Uplink
 from .playout import PlayoutBuffer
 from .ports import AgentLink, Channel, Leg
+from .quality_watch import CallWatch
 from .sessions import Session
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class Call:
     _ahead: bool = False               # this talkspurt's lead went out (Leg.lead_frames)
     _unheard_bytes: int = 0            # handed to the leg, then dropped unplayed by an interrupt
     errors_reported: dict[str, float] = field(default_factory=dict)  # call.error code → when
+    watch: CallWatch | None = None     # live quality and the recording feed, once answered
 
     @property
     def frame_bytes(self) -> int:
@@ -136,8 +138,11 @@ class Call:
                 self.bridge.push(CALLER, payload)
             return
         agent = self.agent
+        watch = self.watch
         for frame in self._uplink.process(payload):
             self.stats.uplink_frames += 1
+            if watch is not None:
+                watch.caller_frame(frame)
             if agent is None:
                 self._held.append(frame)
                 continue
@@ -180,8 +185,10 @@ class Call:
         playout, downlink = self.playout, self._downlink
         if playout is None or downlink is None or self.state is not _ANSWERED:
             return
-        leg = self.caller_leg
+        leg, watch = self.caller_leg, self.watch
         frame = playout.tick()
+        if watch is not None:  # the agent's audio only: hold and silence record as silence
+            watch.agent_frame(frame)
         if frame is None and self.hold is not None:  # no agent: the hold sound, not silence
             frame = self.hold.next_frame()
         elif frame is None and not playout.playing:
@@ -197,8 +204,12 @@ class Call:
                 leg.send_audio(downlink.process(frame))
                 self.stats.downlink_frames += 1
                 frame = playout.tick()
+                if watch is not None:
+                    watch.agent_frame(frame)
         leg.send_audio(downlink.process(frame))
         self.stats.downlink_frames += 1
+        if watch is not None:
+            watch.tick()
         self.request_credit()
 
     def request_credit(self) -> None:

@@ -57,11 +57,13 @@ from .ports import (
     LinkClose,
     MediaError,
     NoObserver,
+    Recorder,
     SessionEnd,
     SessionLink,
     Timed,
     receive_stats,
 )
+from .quality_watch import CallWatch
 from .session_states import BindingEvent
 from .sessions import Session, SessionStore
 from .settings import ConnectorSpec, EngineSettings
@@ -112,6 +114,7 @@ class Engine:
         self.outbound_calls: dict[str, bool] = {c.uuid: True for c in settings.connectors}
         self.messaging = Messaging(self)
         self._timed.append(self.messaging)
+        self.recorder: Recorder | None = None  # the gateway's, when it records calls
         self._wake: Callable[[], None] | None = None
         self._due: dict[Due, Callable[..., None]] = {
             Due.RING: self._ring_timeout, Due.CONNECT: self._connect_ring_over,
@@ -551,6 +554,8 @@ class Engine:
         agent_asked = event in (CallEvent.CLOSE, CallEvent.DISCONNECT, CallEvent.REST_CLOSE)
         self._close_session(call.session, SessionEnd.SDK_REQUEST if agent_asked
                             else SessionEnd.CALL_TERMINATED, call.end_cause)
+        if call.watch is not None:
+            call.watch.close()
         # in the same step as leaving self.calls: a reader of live_reports() and of the
         # ended calls sees each call's counts exactly once
         self.observer.call_ended(self.report(call, self.outcome(call, event)))
@@ -581,14 +586,19 @@ class Engine:
                     else EndReason.CALLER_GONE).value
         return _CALLER_END.get(event, (EndReason.AGENT_HANGUP, ""))[0].value
 
-    def report(self, call: Call, outcome: str = "") -> CallReport:
-        """What observers see of ``call`` now: its media counts so far."""
+    def report(self, call: Call, outcome: str = "", quality: bool = True) -> CallReport:
+        """What observers see of ``call`` now: its media counts so far, and its quality
+        summary unless ``quality`` is False (a metrics scrape needs none)."""
         stats, playout, leg = call.stats, call.playout, call.caller_leg
         # positional, in CallReport's order: a scrape makes one per live call
         report = CallReport(call.id, leg.network, call.outbound, call.state, outcome,
                             playout is not None, max(0.0, self._now() - call.arrived_at),
                             stats.uplink_frames, stats.downlink_frames)
         report.agent_audio_rejected = stats.agent_audio_rejected
+        report.connector, report.caller, report.callee = (call.session.connector_uuid,
+                                                          call.caller, call.callee)
+        if quality and call.watch is not None:
+            report.quality = call.watch.summary()
         if playout is not None:
             played = playout.stats
             report.agent_frames_played, report.underruns = played.frames_played, played.underruns
@@ -599,9 +609,12 @@ class Engine:
             report.jitter_ms = rx.jitter_ms
         return report
 
-    def live_reports(self) -> list[CallReport]:
-        """A :meth:`report` of every live call (a metrics scrape: O(calls), not per tick)."""
-        return [self.report(call) for call in self.calls.values()]
+    def live_reports(self, connector: str | None = None, quality: bool = False
+                     ) -> list[CallReport]:
+        """A :meth:`report` of every live call, or of one connector's (a metrics scrape:
+        O(calls), not per tick); with their quality summaries if ``quality``."""
+        return [self.report(call, quality=quality) for call in self.calls.values()
+                if connector is None or call.session.connector_uuid == connector]
 
     def shutdown(self) -> None:
         for call in tuple(self.calls.values()):
@@ -611,6 +624,11 @@ class Engine:
         call.transition(CallEvent.ANSWER)
         self.timers.cancel((Due.RING, call.id))
         call.start_media(self.settings.playout_target_ms, self.settings.playout_prebuffer_ms)
+        if self.settings.quality_watch and call.watch is None:
+            recording = (self.recorder.open(call.id, call.session.connector_uuid, call.agent_rate)
+                         if self.recorder is not None else None)
+            call.watch = CallWatch(call.id, call.agent_rate, self.observer, lambda: call.agent,
+                                   recording)
         call.caller_leg.answered(call.id)
         self._media_add(call)
         self.observer.call_answered(call.id, call.caller_leg.network, call.outbound,

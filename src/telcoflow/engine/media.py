@@ -95,6 +95,8 @@ class MediaPlane:
                         self._failed(call, exc)
             else:
                 bridged.setdefault(call.agent_rate, []).append(call)
+                if call.watch is not None:  # a bridge is not measured: silence keeps time
+                    call.watch.tick()
         for rate, calls in bridged.items():
             ticker = self._conferences.get(rate)
             if ticker is None:

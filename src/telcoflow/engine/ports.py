@@ -14,8 +14,9 @@ Agent side:
 Time:
     :class:`Clock`     the engine never reads a system clock itself
 Observing:
-    :class:`CallObserver`  told of call set-up, ends, interrupts and media ticks (metrics,
-                           traces); :class:`NoObserver` is the engine's default
+    :class:`CallObserver`  told of call set-up, ends, interrupts, media ticks and quality
+                           alerts (metrics, records); :class:`NoObserver` is the default
+    :class:`Recorder`      opens a :class:`CallRecording` for the calls it records
 
 Adapters call the engine's methods for what they receive; the engine calls
 the port methods below for what they must send. Calls in both directions
@@ -393,6 +394,12 @@ class CallReport:
     late: int = 0
     concealed: int = 0
     jitter_ms: float | None = None  # None: the leg keeps no receive stats
+    connector: str = ""        # the connector's uuid
+    caller: str = ""           # the parties: who called (an outbound call: our number)
+    callee: str = ""
+    # the live quality of both legs (``CallWatch.summary()``: JSON-ready, camelCase), None
+    # before media or with quality watching off
+    quality: dict[str, Any] | None = None
 
 
 class CallObserver(Protocol):
@@ -421,6 +428,10 @@ class CallObserver(Protocol):
         """The tick :meth:`media_tick_started` announced is over (its duration is the
         observer's to measure: the engine reads no clock)."""
 
+    def quality_alert(self, leg: str, kind: str) -> None:
+        """A quality alert was raised on a call's ``leg`` (caller / agent): ``kind`` is
+        low_snr, high_thd, clipping or low_quality_score."""
+
 
 class NoObserver:
     """A :class:`CallObserver` that does nothing: the engine's default."""
@@ -442,3 +453,41 @@ class NoObserver:
 
     def media_tick_done(self) -> None:
         pass
+
+    def quality_alert(self, leg: str, kind: str) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class QualityEvent:
+    """A quality alert's edge on one leg of a call: ``state`` raised or cleared, at
+    ``at_s`` seconds of the call's media (see :mod:`.quality_watch`)."""
+
+    leg: str          # caller | agent
+    kind: str         # low_snr | high_thd | clipping | low_quality_score
+    state: str        # raised | cleared
+    value: float
+    threshold: float  # the seed's threshold (0 on a cleared edge)
+    at_s: float
+
+    def public(self) -> dict[str, Any]:
+        return {"leg": self.leg, "kind": self.kind, "state": self.state, "value": self.value,
+                "threshold": self.threshold, "atS": self.at_s}
+
+
+class CallRecording(Protocol):
+    """Where one call's audio goes when it is recorded (a WAV file the gateway writes)."""
+
+    def write(self, caller: bytes, agent: bytes) -> None:
+        """The next block of both legs: PCM16 mono at the call's agent rate, equal
+        lengths, consecutive on the media clock (silence already in place of gaps)."""
+
+    def close(self) -> None: ...
+
+
+class Recorder(Protocol):
+    """Decides which calls are recorded and opens their recordings."""
+
+    def open(self, call_id: str, connector_uuid: str, rate: int) -> CallRecording | None:
+        """The call's recording, or None when its connector does not record."""
+        ...

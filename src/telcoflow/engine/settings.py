@@ -34,3 +34,6 @@ class EngineSettings:
     message_window_s: float = 86_400.0
     max_queued_messages: int = 256   # per WA session while no agent holds it
     max_messages_in_flight: int = 32  # per WA session, sent and not yet answered
+    # each answered call's legs measured live (engine/quality_watch.py); off: no quality
+    # figures, alerts or recordings
+    quality_watch: bool = True

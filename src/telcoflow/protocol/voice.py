@@ -39,6 +39,8 @@ DEFAULT_TIMEOUT_MS = 10_000
 CALL_TERMINATED = "call.terminated"
 CALL_ERROR = "call.error"
 CALL_DTMF = "call.dtmf"  # ours: a party pressed a key (the published SDK ignores it)
+# ours: a quality alert raised or cleared on a leg (the published SDK ignores it)
+CALL_QUALITY = "call.quality"
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 MAX_DTMF_DIGITS = 32
 

@@ -34,6 +34,7 @@ logger = get_logger("call")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DTMF = CallEvent.DTMF.value
+_QUALITY = CallEvent.QUALITY.value
 _ON_DTMF = "dtmf digit"  # on_dtmf handlers, apart from on_call_event(CallEvent.DTMF)'s
 _ON_POSITION = "playout position"
 
@@ -172,6 +173,8 @@ class Call:
             self._emit(CALL_ERROR, (data,))
         elif event == vp.PLAYOUT_POSITION:
             self._heard(data["position"])
+        elif event == _QUALITY:
+            self._emit(_QUALITY, (data,))
         elif event == _DTMF:
             self._emit(_DTMF, (data,))
             digit = DtmfDigit(str(data.get("digit", "")), int(data.get("duration_ms") or 0),

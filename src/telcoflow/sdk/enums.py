@@ -58,6 +58,7 @@ class CallEvent(StrEnum):
     CALL_TERMINATED = "call.terminated"
     CALL_ERROR = "call.error"
     DTMF = "call.dtmf"  # ours: a party pressed a key (the published SDK has no such event)
+    QUALITY = "call.quality"  # ours: a quality alert raised or cleared on a leg (ditto)
 
 
 class CallErrorCode(StrEnum):

@@ -27,7 +27,8 @@ from ..protocol import voice as vp
 from . import rest
 from .admin import METRICS_PATH, PATHS, PROBE_PATHS, AdminEndpoints, serve_admin
 from .auth import Authenticator
-from .config import GatewayConfig
+from .config import Connector, GatewayConfig
+from .console import Console
 from .errors import AuthError, GatewayError, NotFoundError
 from .metrics import GatewayMetrics, Sources
 from .netio import (
@@ -42,6 +43,7 @@ from .netio import (
     WsReject,
     serve,
 )
+from .records import CallRecords, FanOut
 from .sm_ws import SmLink
 from .voice_ws import VoiceConn
 
@@ -106,9 +108,17 @@ class Gateway:
         self.auth = Authenticator(config)
         self.clock = LoopClock()
         self.metrics = GatewayMetrics() if config.metrics.enabled else None
-        self.engine = Engine(config.engine_settings(), self.clock, self.metrics)
+        # call records (REST, the console) and recordings observe the engine beside metrics
+        self.records = CallRecords.for_gateway(
+            config, lambda connector: self.engine.live_reports(connector, quality=True),
+            lambda: self.clock.wall())
+        self.engine = Engine(config.engine_settings(), self.clock,
+                             FanOut(self.metrics, self.records) if self.metrics else self.records)
+        self.engine.recorder = self.records.recorder
         self.admin = AdminEndpoints(self.metrics, config.metrics.keys, self.auth,
                                     lambda: self.readiness)
+        self.console = Console(config, self.auth, self.engine, lambda: self.clock.wall(),
+                               self.rest_answer)
         self.readiness = "starting"  # /readyz: "ready" between start() and stop()
         self._ws_routes: dict[str, WsRoute] = {}
         self._http_routes: dict[str, HttpRoute] = {}
@@ -218,10 +228,13 @@ class Gateway:
                 return self._counted(WsAccept(SmLink(self.engine, connector, self.auth,
                                                      self.config.voice_base_url()),
                                               sm.MAX_FRAME_BYTES), plane)
+            if Console.serves(path):  # the web console: its own session cookies
+                plane = "console"
+                return self._counted(self.console.route(request, websocket), plane)
             if path.startswith("/public/"):
                 plane = "rest"
                 connector = self.auth.connector_for(request.headers, request.peer_cert, plane)
-                return rest.handle(self.engine, connector, request)
+                return self.rest_answer(connector, request)
             if path in PROBE_PATHS or path == METRICS_PATH and self._admin_server is None:
                 if websocket:
                     return WsReject(400, f"{path} is plain HTTP, not a WebSocket")
@@ -241,6 +254,12 @@ class Gateway:
                 self.auth.failures[(plane, "refused")] += 1
             return _reject(websocket, exc)
         return _reject(websocket, NotFoundError(f"no endpoint at {path}"))
+
+    def rest_answer(self, connector: Connector, request: HttpRequest) -> HttpResponse:
+        """The REST plane's answer for an authenticated connector (``/public/`` and the
+        console's ``/console/api/``)."""
+        return rest.handle(self.engine, connector, request, self.records,
+                           self.config.recordings.max_served_mb << 20)
 
     def _door_refusal(self, outcome: _Outcome) -> _Outcome:
         """Count a carrier door's own refusal (a bad webhook signature: 401 / 403)."""

@@ -74,6 +74,14 @@ class Authenticator:
         raise self.refused(plane, "missing", "missing credentials: send x-api-key and "
                            "x-connector-uuid, or connect with a client certificate")
 
+    def connector_by_key(self, key: str, plane: str) -> Connector:
+        """The connector an API key alone belongs to (a person pasting a key into the
+        console knows the key, not the connector's uuid). Looked up by the key's digest."""
+        connector = self._by_key.get(_digest(key)) if key else None
+        if connector is None:
+            raise self.refused(plane, "invalid_key" if key else "missing", "invalid API key")
+        return connector
+
     def check_phone(self, headers: dict[str, str], plane: str = "phone") -> None:
         auth = headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else headers.get("x-api-key")

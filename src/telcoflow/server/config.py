@@ -58,6 +58,14 @@ TOML shape::
     listen = "127.0.0.1:9464"             # optional: serve them on this plain-HTTP listener
                                           # instead of the gateway's port (probes: on both)
     enabled = true                        # false: no metrics kept, /metrics is 404
+    [recordings]                          # server-side call recordings (docs/operations.md)
+    dir = "/var/lib/telcoflow/recordings" # <dir>/<connector uuid>/<call id>.wav
+    max_served_mb = 64                    # bigger ones are served only in ranges (1 MiB each)
+    [records]                             # a JSON record of every ended call
+    dir = "/var/lib/telcoflow/records"    # appended to <dir>/calls.jsonl (optional)
+    keep = 200                            # records kept in memory per connector (REST)
+    # and per connector, in its [[connectors]] entry:
+    record = true                         # record this connector's calls (needs [recordings])
 """
 
 from __future__ import annotations
@@ -84,6 +92,7 @@ class Connector:
     cert_common_names: list[str] = field(default_factory=list)
     org_uuid: str = ""
     max_sessions: int = 1000
+    record: bool = False  # its calls are recorded (needs [recordings] dir)
 
 
 @dataclass(slots=True)
@@ -196,6 +205,23 @@ class MetricsConfig:
 
 
 @dataclass(slots=True)
+class RecordingsConfig:
+    """``[recordings]``: where recorded calls are written (connectors with ``record``)."""
+
+    dir: str | None = None
+    max_served_mb: int = 64  # REST serves a recording whole up to this size (else in ranges)
+
+
+@dataclass(slots=True)
+class RecordsConfig:
+    """``[records]``: call records, kept in memory per connector and appended to
+    ``<dir>/calls.jsonl`` when ``dir`` is set."""
+
+    dir: str | None = None
+    keep: int = 200
+
+
+@dataclass(slots=True)
 class GatewayConfig:
     connectors: list[Connector]
     phone_keys: list[str]
@@ -232,6 +258,8 @@ class GatewayConfig:
     whatsapp: WhatsAppConfig | None = None
     quic: QuicConfig | None = None
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    records: RecordsConfig = field(default_factory=RecordsConfig)
     # a WA session is open while its customer-service window is: it closes this long
     # after the user's last message (WhatsApp's 24 hours); outside it, only templates
     message_window_s: float = 86_400.0
@@ -295,7 +323,8 @@ def load_file(path: str | Path) -> GatewayConfig:
     tls = TlsConfig(tls_raw["cert"], tls_raw["key"], tls_raw.get("client_ca")) if tls_raw else None
     cfg = GatewayConfig(connectors, list(phone), tls=tls, sip=_sip(raw), twilio=_twilio(raw),
                         audiocodes=_audiocodes(raw), whatsapp=_whatsapp(raw),
-                        quic=_quic(raw), metrics=_metrics(raw))
+                        quic=_quic(raw), metrics=_metrics(raw),
+                        recordings=_recordings(raw), records=_records(raw))
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
@@ -332,6 +361,10 @@ def validate(cfg: GatewayConfig) -> None:
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+    recorded = [c.uuid for c in cfg.connectors if c.record]
+    if recorded and not cfg.recordings.dir:
+        raise ConfigError(f"connector {recorded[0]} has record = true, but no [recordings] dir "
+                          "says where recordings go")
     if seen_keys.intersection(cfg.metrics.keys) or set(cfg.phone_keys).intersection(
             cfg.metrics.keys):
         raise ConfigError("a [metrics] key is also an API or phone key: give metrics a key "
@@ -427,6 +460,33 @@ def _metrics(raw: dict[str, Any]) -> MetricsConfig:
     return cfg
 
 
+def _recordings(raw: dict[str, Any]) -> RecordingsConfig:
+    table = _table(raw, "recordings")
+    cfg = RecordingsConfig(_dir(table, "recordings"))
+    size = table.get("max_served_mb", cfg.max_served_mb)
+    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 4096:
+        raise ConfigError("[recordings] max_served_mb must be an integer from 1 to 4096")
+    cfg.max_served_mb = size
+    return cfg
+
+
+def _records(raw: dict[str, Any]) -> RecordsConfig:
+    table = _table(raw, "records")
+    cfg = RecordsConfig(_dir(table, "records"))
+    keep = table.get("keep", cfg.keep)
+    if not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= 100_000:
+        raise ConfigError("[records] keep must be an integer from 1 to 100000")
+    cfg.keep = keep
+    return cfg
+
+
+def _dir(table: dict[str, Any], name: str) -> str | None:
+    value = table.get("dir")
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"[{name}] dir must be a directory path")
+    return value
+
+
 def dev_quic(port: int, host: str = "127.0.0.1") -> QuicConfig:
     """``--quic PORT``: the QUIC door on that UDP port, with a self-signed certificate."""
     if not 0 <= port <= 65535:
@@ -490,7 +550,14 @@ def _connector(raw: Any, index: int) -> Connector:
         raise ConfigError(f"connectors[{index}] needs a string 'uuid'")
     return Connector(raw["uuid"], list(raw.get("api_keys", [])), list(raw.get("numbers", [])),
                      list(raw.get("cert_common_names", [])), str(raw.get("org_uuid", raw["uuid"])),
-                     int(raw.get("max_sessions", 1000)))
+                     int(raw.get("max_sessions", 1000)), _flag(raw, "record", index))
+
+
+def _flag(raw: dict[str, Any], name: str, index: int) -> bool:
+    value = raw.get(name, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"connectors[{index}].{name} must be true or false, not {value!r}")
+    return value
 
 
 def _new_key(prefix: str) -> str:

@@ -43,6 +43,21 @@ class BadRequest(GatewayError):
     status = 400
 
 
+class Conflict(GatewayError):
+    code = "CONFLICT"
+    status = 409
+
+
+class TooLarge(GatewayError):
+    code = "TOO_LARGE"
+    status = 413
+
+
+class RangeNotSatisfiable(GatewayError):
+    code = "RANGE_NOT_SATISFIABLE"
+    status = 416
+
+
 class MethodNotAllowed(GatewayError):
     code = "METHOD_NOT_ALLOWED"
     status = 405

@@ -43,6 +43,9 @@ INTERRUPT_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.06, 0.1, 0.2
 TICK_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05)
 LATENESS_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25)
 JITTER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
+# a leg's average quality score over the call (0..100; the seed's alert threshold is 60)
+SCORE_BUCKETS = (20.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 95.0, 100.0)
+SNR_BUCKETS = (0.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 60.0)
 
 
 @dataclass(slots=True)
@@ -112,6 +115,15 @@ class GatewayMetrics:
                                  "phone leg's audio at the call's end (legs with a jitter "
                                  "buffer: RTP).", ["ingress"], buckets=JITTER_BUCKETS,
                                  registry=r)
+        self._alerts = Counter("telcoflow_quality_alerts", "Quality alerts raised on a call's "
+                               "leg (caller, agent), by kind (low_snr, high_thd, clipping, "
+                               "low_quality_score).", ["leg", "kind"], registry=r)
+        self._score = Histogram("telcoflow_call_quality_score", "A leg's average quality "
+                                "score (0-100) over an ended call, legs that spoke only.",
+                                ["leg"], buckets=SCORE_BUCKETS, registry=r)
+        self._snr = Histogram("telcoflow_call_snr_db", "A leg's average SNR over an ended "
+                              "call, legs that spoke only.", ["leg"], buckets=SNR_BUCKETS,
+                              registry=r)
         self.registry_errors = Counter("telcoflow_registry_errors", "Errors talking to the "
                                        "shared session registry (Redis), by operation.",
                                        ["operation"], registry=r)
@@ -143,6 +155,11 @@ class GatewayMetrics:
         media.add(report)
         if report.jitter_ms is not None:
             self._jitter.labels(report.ingress).observe(report.jitter_ms / 1000)
+        for leg, q in (report.quality or {}).items():
+            if isinstance(q, dict) and q.get("averageScore") is not None:
+                self._score.labels(leg).observe(q["averageScore"])
+                if q.get("averageSnrDb") is not None:
+                    self._snr.labels(leg).observe(q["averageSnrDb"])
 
     def interrupt_done(self, seconds: float) -> None:
         self._interrupt.observe(seconds)
@@ -153,6 +170,9 @@ class GatewayMetrics:
 
     def media_tick_done(self) -> None:
         self._tick.observe(self._perf() - self._tick_started)
+
+    def quality_alert(self, leg: str, kind: str) -> None:
+        self._alerts.labels(leg, kind).inc()
 
     # ── the gateway's counts ─────────────────────────────────────────────────
     def connection_opened(self, plane: str) -> None:

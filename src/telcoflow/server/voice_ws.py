@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..engine import Engine, EngineError
-from ..engine.ports import AgentCommand, AgentEvent, Channel, LinkClose
+from ..engine.ports import AgentCommand, AgentEvent, Channel, LinkClose, QualityEvent
 from ..protocol import errors as perr
 from ..protocol import voice as vp
 from .limits import TokenBucket
@@ -56,6 +56,12 @@ class VoiceConn:
     def dtmf(self, channel: Channel, digit: str, duration_ms: int) -> None:
         self.send_text(vp.build_call_event(vp.CALL_DTMF, digit=digit, duration_ms=duration_ms,
                                            channel=int(channel)))
+
+    def quality_event(self, event: QualityEvent) -> None:
+        """Optional on the AgentLink port: a quality alert's edge (``call.quality``)."""
+        self.send_text(vp.build_call_event(
+            vp.CALL_QUALITY, leg=event.leg, kind=event.kind, state=event.state,
+            value=event.value, threshold=event.threshold, at_s=event.at_s))
 
     def playout_position(self, played_bytes: int, played_ms: int, reason: str) -> None:
         self.send_text(vp.build_playout_position(played_bytes, played_ms, reason))

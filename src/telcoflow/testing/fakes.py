@@ -24,6 +24,7 @@ from ..engine.ports import (
     LinkClose,
     MessageOutcome,
     OutboundMessage,
+    QualityEvent,
     SessionEnd,
     SessionView,
 )
@@ -194,6 +195,9 @@ class FakeAgentLink:
 
     def playout_position(self, played_bytes: int, played_ms: int, reason: str) -> None:
         self.events.append(("position", played_bytes, played_ms, reason))
+
+    def quality_event(self, event: QualityEvent) -> None:
+        self.events.append(("quality", event))
 
     def command_done(self, command_id: str, result: dict[str, Any]) -> None:
         self.events.append(("done", command_id, result))

@@ -1,0 +1,298 @@
+"""Live quality of a call's two legs, and its recording feed, on the media clock.
+
+Each answered call gets a :class:`CallWatch`. The call hands it every 20 ms frame
+the caller's leg delivers (at the agent's rate, after decoding) and every frame of
+the agent's audio it plays; the media tick calls :meth:`CallWatch.tick` once per
+20 ms. Each tick takes one frame per leg (silence when the leg had none: a gap,
+hold, a bridge), so both legs stay on the media clock and never drift apart.
+
+Every :data:`BLOCK_TICKS` ticks (200 ms) the block of each leg is measured in one
+vectorised pass: :class:`~telcoflow.audio.quality.AudioQualityMonitor` (level, SNR,
+clipping at both rails, score) and the VAD (:mod:`telcoflow.audio.vad`: talk ratio,
+double-talk, silence). A block of exact digital silence skips the monitor. The
+cost per leg per tick is in ``docs/benchmarks.md`` (``bench/quality_watch.py``).
+
+Alerts use the seed's thresholds (:class:`~telcoflow.audio.quality.QualityThresholds`
+defaults). An alert kind is *raised* the first block it fires and *cleared* on the
+first non-silent block without it; each edge is logged (call id, leg, kind and
+value: no secrets), counted by the observer, kept in the watch's summary and sent to
+the call's agent (``call.quality``) if its link can carry it.
+
+The same 200 ms blocks go to the call's :class:`~.ports.CallRecording` when the
+gateway records the call: caller and agent, equal length, consecutive.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..audio.quality import AudioQualityMonitor, QualityAlert
+from ..audio.vad import VoiceActivityDetector, make_engine
+from .ports import CallObserver, CallRecording, QualityEvent
+
+logger = logging.getLogger(__name__)
+
+BLOCK_TICKS = 10       # 200 ms measured at once
+MAX_AHEAD = 10         # frames a leg may run ahead of the clock before the oldest is dropped
+TIMELINE_POINTS = 600  # per leg; a longer call keeps every other point (the step doubles)
+MAX_ALERTS = 50        # alert edges kept per leg (counts are kept for all)
+_BLOCKS_PER_S = 50 // BLOCK_TICKS
+LEGS = ("caller", "agent")
+
+
+class _Decisions:
+    """A VAD engine that keeps its per-frame decisions (the detector only reports
+    speech start/stop; double-talk needs both legs' frames side by side)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.sample_rate: int = inner.sample_rate
+        self.frame_samples: int = inner.frame_samples
+        self.decisions: list[bool] = []
+
+    def is_speech(self, frame: npt.NDArray[np.int16]) -> bool:
+        speech = self.inner.is_speech(frame)
+        self.decisions.append(speech)
+        return bool(speech)
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+
+class LegMeter:
+    """One leg's monitor, VAD and running figures."""
+
+    def __init__(self, name: str, rate: int, vad_engine: str = "webrtc") -> None:
+        self.name = name
+        # level and clipping exact per block; the spectral analysis (a 300 ms FFT) and the
+        # energy SNR every 2 s of audio: the FFT is most of the monitor's cost, and an SNR
+        # alert a second or two late is still in time
+        self.monitor = AudioQualityMonitor(rate, analysis_ms=300, analysis_interval_ms=2000,
+                                           log_alerts=False)  # logged here, with the call
+        # the VAD runs at a rate its engine takes natively; 24 kHz is taken down to 8 kHz
+        # by keeping every third sample (no filter: folded-down high band is harmless to
+        # a speech/no-speech decision, and the VAD's own resampler costs more than the
+        # rest of the watch)
+        self._decimate = 1 if _native(rate) == rate or rate % 8000 else rate // 8000
+        vad_rate = rate // self._decimate
+        # 30 ms VAD frames: a third fewer calls into the VAD than 20 ms ones, for the same
+        # decisions (a talk ratio needs no finer grain); the detector carries the rest of
+        # a block over to the next
+        options = {"frame_ms": 30} if vad_engine in ("webrtc", "energy") else {}
+        self._decisions = _Decisions(make_engine(vad_engine, _native(vad_rate), **options))
+        self.vad = VoiceActivityDetector(vad_rate, engine=self._decisions)
+        self._vad_frame = self._decisions.frame_samples * self._decimate  # at ``rate``
+        self._skipped = 0  # samples of silent blocks not given to the VAD, under a frame
+        self._fired: list[QualityAlert] = []
+        self.monitor.add_alert_callback(self._fired.append)
+        self.active: set[str] = set()
+        self.level_dbfs = -120.0
+        self.snr_db: float | None = None     # of the last non-silent block
+        self.score: float | None = None
+        self.frames = 0
+        self.talk_frames = 0
+        self.turns = 0                      # talkspurts the VAD found
+        self.alerts: list[dict[str, Any]] = []
+        self.alert_counts: dict[str, int] = {}
+        self.timeline: list[dict[str, Any]] = []
+        self._step = 1                      # seconds between timeline points
+        self._second_power = 0.0
+        self._second_blocks = 0
+
+    def measure(self, block: bytes, silent: bool, at_s: float
+                ) -> tuple[list[bool], list[QualityEvent]]:
+        """Measure one block; returns the VAD's per-frame decisions and the alert edges."""
+        events: list[QualityEvent] = []
+        if silent:
+            self.level_dbfs = -120.0
+            power = 0.0
+        else:
+            m = self.monitor.analyze_audio_chunk(block)
+            self.level_dbfs = m.rms_dbfs
+            power = 10.0 ** (m.rms_dbfs / 10.0)
+            if not m.is_silence:
+                self.snr_db, self.score = m.snr_db, m.quality_score
+                events = self._edges(m.clipping_percent, at_s)
+        self._decisions.decisions.clear()
+        if silent and not self.vad.is_speaking:  # digital silence: nothing to ask the VAD
+            self._skipped += len(block) // 2
+            frames, self._skipped = divmod(self._skipped, self._vad_frame)
+            self._decisions.decisions.extend([False] * frames)
+        else:
+            pcm = np.frombuffer(block, "<i2")[::self._decimate]
+            self.turns += sum(e.kind == "speech_start" for e in self.vad.process(pcm))
+        decisions = self._decisions.decisions
+        self.frames += len(decisions)
+        self.talk_frames += sum(decisions)
+        self._second(power, at_s)
+        return decisions, events
+
+    def _edges(self, clipping_pct: float, at_s: float) -> list[QualityEvent]:
+        fired = {a.kind: a for a in self._fired}
+        self._fired.clear()
+        events = []
+        for kind, alert in fired.items():
+            if kind not in self.active:
+                self.active.add(kind)
+                events.append(QualityEvent(self.name, kind, "raised", round(alert.value, 2),
+                                           alert.threshold, round(at_s, 2)))
+        for kind in tuple(self.active - fired.keys()):
+            self.active.discard(kind)
+            value = clipping_pct if kind == "clipping" else (
+                self.score if kind == "low_quality_score" else self.snr_db)
+            events.append(QualityEvent(self.name, kind, "cleared", round(value or 0.0, 2), 0.0,
+                                       round(at_s, 2)))
+        for event in events:
+            if event.state == "raised":
+                self.alert_counts[event.kind] = self.alert_counts.get(event.kind, 0) + 1
+            if len(self.alerts) < MAX_ALERTS:
+                self.alerts.append(event.public())
+        return events
+
+    def _second(self, power: float, at_s: float) -> None:
+        """One timeline point per second (per ``_step`` seconds once the call is long)."""
+        self._second_power += power
+        self._second_blocks += 1
+        if self._second_blocks < _BLOCKS_PER_S * self._step:
+            return
+        mean = self._second_power / self._second_blocks
+        self.timeline.append({"t": round(at_s), "levelDbfs": _db(mean),
+                              "snrDb": _round(self.snr_db), "score": _round(self.score)})
+        self._second_power, self._second_blocks = 0.0, 0
+        if len(self.timeline) >= TIMELINE_POINTS:
+            del self.timeline[1::2]
+            self._step *= 2
+
+    def summary(self, timeline: bool = True) -> dict[str, Any]:
+        s = self.monitor.get_quality_summary()
+        out: dict[str, Any] = {
+            "levelDbfs": round(self.level_dbfs, 1), "snrDb": _round(self.snr_db),
+            "clippingPct": round(float(s["clipping_percent"]), 3),
+            "score": _round(self.score), "averageScore": _round(s["average_quality_score"]),
+            "minScore": _round(s["min_quality_score"]), "averageSnrDb": _round(s["average_snr_db"]),
+            "talkRatio": round(self.talk_frames / self.frames, 3) if self.frames else 0.0,
+            "turns": self.turns, "activeAlerts": sorted(self.active),
+            "alertCounts": dict(self.alert_counts), "alerts": list(self.alerts)}
+        if timeline:
+            out["timeline"] = list(self.timeline)
+        return out
+
+
+class CallWatch:
+    """A call's two :class:`LegMeter` s, fed frame by frame and measured per block."""
+
+    def __init__(self, call_id: str, rate: int, observer: CallObserver,
+                 agent: Callable[[], Any], recording: CallRecording | None = None,
+                 vad_engine: str = "webrtc") -> None:
+        self.call_id = call_id
+        self.rate = rate
+        self._observer = observer
+        self._agent = agent  # the call's agent link now (it changes on a reconnect)
+        self.recording = recording
+        self.caller = LegMeter("caller", rate, vad_engine)
+        self.agent = LegMeter("agent", rate, vad_engine)
+        frame = rate // 50 * 2
+        self._silence = bytes(frame)
+        self._silent_block = bytes(frame * BLOCK_TICKS)
+        self._in: tuple[deque[bytes], deque[bytes]] = (deque(), deque())
+        self._block: tuple[list[bytes], list[bytes]] = ([], [])
+        self.ticks = 0
+        self.dropped = 0        # frames a leg sent beyond MAX_AHEAD (dropped, so no drift)
+        self.double_talk = 0    # VAD frames both legs spoke in
+        self.both_silent = 0
+        self.closed = False
+
+    # ── fed by the call ──────────────────────────────────────────────────────
+    def caller_frame(self, frame: bytes) -> None:
+        self._push(self._in[0], frame)
+
+    def agent_frame(self, frame: bytes | None) -> None:
+        if frame is not None:
+            self._push(self._in[1], frame)
+
+    def _push(self, fifo: deque[bytes], frame: bytes) -> None:
+        fifo.append(frame)
+        if len(fifo) > MAX_AHEAD:
+            fifo.popleft()
+            self.dropped += 1
+
+    def tick(self) -> None:
+        """One 20 ms of media time: a frame per leg (silence if it had none)."""
+        caller, agent = self._in
+        blocks = self._block
+        blocks[0].append(caller.popleft() if caller else self._silence)
+        blocks[1].append(agent.popleft() if agent else self._silence)
+        self.ticks += 1
+        if len(blocks[0]) >= BLOCK_TICKS:
+            self._measure()
+
+    def close(self) -> None:
+        """The call ended: measure what is left and close the recording."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._block[0]:
+            self._measure()
+        if self.recording is not None:
+            try:
+                self.recording.close()
+            except Exception:
+                logger.exception("closing the recording of call %s failed", self.call_id)
+
+    # ── per block ────────────────────────────────────────────────────────────
+    def _measure(self) -> None:
+        c, a = (b"".join(block) for block in self._block)
+        for block in self._block:
+            block.clear()
+        at_s = self.ticks / 50
+        dc, caller_events = self.caller.measure(c, c == self._silent_block[:len(c)], at_s)
+        da, agent_events = self.agent.measure(a, a == self._silent_block[:len(a)], at_s)
+        for x, y in zip(dc, da, strict=False):
+            self.double_talk += x and y
+            self.both_silent += not (x or y)
+        for event in caller_events + agent_events:
+            self._tell(event)
+        if self.recording is not None:
+            try:
+                self.recording.write(c, a)
+            except Exception:  # a full disk stops the recording, never the call
+                logger.exception("recording call %s failed; recording stopped", self.call_id)
+                self.recording = None
+
+    def _tell(self, event: QualityEvent) -> None:
+        log = logger.warning if event.state == "raised" else logger.info
+        log("call %s: %s leg quality %s %s (%.2f, threshold %.2f)", self.call_id, event.leg,
+            event.kind, event.state, event.value, event.threshold)
+        if event.state == "raised":
+            self._observer.quality_alert(event.leg, event.kind)
+        send = getattr(self._agent(), "quality_event", None)
+        if send is not None:
+            send(event)
+
+    # ── read ─────────────────────────────────────────────────────────────────
+    def summary(self, timeline: bool = True) -> dict[str, Any]:
+        """JSON-ready figures of both legs (camelCase keys)."""
+        frames = min(self.caller.frames, self.agent.frames)
+        return {"caller": self.caller.summary(timeline), "agent": self.agent.summary(timeline),
+                "doubleTalkRatio": round(self.double_talk / frames, 3) if frames else 0.0,
+                "silenceRatio": round(self.both_silent / frames, 3) if frames else 0.0,
+                "seconds": round(self.ticks / 50, 2), "droppedFrames": self.dropped}
+
+
+def _native(rate: int) -> int:
+    return rate if rate in (8000, 16000, 32000, 48000) else 16000
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
+
+
+def _db(power: float) -> float:
+    return round(10.0 * math.log10(power), 1) if power > 1e-12 else -120.0
