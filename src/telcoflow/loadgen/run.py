@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..server.config import GatewayConfig
+from . import hog
 from .carriers import VAIC_FORMATS, BenchTwilio, BenchVaic
 from .phones import BenchPhone, place_calls, talk
 from .procs import (
@@ -49,6 +50,7 @@ from .procs import (
     start_quic_agent,
     start_relay,
 )
+from .floor import start_floor
 from .stats import step_figures
 
 DEFAULT_STEPS = "25,50,100,200,300,400,500,600,800,1000"
@@ -113,6 +115,12 @@ def add_parser(sub: Any) -> None:
                        help="--plane quic: drop this fraction of the QUIC media packets each "
                        "way between the QUIC agent and the gateway (a relay process), while "
                        "the callers talk")
+    bench.add_argument("--floor", action="store_true",
+                       help="then run the same callers and agents against the floor (a "
+                       "process that only relays the same frames, loadgen/floor.py) and print "
+                       "the gateway's CPU per call-minute as a ratio to it")
+    bench.add_argument("--hog", type=float, default=0.0, metavar="CORES",
+                       help="keep CORES cores (e.g. 0.5) busy with a CPU hog beside the run")
     bench.add_argument("--quic-carrier", choices=("stream", "datagram"),
                        help="--plane quic: the QUIC agent's audio on the calls' streams or "
                        "on DATAGRAMs (default: stream; datagram with --loss)")
@@ -503,11 +511,13 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
             connectors = max(connectors, plan.quic_connections(max(plan.counts)))
         gateway, creds = start_gateway(connectors, workdir, quic=plan.plane == "quic")
     bench = Bench(plan, creds, gateway, workdir)
+    hogs = hog.start(args.hog)
     out: dict[str, Any] = {"command": ["telcoflow", *sys.argv[1:]],
                            "machine": machine(),
                            "config": {"codec": plan.codec, "rate": plan.rate,
                                       "duration_s": plan.duration, "ramp": plan.ramp,
                                       "playout_target_ms": PLAYOUT_TARGET_MS,
+                                      "hog_cores": args.hog,
                                       "gateway": "external" if args.gateway else "subprocess",
                                       "plane": plan.plane, "via": plan.via,
                                       **({"loss": plan.loss, "carrier": plan.carrier}
@@ -541,10 +551,32 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
                                      "stopped_by": first_bad["stopped_by"] if first_bad else None})
             else:
                 out["runs"].append({"agent": which, **result})
+        if args.floor and gateway is not None and out["runs"]:
+            out["floor"] = await _floor(plan, creds, workdir, out["runs"][0])
     finally:
+        hog.stop(hogs)
         if gateway is not None:
             gateway.stop()
     return out
+
+
+async def _floor(plan: Plan, creds: Credentials, workdir: Path,
+                 measured: dict[str, Any]) -> dict[str, Any]:
+    """The same step against the floor, right after the gateway's: its CPU and the ratio."""
+    child, floor_creds = await asyncio.to_thread(start_floor, workdir / "gateway.toml", creds)
+    try:
+        run = await Bench(plan, floor_creds, child, workdir).step(
+            measured["agent"], measured["calls"])
+    finally:
+        child.stop()
+    gw = measured["resources"].get("gateway_cpu_s_per_call_min")
+    fl = run["resources"].get("gateway_cpu_s_per_call_min")
+    return {"calls": run["calls"], "answered": run["answered"],
+            "cpu_s_per_call_min": fl, "cores": run["resources"].get("gateway_cpu_cores"),
+            "sys_share": run["resources"].get("gateway_sys_share"),
+            "machine_busy_cores": run["resources"].get("machine_busy_cores"),
+            "gateway_cpu_s_per_call_min": gw,
+            "ratio": round(gw / fl, 2) if gw and fl else None}
 
 
 def _plane_problem(args: argparse.Namespace) -> str | None:
@@ -561,6 +593,17 @@ def _plane_problem(args: argparse.Namespace) -> str | None:
         return "--plane quic runs our SDK on the WebSocket plane (the published SDK has no QUIC)"
     if not 0.0 <= args.loss < 1.0:
         return f"--loss is a fraction of the packets (0 to 1), not {args.loss}"
+    return None
+
+
+def _floor_problem(args: argparse.Namespace) -> str | None:
+    if not args.floor:
+        return None
+    if args.gateway or args.ramp or args.plane != "ws" or args.via != "phone":
+        return "--floor runs beside a bench gateway at one call count: no --gateway, " \
+               "--ramp, --plane quic or --via"
+    if args.codec != "pcm16":
+        return "--floor relays frames unchanged: pass --codec pcm16"
     return None
 
 
@@ -588,7 +631,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.via == "quic":  # QUIC is the agents' plane; the callers are simulated phones
         args.via, args.plane = "phone", "quic"
-    problem = _plane_problem(args)
+    problem = _plane_problem(args) or _floor_problem(args)
     if problem:
         print(problem, file=sys.stderr)
         return 2

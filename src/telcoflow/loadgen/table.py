@@ -105,6 +105,17 @@ def planes_table(planes: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def floor_line(floor: dict[str, Any]) -> str:
+    """The gateway against the floor: the same frames relayed and nothing else."""
+    return (f"\n== floor (loadgen/floor.py: the same callers, agents and frames, only "
+            f"relayed), {floor['answered']} calls ==\n"
+            f"floor CPU {_cell(floor['cpu_s_per_call_min'])} s per call-minute "
+            f"({_cell(floor['cores'])} cores, kernel share {_cell(floor['sys_share'])}, "
+            f"machine busy {_cell(floor['machine_busy_cores'])} cores); gateway "
+            f"{_cell(floor['gateway_cpu_s_per_call_min'])}: ratio to the floor "
+            f"{_cell(floor['ratio'])}x")
+
+
 def render(out: dict[str, Any]) -> str:
     cfg = out["config"]
     head = (f"telcoflow bench: {cfg['codec']} at {cfg['rate']} Hz, {cfg['duration_s']:g} s "
@@ -121,6 +132,8 @@ def render(out: dict[str, Any]) -> str:
         parts.append(run_table(run, f"\n== {who}{via}, {run['answered']} calls =="))
     if "planes" in out:
         parts.append(planes_table(out["planes"]))
+    if "floor" in out:
+        parts.append(floor_line(out["floor"]))
     for ramp in out["ramps"]:
         parts.append(f"\n== ramp, {ramp['agent']} SDK: capacity {ramp['capacity']} calls "
                      f"(stopped by: {ramp['stopped_by'] or 'the last step'}) ==")
