@@ -593,6 +593,10 @@ class Engine:
             played = playout.stats
             report.agent_frames_played, report.underruns = played.frames_played, played.underruns
             report.playout_queued_s = playout.queued / (call.agent_rate * 2)
+            per_s = call.agent_rate * 2
+            report.compressed_s = played.bytes_compressed / per_s
+            report.skipped_quiet_s = played.bytes_dropped_quiet / per_s
+            report.cut_late_s = played.bytes_dropped_late / per_s
         rx = receive_stats(leg)
         if rx is not None:
             report.lost, report.late, report.concealed = rx.lost, rx.late, rx.concealed

@@ -71,11 +71,19 @@ class MediaPlane:
             return
         observer = self._observer
         observer.media_tick_started(max(0.0, now - due_at), len(ticks))
+        if self.clock.just_skipped >= PHASES:
+            self._owe(self.clock.just_skipped // PHASES)
         for n in ticks:
             self._tick_phase(n % PHASES)
         if self._interrupts:
             self._interrupts_heard(ticks, now)
         observer.media_tick_done()
+
+    def _owe(self, ticks: int) -> None:
+        """A stall made every call miss ``ticks`` of its ticks: they catch up (playout)."""
+        for call in self._phase_of:
+            if call.bridge is None:
+                call.owe(ticks)
 
     def _interrupts_heard(self, ticks: range, now: float) -> None:
         phases = {n % PHASES for n in ticks}

@@ -16,6 +16,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from ..audio.wsola import Wsola
+
+# a frame whose peak stays under this (-45 dBFS) is dropped whole when catching up:
+# nobody hears a missing 20 ms of near-silence
+QUIET_PEAK = 184
+CATCH_UP_SPEED = 1.5  # speech played 1.5x (WSOLA, pitch kept) while catching up
+
 
 @dataclass(slots=True)
 class PlayoutStats:
@@ -26,11 +35,14 @@ class PlayoutStats:
     bytes_received: int = 0
     bytes_dropped_interrupt: int = 0
     bytes_dropped_overflow: int = 0
+    bytes_compressed: int = 0      # agent audio saved by time-compressing speech (catch-up)
+    bytes_dropped_quiet: int = 0   # quiet frames skipped to catch up
+    bytes_dropped_late: int = 0    # cut because the delay passed the bound even so
 
 
 class PlayoutBuffer:
     def __init__(self, frame_bytes: int, target_ms: int = 120, prebuffer_ms: int = 40,
-                 max_ms: int = 10_000, quantum_ms: int = 60) -> None:
+                 max_ms: int = 10_000, quantum_ms: int = 60, max_lag_ms: int = 200) -> None:
         self.frame_bytes = frame_bytes
         self.target_bytes = max(frame_bytes, frame_bytes * target_ms // 20)
         self.prebuffer_bytes = frame_bytes * max(1, prebuffer_ms // 20)
@@ -45,6 +57,13 @@ class PlayoutBuffer:
         self._playing = False
         self._waited = 0
         self._hold_partial = False  # a full frame just played: a partial one may be a gap
+        # catch-up: how far the caller is behind real time (ticks it never got), bounded
+        self.max_lag_bytes = frame_bytes * max_lag_ms // 20
+        self.lag = 0
+        self._wsola: Wsola | None = None  # made on the first catch-up, kept for the call
+        self._compressing = False
+        self._saved_base = 0
+        self._ready = bytearray()  # compressed output not yet played
 
     @property
     def playing(self) -> bool:
@@ -63,6 +82,8 @@ class PlayoutBuffer:
         accepted = pcm if len(pcm) <= room else pcm[:max(0, room)]
         self._queue += accepted
         self.stats.bytes_received += len(accepted)
+        if self.lag > self.max_lag_bytes:
+            self._cut_late()
         self.stats.bytes_dropped_overflow += len(pcm) - len(accepted)
         return len(accepted)
 
@@ -76,8 +97,29 @@ class PlayoutBuffer:
         self.outstanding += want
         return want
 
+    def owe(self, nbytes: int) -> None:
+        """The caller missed ``nbytes`` of ticks (the media clock skipped them): the
+        agent's audio now reaches them that much later. Catch up by skipping quiet frames,
+        then by compressing speech; past the bound, cut."""
+        self.lag += nbytes
+        if self.lag > self.max_lag_bytes:
+            self._cut_late()
+
+    def _cut_late(self) -> None:
+        """Past the bound: drop the oldest whole frames (a cut, so the last resort)."""
+        self._stop_compressing()
+        fb = self.frame_bytes
+        excess = self.lag - self.max_lag_bytes
+        cut = min(len(self._queue), -(-excess // fb) * fb)
+        del self._queue[:cut]
+        self.lag = max(0, self.lag - cut)
+        self.stats.bytes_dropped_late += cut
+        self.stats.bytes_played += cut  # the agent's stream moved on past it
+
     def interrupt(self) -> int:
         """Drop everything unplayed, at once; returns the bytes dropped."""
+        self._stop_compressing()
+        self.lag = 0
         dropped = len(self._queue)
         self._queue.clear()
         self._playing = False
@@ -92,13 +134,19 @@ class PlayoutBuffer:
         if not self._playing:
             if not self._queue:
                 self._waited = 0
-                self.stats.frames_silent += 1
+                self._silent_tick()
                 return None
             self._waited += 1
             if len(self._queue) < self.prebuffer_bytes and self._waited < self.prebuffer_ticks:
-                self.stats.frames_silent += 1
+                self._silent_tick()
                 return None
             self._playing = True
+        if self.lag or self._compressing:
+            frame = self._catch_up()
+            if frame is not None:
+                self.stats.frames_played += 1
+                self._hold_partial = True
+                return frame
         if len(self._queue) >= fb:
             frame = bytes(self._queue[:fb])
             del self._queue[:fb]
@@ -125,3 +173,68 @@ class PlayoutBuffer:
             return None
         self.stats.frames_played += 1
         return frame
+
+    def _silent_tick(self) -> None:
+        self.stats.frames_silent += 1
+        # a tick of silence between talkspurts makes whatever comes next that much less late
+        self.lag = max(0, self.lag - self.frame_bytes)
+
+    # ── catch-up ─────────────────────────────────────────────────────────────
+    def _catch_up(self) -> bytes | None:
+        """This tick's frame while behind (quiet frames skipped, speech compressed), or
+        ``None``: play the queue as usual."""
+        fb, queue = self.frame_bytes, self._queue
+        if not self._compressing:
+            if self.lag >= fb:
+                self._skip_quiet()
+            if self.lag < fb // 4 or len(queue) < 2 * fb:
+                return None  # a few ms behind, or too little queued to compress: not now
+            if self._wsola is None:
+                self._wsola = Wsola(fb * 25, CATCH_UP_SPEED)
+            self._compressing, self._saved_base = True, self._wsola.saved * 2
+        wsola = self._wsola
+        assert wsola is not None
+        while len(self._ready) < fb and len(queue) >= fb \
+                and wsola.saved * 2 - self._saved_base < self.lag:
+            chunk = bytes(queue[:fb])
+            del queue[:fb]
+            self._ready += wsola.process(chunk)
+        if wsola.saved * 2 - self._saved_base >= self.lag or len(queue) < fb:
+            self._stop_compressing()
+        if len(self._ready) < fb:
+            return None
+        frame = bytes(self._ready[:fb])
+        del self._ready[:fb]
+        self.stats.bytes_played += fb
+        return frame
+
+    def _skip_quiet(self) -> None:
+        """Drop whole quiet frames queued (pauses between words), oldest first, up to the
+        lag: nobody hears a missing 20 ms of near-silence."""
+        fb, queue = self.frame_bytes, self._queue
+        frames = len(queue) // fb
+        if frames < 2:
+            return
+        peaks = np.abs(np.frombuffer(queue, dtype="<i2", count=frames * fb // 2)
+                       .astype(np.int32).reshape(frames, fb // 2)).max(axis=1)
+        quiet = np.flatnonzero(peaks < QUIET_PEAK)[:self.lag // fb]
+        for index in quiet[::-1]:  # from the back, so the earlier offsets stay put
+            del queue[index * fb:(index + 1) * fb]
+        dropped = len(quiet) * fb
+        self.lag -= dropped
+        self.stats.bytes_dropped_quiet += dropped
+        self.stats.bytes_played += dropped
+
+    def _stop_compressing(self) -> None:
+        """Caught up (or cut): the compressor's rest, uncompressed, goes back in front."""
+        if not self._compressing or self._wsola is None:
+            return
+        self._ready += self._wsola.flush()
+        saved = self._wsola.saved * 2 - self._saved_base
+        self.lag = max(0, self.lag - saved)
+        self.stats.bytes_compressed += saved
+        self.stats.bytes_played += saved
+        self._queue[:0] = self._ready
+        self._ready.clear()
+        self._compressing = False
+

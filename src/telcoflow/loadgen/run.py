@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from ..server.config import GatewayConfig
 from . import hog
 from .carriers import VAIC_FORMATS, BenchTwilio, BenchVaic
+from .floor import start_floor
 from .phones import BenchPhone, place_calls, talk
 from .procs import (
     Child,
@@ -50,7 +51,6 @@ from .procs import (
     start_quic_agent,
     start_relay,
 )
-from .floor import start_floor
 from .stats import step_figures
 
 DEFAULT_STEPS = "25,50,100,200,300,400,500,600,800,1000"

@@ -1,0 +1,109 @@
+"""Playout catch-up: after a stall the agent's audio reaches the caller late; the delay
+is bounded (quiet frames skipped, speech time-compressed, the rest cut) and counted."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from telcoflow.engine.playout import PlayoutBuffer
+
+from .harness import Harness
+
+RATE = 16_000
+FB = 640            # 20 ms at 16 kHz
+BYTES_PER_MS = 32
+BOUND_MS = 200      # PlayoutBuffer's max_lag_ms
+
+
+def tone(frames: int, start: int = 0, hz: float = 300.0, amp: float = 8000.0) -> bytes:
+    n = np.arange(start * FB // 2, (start + frames) * FB // 2)
+    return (amp * np.sin(2 * np.pi * hz * n / RATE)).astype("<i2").tobytes()
+
+
+class EchoSdk:
+    """An agent that sends one 20 ms frame per 20 ms and hands the gateway only what its
+    credit allows, as the SDK does; the rest waits on its side (the backlog a stall makes)."""
+
+    def __init__(self) -> None:
+        self.sent = 0          # frames the agent called send_audio with
+        self.backlog = bytearray()
+
+    def speak(self, frames: int = 1) -> None:
+        self.backlog += tone(frames, self.sent)
+        self.sent += frames
+
+    def deliver(self, h: Harness, agent, credit_used: list[int]) -> None:
+        give = min(agent.credit - credit_used[0], len(self.backlog))
+        if give > 0:
+            h.engine.agent_audio(agent, bytes(self.backlog[:give]))
+            del self.backlog[:give]
+            credit_used[0] += give
+
+
+def run_echo(h: Harness, sdk: EchoSdk, agent, used: list[int], seconds: float,
+             delays: list[float], call) -> None:
+    """Real time: the agent speaks a frame per 20 ms; after each step, the delay of the
+    audio now at the playout head (sent at 20 ms per frame from t0)."""
+    for _ in range(round(seconds / 0.02)):
+        sdk.speak()
+        sdk.deliver(h, agent, used)
+        h.run(0.02)
+        sdk.deliver(h, agent, used)
+        consumed_ms = call.playout.stats.bytes_played / BYTES_PER_MS
+        delays.append(sdk.sent * 20 - consumed_ms)  # ms of the agent's audio not yet heard
+
+
+def test_a_stall_is_caught_up_within_the_bound_and_counted() -> None:
+    h = Harness()
+    leg, _, agent, call = h.answered_call()
+    sdk, used, delays = EchoSdk(), [0], []
+    run_echo(h, sdk, agent, used, 1.0, delays, call)
+    steady = max(delays[-10:])
+    assert steady <= 140  # prebuffer and credit: well under the 120 ms target + a tick
+    # the gateway's loop is blocked for 500 ms; the agent goes on speaking meanwhile
+    sdk.speak(25)
+    sdk.deliver(h, agent, used)
+    h.stall(0.5)
+    after: list[float] = []
+    run_echo(h, sdk, agent, used, 2.0, after, call)
+    stats = call.playout.stats
+    target_ms = call.playout.target_bytes / BYTES_PER_MS
+    assert max(after) <= target_ms + BOUND_MS + 40   # never past the bound (+ two ticks)
+    assert max(after[-10:]) <= target_ms + 20       # caught up: at most the target again
+    taken = stats.bytes_compressed + stats.bytes_dropped_quiet + stats.bytes_dropped_late
+    assert stats.bytes_compressed >= 150 * BYTES_PER_MS  # speech compressed, not all cut
+    assert abs(taken / BYTES_PER_MS - 500) <= 40          # what the stall added, and no more
+    report = h.engine.report(call)
+    assert report.compressed_s == stats.bytes_compressed / (RATE * 2)
+    assert report.cut_late_s > 0
+
+
+def test_quiet_frames_go_first_and_speech_keeps_its_pitch() -> None:
+    buf = PlayoutBuffer(FB, target_ms=400, prebuffer_ms=20)
+    quiet = bytes(FB)
+    buf.push(tone(5) + quiet * 3 + tone(20, 5))
+    buf.owe(5 * FB)
+    heard = b"".join(buf.tick() or b"" for _ in range(30))
+    assert buf.stats.bytes_dropped_quiet == 3 * FB  # the pause went first, whole
+    assert len(heard) == (28 - 5) * FB
+    speech = np.frombuffer(heard, "<i2").astype(float)  # the pause went, the tone is whole
+    spectrum = np.abs(np.fft.rfft(speech * np.hanning(len(speech))))
+    peak_hz = np.fft.rfftfreq(len(speech), 1 / RATE)[int(np.argmax(spectrum))]
+    assert abs(peak_hz - 300) < 5  # a tone compressed is the same tone, shorter
+    # no click: no step between samples bigger than the tone's own steepest
+    steepest = 8000 * 2 * np.pi * 300 / RATE
+    assert np.abs(np.diff(speech)).max() <= steepest * 1.1
+    assert buf.stats.bytes_compressed == 2 * FB     # then speech, by exactly the rest
+    assert buf.lag == 0
+
+
+def test_interrupt_forgets_the_lag() -> None:
+    buf = PlayoutBuffer(FB, prebuffer_ms=20)
+    buf.push(tone(6))
+    buf.owe(3 * FB)
+    buf.tick()
+    buf.interrupt()
+    assert buf.lag == 0
+    buf.push(tone(3))
+    assert [len(buf.tick() or b"") for _ in range(3)] == [FB] * 3
+    assert buf.stats.bytes_compressed + buf.stats.bytes_dropped_quiet < 3 * FB
