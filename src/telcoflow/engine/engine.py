@@ -175,6 +175,12 @@ class Engine:
         if mode == "NO":
             self._refuse(leg, EndReason.DECLINED, f"the number {to} does not take calls")
             return None
+        if self.media.admission.overloaded(self._now()):  # keep the live calls' audio whole
+            self.media.admission.refused += 1
+            self._refuse(leg, EndReason.GATEWAY_OVERLOADED, "the gateway is overloaded (its "
+                         "media is running late) and takes no new calls now; call again "
+                         "shortly")
+            return None
         # the session joins the store only when agents are offered the call
         session = Session(connector.uuid, "TELCO", caller, to, int(self.clock.wall()))
         call = Call(session, leg, caller, to, arrived_at=self._now())

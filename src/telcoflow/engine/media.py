@@ -18,6 +18,7 @@ from collections.abc import Callable
 from .calls import Call
 from .clock import PHASES, MediaClock
 from .conference import ConferenceTicker
+from .overload import Admission
 from .ports import CallObserver, NoObserver
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class MediaPlane:
         self._phase_of: dict[Call, int] = {}
         self._next_phase = 0
         self._conferences: dict[int, ConferenceTicker] = {}
+        self.admission = Admission()  # fed every sub-tick's lateness: new calls or not
 
     def __len__(self) -> int:
         return len(self._phase_of)
@@ -71,6 +73,7 @@ class MediaPlane:
             return
         observer = self._observer
         observer.media_tick_started(max(0.0, now - due_at), len(ticks))
+        self.admission.observe(max(0.0, now - due_at), now)
         if self.clock.just_skipped >= PHASES:
             self._owe(self.clock.just_skipped // PHASES)
         for n in ticks:

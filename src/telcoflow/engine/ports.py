@@ -65,6 +65,7 @@ class EndReason(StrEnum):
     OTHER_PARTY_HANGUP = "OTHER_PARTY_HANGUP"  # the last other party left
     RING_TIMEOUT = "RING_TIMEOUT"          # a dialled leg did not answer in time
     CALLER_GONE = "CALLER_GONE"            # the call ended while a dialled leg was ringing
+    GATEWAY_OVERLOADED = "GATEWAY_OVERLOADED"  # refused on arrival: the media runs late
 
 
 class DialFailure(StrEnum):

@@ -108,7 +108,7 @@ class Gateway:
         self.metrics = GatewayMetrics() if config.metrics.enabled else None
         self.engine = Engine(config.engine_settings(), self.clock, self.metrics)
         self.admin = AdminEndpoints(self.metrics, config.metrics.keys, self.auth,
-                                    lambda: self.readiness)
+                                    self._readiness)
         self.readiness = "starting"  # /readyz: "ready" between start() and stop()
         self._ws_routes: dict[str, WsRoute] = {}
         self._http_routes: dict[str, HttpRoute] = {}
@@ -117,6 +117,13 @@ class Gateway:
         self._server: NetServer | None = None
         self._admin_server: NetServer | None = None
         self._driver: EngineDriver | None = None
+
+    def _readiness(self) -> str:
+        """/readyz: "overloaded" (503) while admission control refuses new calls."""
+        if self.readiness == "ready" and self.engine.media.admission.overloaded(
+                self.clock.now()):
+            return "overloaded"
+        return self.readiness
 
     @property
     def port(self) -> int:
