@@ -52,6 +52,10 @@ class MediaClock:
     def next_deadline(self) -> float | None:
         return self._anchor + self._n * SUB_TICK_S if self.running else None
 
+    def phase_due_in(self, sub_ticks: int) -> int:
+        """The phase of the sub-tick ``sub_ticks`` after the next one due."""
+        return (self._n + sub_ticks) % PHASES
+
     def due(self, now: float) -> range:
         """The phases due at ``now``, in order, as a range of sub-tick numbers (mod PHASES)."""
         if not self.running:

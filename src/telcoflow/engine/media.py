@@ -60,10 +60,28 @@ class MediaPlane:
         return self.clock.next_deadline()
 
     def interrupted(self, call: Call, now: float) -> None:
-        """``call``'s agent interrupted at ``now``: the observer hears when its next tick
-        has played the caller a frame without the dropped audio."""
-        if call in self._phase_of:
+        """``call``'s agent interrupted at ``now``: the caller hears silence at once, not
+        at its next tick (up to 20 ms away). The call's tick runs now and the call moves
+        to the phase due 15-20 ms from now, so its frames keep their 20 ms cadence (this
+        one early by what the interrupt saved, no frame added or lost)."""
+        phase = self._phase_of.get(call)
+        if phase is None:
+            return
+        if call.bridge is not None:  # a bridge ticks as one batch: heard at its next tick
             self._interrupts[call] = now
+            return
+        try:
+            call.tick()
+        except Exception as exc:
+            if self._failed is not None:
+                self._failed(call, exc)
+            return
+        self._observer.interrupt_done(0.0)
+        later = self.clock.phase_due_in(3)  # the phase three sub-ticks on: 15-20 ms away
+        if later != phase:
+            self._phases[phase].discard(call)
+            self._phases[later].add(call)
+            self._phase_of[call] = later
 
     def tick(self, now: float) -> None:
         """Run every phase that is due at ``now`` (several after a stall)."""
