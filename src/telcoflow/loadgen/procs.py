@@ -39,6 +39,7 @@ class Credentials:
     audiocodes_token: str | None = None  # a bearer token of its [audiocodes]
     quic_port: int | None = None         # its QUIC door (UDP, on the URL's host) ...
     quic_fingerprint: str | None = None  # ... and the certificate's SHA-256, pinned
+    metrics_key: str | None = None       # reads its /metrics (the bench's own gateway)
 
 
 class Child:
@@ -124,12 +125,14 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
     made = [Connector(f"tfk_{secrets.token_urlsafe(24)}", str(uuid.uuid4()), f"+1555{i:07d}")
             for i in range(connectors)]
     phone_key = f"tfp_{secrets.token_urlsafe(24)}"
+    metrics_key = f"tfm_{secrets.token_urlsafe(24)}"
     twilio, audiocodes = secrets.token_urlsafe(24), f"tfa_{secrets.token_urlsafe(24)}"
     toml = [f'[server]\nhost = "{host}"\nport = 0\n\n[phone]\nkeys = ["{phone_key}"]\n',
             f'[twilio]\nauth_token = "{twilio}"\n\n[audiocodes]\ntokens = ["{audiocodes}"]\n'
             + "[audiocodes.bots]\n" + "".join(f'"{c.number}" = "{c.number}"\n' for c in made)]
     toml += [f'[[connectors]]\nuuid = "{c.uuid}"\napi_keys = ["{c.api_key}"]\n'
              f'numbers = ["{c.number}"]\n' for c in made]
+    toml.append(f'[metrics]\nkeys = ["{metrics_key}"]\n')
     toml.append(more_toml)
     if quic:
         toml.append(f'[quic]\nlisten = "{host}:0"\n')
@@ -144,7 +147,8 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
     if quic:
         door = child.expect(r"QUIC door on udp \S+:(\d+), certificate SHA-256 ([0-9a-f]+)")
         port, fingerprint = int(door.group(1)), door.group(2)
-    return child, Credentials(url, phone_key, made, twilio, audiocodes, port, fingerprint)
+    return child, Credentials(url, phone_key, made, twilio, audiocodes, port, fingerprint,
+                              metrics_key)
 
 
 def external_gateway(url: str) -> Credentials:

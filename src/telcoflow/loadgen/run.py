@@ -32,10 +32,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..server.config import GatewayConfig
-from . import hog
+from . import hog, probe
 from .carriers import VAIC_FORMATS, BenchTwilio, BenchVaic
 from .floor import start_floor
 from .phones import BenchPhone, place_calls, talk
+from .probe import Trend
 from .procs import (
     Child,
     Credentials,
@@ -256,9 +257,17 @@ class Bench:
         if relay is not None:  # loss while the callers talk only, as tests/quic/test_loss.py
             await self._relay(relay, f"LOSS {plan.loss} {plan.loss} {QUIC_MEDIA_PACKET}")
         profilers = self._start_profilers(gw_pid, agents, plane)
+        trend = Trend({**({"gateway": gw_pid} if gw_pid is not None else {}),
+                       **{f"agent{i}": a.pid for i, a in enumerate(agents)}})
+        trend.start()
+        counted = await self._scrape()
         before = self._cpu(agents, relay)
         await talk(live, plan.duration)
         after = self._cpu(agents, relay)
+        later = await self._scrape()
+        counted = probe.diff(counted, later) if counted is not None and later is not None \
+            else None
+        trends = trend.stop()
         relay_counts: dict[str, Any] | None = None
         if relay is not None:
             await self._relay(relay, f"LOSS 0 0 {QUIC_MEDIA_PACKET}")
@@ -296,12 +305,24 @@ class Bench:
         targets = judge(figures)
         if plan.interrupt[0] < 0:  # no interrupt scene: nothing to judge
             targets.pop("interrupt_p99_ms")
+        refused = sum("GATEWAY_OVERLOADED" in f for f in failures)
         result = {"calls": calls, "answered": len(live), "setup_failures": failures[:10],
+                  "refused_overloaded": refused, "trends": trends,
+                  "gateway_counts": catch_up_share(counted, len(live) * plan.duration),
                   "duration_s": plan.duration, "interrupt_scene": plan.interrupt[0] >= 0,
                   **figures, "resources": resources, "targets": targets}
         if "_connections" in merged:
             result["quic_counts"] = quic_counts(merged, relay_counts)
         return result
+
+    async def _scrape(self) -> dict[str, float] | None:
+        key = self.creds.metrics_key
+        if key is None:
+            return None
+        try:
+            return await asyncio.to_thread(probe.scrape, self.creds.url, key)
+        except OSError:
+            return None
 
     async def _relay(self, relay: Child, command: str) -> str:
         since = relay.mark()
@@ -366,6 +387,18 @@ class Bench:
                     break
                 extra -= 1
         return steps
+
+
+def catch_up_share(counted: dict[str, float] | None, talk_s: float) -> dict[str, Any] | None:
+    """The gateway's catch-up counters over the talking window, and their share of the
+    agent audio the callers should have heard."""
+    if counted is None:
+        return None
+    out: dict[str, Any] = dict(counted)
+    for how in ("compressed", "quiet", "cut"):
+        seconds = counted.get(f"catchup_{how}_s", 0.0)
+        out[f"catchup_{how}_pct"] = round(100 * seconds / talk_s, 3) if talk_s else None
+    return out
 
 
 def judge(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:

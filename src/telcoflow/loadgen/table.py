@@ -50,6 +50,17 @@ def run_table(run: dict[str, Any], title: str) -> str:
     lines.append("targets: " + ", ".join(
         f"{k} {_cell(t['value'])} ({'met' if t['met'] else 'NOT met'}, <= {t['target']})"
         for k, t in run["targets"].items()))
+    counts_ = run.get("gateway_counts")
+    if counts_:
+        lines.append("catch-up (% of talk time): compressed "
+                     f"{_cell(counts_.get('catchup_compressed_pct'))}, quiet frames skipped "
+                     f"{_cell(counts_.get('catchup_quiet_pct'))}, cut "
+                     f"{_cell(counts_.get('catchup_cut_pct'))}; calls refused as overloaded: "
+                     f"{run.get('refused_overloaded', 0)}")
+    for who, t in (run.get("trends") or {}).items():
+        lines.append(f"{who}: RSS {t['rss_mb_first']} -> {t['rss_mb_last']} MB "
+                     f"({_cell(t['rss_mb_per_hour'])} MB/h), fds {t['fds_first']} -> "
+                     f"{t['fds_last']} ({_cell(t['fds_per_hour'])}/h), {t['samples']} samples")
     if run["setup_failures"]:
         lines.append("set-up failures: " + "; ".join(run["setup_failures"]))
     if "quic" in run:
