@@ -72,6 +72,7 @@ def test_a_stall_is_caught_up_within_the_bound_and_counted() -> None:
     assert max(after[-10:]) <= target_ms + 20       # caught up: at most the target again
     taken = stats.bytes_compressed + stats.bytes_dropped_quiet + stats.bytes_dropped_late
     assert stats.bytes_compressed >= 150 * BYTES_PER_MS  # speech compressed, not all cut
+    assert stats.bytes_compressed % FB == 0  # in whole frames: later ones keep their framing
     assert abs(taken / BYTES_PER_MS - 500) <= 40          # what the stall added, and no more
     report = h.engine.report(call)
     assert report.compressed_s == stats.bytes_compressed / (RATE * 2)

@@ -194,12 +194,17 @@ class PlayoutBuffer:
             self._compressing, self._saved_base = True, self._wsola.saved * 2
         wsola = self._wsola
         assert wsola is not None
-        while len(self._ready) < fb and len(queue) >= fb \
-                and wsola.saved * 2 - self._saved_base < self.lag:
+
+        def caught_up() -> bool:
+            # in whole frames: what follows keeps the agent's 20 ms framing
+            saved = wsola.saved * 2 - self._saved_base
+            return saved >= self.lag and saved % fb == 0
+
+        while len(self._ready) < fb and len(queue) >= fb and not caught_up():
             chunk = bytes(queue[:fb])
             del queue[:fb]
             self._ready += wsola.process(chunk)
-        if wsola.saved * 2 - self._saved_base >= self.lag or len(queue) < fb:
+        if caught_up() or len(self._ready) < fb:  # done, or the talkspurt ran out
             self._stop_compressing()
         if len(self._ready) < fb:
             return None
