@@ -108,3 +108,16 @@ def test_interrupt_forgets_the_lag() -> None:
     buf.push(tone(3))
     assert [len(buf.tick() or b"") for _ in range(3)] == [FB] * 3
     assert buf.stats.bytes_compressed + buf.stats.bytes_dropped_quiet < 3 * FB
+
+
+def test_compression_keeps_the_agents_framing_while_audio_trickles_in() -> None:
+    buf = PlayoutBuffer(FB, prebuffer_ms=20)
+    buf.push(tone(6))    # three frames of it are the backlog a stall left
+    buf.owe(3 * FB)
+    sent = 6
+    for _ in range(40):  # and from now on the agent keeps up exactly: a frame per tick
+        buf.push(tone(1, sent))
+        sent += 1
+        buf.tick()
+    assert buf.lag == 0 and buf.stats.bytes_compressed == 3 * FB
+    assert buf.queued % FB == 0  # the frames still start where the agent's did
