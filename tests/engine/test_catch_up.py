@@ -121,3 +121,24 @@ def test_compression_keeps_the_agents_framing_while_audio_trickles_in() -> None:
         buf.tick()
     assert buf.lag == 0 and buf.stats.bytes_compressed == 3 * FB
     assert buf.queued % FB == 0  # the frames still start where the agent's did
+
+
+def test_a_late_agent_is_owed_its_gap_a_pause_is_not() -> None:
+    buf = PlayoutBuffer(FB, prebuffer_ms=20)
+    buf.push(tone(5))
+    played = [buf.tick() for _ in range(5 + 3)]   # five frames, then three silent ticks
+    assert played[-3:] == [None, None, None]
+    buf.push(tone(20, 5))                         # the rest of the talkspurt, late
+    buf.tick()
+    assert buf.lag + buf.stats.bytes_compressed + buf.stats.bytes_dropped_quiet >= 3 * FB
+    for _ in range(30):
+        buf.tick()
+    assert buf.lag == 0 and buf.stats.bytes_compressed == 3 * FB
+    pause = PlayoutBuffer(FB, prebuffer_ms=20)
+    pause.push(tone(5))
+    for _ in range(5 + 12):                       # a 240 ms pause: the talkspurt was over
+        pause.tick()
+    pause.push(tone(20, 5))
+    for _ in range(30):
+        pause.tick()
+    assert pause.lag == 0 and pause.stats.bytes_compressed == 0

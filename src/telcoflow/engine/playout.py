@@ -24,6 +24,11 @@ from ..audio.wsola import Wsola
 # nobody hears a missing 20 ms of near-silence
 QUIET_PEAK = 184
 CATCH_UP_SPEED = 1.5  # speech played 1.5x (WSOLA, pitch kept) while catching up
+# a talkspurt that ran dry and resumes within this many ticks (100 ms) was late, not
+# over: the silent ticks put in meanwhile delayed the rest of it (an echo or a live
+# stream never gets them back), so they are owed. A longer gap is taken for a pause
+# between talkspurts (a TTS agent's next sentence) and owes nothing.
+LATE_GAP_TICKS = 5
 
 
 @dataclass(slots=True)
@@ -64,6 +69,7 @@ class PlayoutBuffer:
         self._compressing = False
         self._saved_base = 0
         self._ready = bytearray()  # compressed output not yet played
+        self._late_ticks = -1      # silent ticks since the talkspurt ran dry (-1: it did not)
 
     @property
     def playing(self) -> bool:
@@ -119,7 +125,7 @@ class PlayoutBuffer:
     def interrupt(self) -> int:
         """Drop everything unplayed, at once; returns the bytes dropped."""
         self._stop_compressing()
-        self.lag = 0
+        self.lag, self._late_ticks = 0, -1
         dropped = len(self._queue)
         self._queue.clear()
         self._playing = False
@@ -141,6 +147,9 @@ class PlayoutBuffer:
                 self._silent_tick()
                 return None
             self._playing = True
+            if self._late_ticks > 0:  # it resumed: the gap made the rest that late
+                self.owe(self._late_ticks * fb)
+            self._late_ticks = -1
         if self.lag or self._compressing:
             frame = self._catch_up()
             if frame is not None:
@@ -158,6 +167,7 @@ class PlayoutBuffer:
             # now would cut a gap inside the frame (a click, and the speech shifted).
             self._hold_partial = False
             self.stats.frames_silent += 1
+            self.lag += fb  # the rest of the talkspurt plays a tick later than it was due
             return None
         elif self._queue:
             # the tail of a talkspurt: play what is left, padded with silence
@@ -169,15 +179,19 @@ class PlayoutBuffer:
             self._waited = 0
             self._hold_partial = False
             self.stats.underruns += 1
-            self.stats.frames_silent += 1
+            self._silent_tick()
+            self._late_ticks = 1
             return None
         self.stats.frames_played += 1
         return frame
 
     def _silent_tick(self) -> None:
         self.stats.frames_silent += 1
-        # a tick of silence between talkspurts makes whatever comes next that much less late
-        self.lag = max(0, self.lag - self.frame_bytes)
+        if self._late_ticks >= 0:
+            self._late_ticks += 1
+            if self._late_ticks > LATE_GAP_TICKS:  # the talkspurt was over: nothing is late
+                self._late_ticks, self.lag = -1, 0
+                self._stop_compressing()
 
     # ── catch-up ─────────────────────────────────────────────────────────────
     def _catch_up(self) -> bytes | None:
