@@ -142,3 +142,19 @@ def test_a_late_agent_is_owed_its_gap_a_pause_is_not() -> None:
     for _ in range(30):
         pause.tick()
     assert pause.lag == 0 and pause.stats.bytes_compressed == 0
+
+
+def test_compression_that_runs_dry_stops_on_the_agents_framing() -> None:
+    buf = PlayoutBuffer(FB, prebuffer_ms=20)
+    buf.push(tone(3))
+    buf.owe(2 * FB)
+    for _ in range(3):                            # compressing uses the three frames up
+        buf.tick()
+    assert buf.lag == 0                           # nothing waits: nothing is late any more
+    sent = 3
+    for _ in range(40):
+        buf.push(tone(1, sent))
+        sent += 1
+        buf.tick()
+    assert buf.lag == 0 and buf.stats.bytes_compressed > 0
+    assert buf.queued % FB == 0  # the frames still start where the agent's did

@@ -218,8 +218,16 @@ class PlayoutBuffer:
             chunk = bytes(queue[:fb])
             del queue[:fb]
             self._ready += wsola.process(chunk)
-        if caught_up() or len(self._ready) < fb:  # done, or the talkspurt ran out
+        if caught_up():
             self._stop_compressing()
+        elif len(self._ready) < fb and len(queue) < fb:
+            # the backlog is used up: nothing is waiting, so nothing is late any more. The
+            # rest goes back uncompressed, then silence up to the agent's next frame
+            # boundary, so what comes next keeps the agent's 20 ms framing
+            pad = -self._stop_compressing() % fb
+            self._queue += bytes(pad)
+            self.stats.bytes_played -= pad  # silence of ours, not the agent's audio
+            self.lag = 0
         if len(self._ready) < fb:
             return None
         frame = bytes(self._ready[:fb])
@@ -244,10 +252,11 @@ class PlayoutBuffer:
         self.stats.bytes_dropped_quiet += dropped
         self.stats.bytes_played += dropped
 
-    def _stop_compressing(self) -> None:
-        """Caught up (or cut): the compressor's rest, uncompressed, goes back in front."""
+    def _stop_compressing(self) -> int:
+        """Caught up (or cut): the compressor's rest, uncompressed, goes back in front.
+        Returns the bytes the compression saved."""
         if not self._compressing or self._wsola is None:
-            return
+            return 0
         self._ready += self._wsola.flush()
         saved = self._wsola.saved * 2 - self._saved_base
         self.lag = max(0, self.lag - saved)
@@ -256,4 +265,5 @@ class PlayoutBuffer:
         self._queue[:0] = self._ready
         self._ready.clear()
         self._compressing = False
+        return saved
 
