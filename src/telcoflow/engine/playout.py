@@ -221,12 +221,8 @@ class PlayoutBuffer:
         if caught_up():
             self._stop_compressing()
         elif len(self._ready) < fb and len(queue) < fb:
-            # the backlog is used up: nothing is waiting, so nothing is late any more. The
-            # rest goes back uncompressed, then silence up to the agent's next frame
-            # boundary, so what comes next keeps the agent's 20 ms framing
-            pad = -self._stop_compressing() % fb
-            self._queue += bytes(pad)
-            self.stats.bytes_played -= pad  # silence of ours, not the agent's audio
+            # the backlog is used up: nothing is waiting, so nothing is late any more
+            self._stop_compressing()
             self.lag = 0
         if len(self._ready) < fb:
             return None
@@ -253,8 +249,10 @@ class PlayoutBuffer:
         self.stats.bytes_played += dropped
 
     def _stop_compressing(self) -> int:
-        """Caught up (or cut): the compressor's rest, uncompressed, goes back in front.
-        Returns the bytes the compression saved."""
+        """Caught up (or cut, or out of audio): the compressor's rest, uncompressed, goes
+        back in front, then silence up to the agent's next frame boundary (when the
+        compression saved part of a frame), so what follows keeps the agent's 20 ms
+        framing. Returns the bytes the compression saved."""
         if not self._compressing or self._wsola is None:
             return 0
         self._ready += self._wsola.flush()
@@ -262,6 +260,9 @@ class PlayoutBuffer:
         self.lag = max(0, self.lag - saved)
         self.stats.bytes_compressed += saved
         self.stats.bytes_played += saved
+        pad = -saved % self.frame_bytes
+        self._ready += bytes(pad)
+        self.stats.bytes_played -= pad  # silence of ours, not the agent's audio
         self._queue[:0] = self._ready
         self._ready.clear()
         self._compressing = False
