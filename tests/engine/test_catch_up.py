@@ -158,3 +158,35 @@ def test_compression_that_runs_dry_stops_on_the_agents_framing() -> None:
         buf.tick()
     assert buf.lag == 0 and buf.stats.bytes_compressed > 0
     assert buf.queued % FB == 0  # the frames still start where the agent's did
+
+
+def test_after_any_catch_up_the_frames_start_where_the_agents_did() -> None:
+    """An agent that stalls now and then (its frames come in bursts) and a gateway that
+    skips ticks now and then: whatever the catch-up did, every frame played outside a
+    compression is one of the agent's frames, whole."""
+    import random
+
+    rng = random.Random(3)
+    buf = PlayoutBuffer(FB, target_ms=120, prebuffer_ms=40)
+    waiting: list[bytes] = []
+    credit = stall = whole = mixed = 0
+    for n in range(4000):
+        waiting.append(np.full(FB // 2, 1000 + n % 7000, "<i2").tobytes())
+        stall = stall - 1 if stall else (rng.randint(1, 8) if rng.random() < 0.01 else 0)
+        if not stall:
+            credit += buf.credit_to_request()
+            while waiting and credit >= FB:
+                buf.push(waiting.pop(0))
+                credit -= FB
+        if rng.random() < 0.004:
+            buf.owe(rng.randint(1, 30) * FB)
+        frame = buf.tick()
+        if frame is not None:
+            if len(set(np.frombuffer(frame, "<i2"))) == 1:
+                whole += 1
+            else:  # compressed, or a compression's seam: or two frames' halves, the bug
+                mixed += 1
+    stats = buf.stats
+    assert stats.bytes_compressed > 50 * FB and stats.bytes_dropped_late > 0
+    assert mixed <= 3 * stats.bytes_compressed / FB  # its output and seams, no more
+    assert whole > 3000

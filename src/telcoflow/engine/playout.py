@@ -260,7 +260,7 @@ class PlayoutBuffer:
         self.lag = max(0, self.lag - saved)
         self.stats.bytes_compressed += saved
         self.stats.bytes_played += saved
-        pad = -saved % self.frame_bytes
+        pad = saved % self.frame_bytes  # the output is that much short of a whole frame
         self._ready += bytes(pad)
         self.stats.bytes_played -= pad  # silence of ours, not the agent's audio
         self._queue[:0] = self._ready
