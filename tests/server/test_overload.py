@@ -16,7 +16,7 @@ from .test_metrics import http_get
 
 @pytest.mark.asyncio
 async def test_a_caller_is_refused_with_gateway_overloaded_and_readyz_says_so() -> None:
-    with GatewayThread() as gw:
+    with GatewayThread(admission=True) as gw:
         media = gw.gateway.engine.media
         # a window and hold far longer than the test: the verdict cannot expire under it
         admission = Admission(OverloadSettings(window_s=3600.0, hold_s=3600.0))

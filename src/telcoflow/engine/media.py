@@ -31,6 +31,7 @@ class MediaPlane:
         self._failed = failed  # told of a call whose tick raised (the engine reports it)
         self._observer: CallObserver = observer or NoObserver()
         self._interrupts: dict[Call, float] = {}  # interrupted, not yet ticked since: when
+        self._skip: set[Call] = set()  # ticked early (an interrupt): skips its next tick
         self._phases: list[set[Call]] = [set() for _ in range(PHASES)]
         self._phase_of: dict[Call, int] = {}
         self._next_phase = 0
@@ -53,6 +54,7 @@ class MediaPlane:
         if phase is not None:
             self._phases[phase].discard(call)
         self._interrupts.pop(call, None)
+        self._skip.discard(call)
         if not self._phase_of:
             self.clock.stop()  # no wake-ups while no call has media
 
@@ -78,10 +80,14 @@ class MediaPlane:
             return
         self._observer.interrupt_done(0.0)
         later = self.clock.phase_due_in(3)  # the phase three sub-ticks on: 15-20 ms away
-        if later != phase:
-            self._phases[phase].discard(call)
-            self._phases[later].add(call)
-            self._phase_of[call] = later
+        if later == phase:
+            # it ticked under 5 ms ago: the frame just played stands for its next tick,
+            # so it skips the one 20-25 ms on instead (no frame added: same count)
+            later = self.clock.phase_due_in(0)
+            self._skip.add(call)
+        self._phases[phase].discard(call)
+        self._phases[later].add(call)
+        self._phase_of[call] = later
 
     def tick(self, now: float) -> None:
         """Run every phase that is due at ``now`` (several after a stall)."""
@@ -115,7 +121,11 @@ class MediaPlane:
 
     def _tick_phase(self, phase: int) -> None:
         bridged: dict[int, list[Call]] = {}
+        skip = self._skip
         for call in tuple(self._phases[phase]):
+            if skip and call in skip:
+                skip.discard(call)
+                continue
             if call.bridge is None:
                 try:
                     call.tick()
