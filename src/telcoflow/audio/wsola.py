@@ -40,6 +40,11 @@ class Wsola:
         self._last = -1          # where the last segment started in _in (-1: none yet)
         self.consumed = 0        # input samples taken for good (flush included)
         self.produced = 0        # output samples returned
+        # stop compressing once exactly this many samples are saved (None: never): the
+        # segment that gets there is placed to land on it rather than where it matches
+        # best (its 50 % cross-fade still hides the join), then process() adds no more
+        self.goal: int | None = None
+        self.reached = False
 
     @property
     def saved(self) -> int:
@@ -54,7 +59,8 @@ class Wsola:
                                    .astype(np.float32)])
         out: list[np.ndarray] = []
         hop, win, tol = self.hop, self.window, self.tolerance
-        while True:
+        emitted = self.produced  # output samples including this call's, so far
+        while not self.reached:
             nominal = int(self._pos)
             # the candidates and the last segment's natural continuation must all be here
             if max(nominal + tol, self._last + hop) + win > len(self._in):
@@ -65,8 +71,15 @@ class Wsola:
                 start = 0
                 out.append(self._in[:hop].copy())
             else:
-                start = self._best_start(max(0, nominal - tol), nominal + tol)
+                lo, hi = max(0, nominal - tol), nominal + tol
+                start = self._best_start(lo, hi)
+                if self.goal is not None:
+                    # saved after this segment = consumed + start - emitted
+                    exact = self.goal - self.consumed + emitted
+                    if lo <= exact <= hi and exact + win <= len(self._in):
+                        start, self.reached = exact, True
                 out.append(self._acc + self._in[start:start + hop] * self._win[:hop])
+            emitted += hop
             self._acc = self._in[start + hop:start + win] * self._win[hop:]
             self._last = start
             self._pos += hop * self.speed
@@ -80,6 +93,7 @@ class Wsola:
         self._in = np.zeros(0, dtype=np.float32)
         self._acc = np.zeros(self.hop, dtype=np.float32)
         self._pos, self._last = 0.0, -1
+        self.goal, self.reached = None, False
         return self._emit([rest])
 
     def _best_start(self, lo: int, hi: int) -> int:

@@ -167,7 +167,6 @@ class PlayoutBuffer:
             # now would cut a gap inside the frame (a click, and the speech shifted).
             self._hold_partial = False
             self.stats.frames_silent += 1
-            self.lag += fb  # the rest of the talkspurt plays a tick later than it was due
             return None
         elif self._queue:
             # the tail of a talkspurt: play what is left, padded with silence
@@ -206,19 +205,16 @@ class PlayoutBuffer:
             if self._wsola is None:
                 self._wsola = Wsola(fb * 25, CATCH_UP_SPEED)
             self._compressing, self._saved_base = True, self._wsola.saved * 2
+            # end exactly on whole frames: what follows keeps the agent's 20 ms framing
+            self._wsola.goal = self._wsola.saved + -(-self.lag // fb) * fb // 2
         wsola = self._wsola
         assert wsola is not None
 
-        def caught_up() -> bool:
-            # in whole frames: what follows keeps the agent's 20 ms framing
-            saved = wsola.saved * 2 - self._saved_base
-            return saved >= self.lag and saved % fb == 0
-
-        while len(self._ready) < fb and len(queue) >= fb and not caught_up():
+        while len(self._ready) < fb and len(queue) >= fb and not wsola.reached:
             chunk = bytes(queue[:fb])
             del queue[:fb]
             self._ready += wsola.process(chunk)
-        if caught_up():
+        if wsola.reached:
             self._stop_compressing()
         elif len(self._ready) < fb and len(queue) < fb:
             # the backlog is used up: nothing is waiting, so nothing is late any more
