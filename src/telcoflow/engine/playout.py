@@ -24,9 +24,10 @@ from ..audio.wsola import Wsola
 # nobody hears a missing 20 ms of near-silence
 QUIET_PEAK = 184
 CATCH_UP_SPEED = 1.5  # speech played 1.5x (WSOLA, pitch kept) while catching up
-# a talkspurt that ran dry and resumes within this many ticks (100 ms) was late, not
-# over: the silent ticks put in meanwhile delayed the rest of it (an echo or a live
-# stream never gets them back), so they are owed. A longer gap is taken for a pause
+# a talkspurt that ran dry and resumes within this many ticks (100 ms) with a backlog
+# (more than the prebuffer at once) was late, not over: the silent ticks put in
+# meanwhile delayed the rest of it (an echo or a live stream never gets them back),
+# so they are owed, as far as the backlog goes. A longer gap is taken for a pause
 # between talkspurts (a TTS agent's next sentence) and owes nothing.
 LATE_GAP_TICKS = 5
 
@@ -147,8 +148,11 @@ class PlayoutBuffer:
                 self._silent_tick()
                 return None
             self._playing = True
-            if self._late_ticks > 0:  # it resumed: the gap made the rest that late
-                self.owe(self._late_ticks * fb)
+            # it resumed with a backlog: frames that had been sent while it played silence
+            # (a lost frame resumes with none: the stream is shorter, not later)
+            backlog = len(self._queue) // fb - self.prebuffer_ticks
+            if self._late_ticks > 0 and backlog > 0:
+                self.owe(min(self._late_ticks, backlog) * fb)
             self._late_ticks = -1
         if self.lag or self._compressing:
             frame = self._catch_up()
