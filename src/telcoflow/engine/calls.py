@@ -156,6 +156,11 @@ class Call:
             return 0
         return self.playout.push(pcm)
 
+    def owe(self, ticks: int) -> None:
+        """The caller missed ``ticks`` ticks: the agent's audio now reaches them late."""
+        if self.playout is not None:
+            self.playout.owe(ticks * self.frame_bytes)
+
     def interrupt(self) -> int:
         if self.playout is None:
             return 0

@@ -30,6 +30,7 @@ class ClockStats:
     ticks: int = 0        # sub-ticks run
     late_ticks: int = 0   # sub-ticks run late, in a catch-up burst
     reanchors: int = 0    # stalls longer than MAX_CATCH_UP
+    skipped: int = 0      # sub-ticks never run (re-anchored past them)
 
 
 class MediaClock:
@@ -38,6 +39,7 @@ class MediaClock:
         self._n = 0              # sub-ticks since the anchor, the next one due is n
         self.running = False
         self.stats = ClockStats()
+        self.just_skipped = 0    # sub-ticks the last :meth:`due` skipped (a re-anchor)
 
     def start(self, now: float) -> None:
         """Run from ``now``: the first sub-tick is due one sub-tick later."""
@@ -50,6 +52,10 @@ class MediaClock:
     def next_deadline(self) -> float | None:
         return self._anchor + self._n * SUB_TICK_S if self.running else None
 
+    def phase_due_in(self, sub_ticks: int) -> int:
+        """The phase of the sub-tick ``sub_ticks`` after the next one due."""
+        return (self._n + sub_ticks) % PHASES
+
     def due(self, now: float) -> range:
         """The phases due at ``now``, in order, as a range of sub-tick numbers (mod PHASES)."""
         if not self.running:
@@ -57,8 +63,11 @@ class MediaClock:
         behind = int((now + EARLY_S - self._anchor) / SUB_TICK_S) - self._n + 1
         if behind <= 0:
             return range(0)
+        self.just_skipped = 0
         if behind > MAX_CATCH_UP:
             self.stats.reanchors += 1
+            self.just_skipped = behind - 1
+            self.stats.skipped += behind - 1
             self._anchor, self._n, behind = now, 0, 1
         self.stats.late_ticks += behind - 1
         self.stats.ticks += behind

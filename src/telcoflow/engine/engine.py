@@ -178,6 +178,12 @@ class Engine:
         if mode == "NO":
             self._refuse(leg, EndReason.DECLINED, f"the number {to} does not take calls")
             return None
+        if self.media.admission.overloaded(self._now()):  # keep the live calls' audio whole
+            self.media.admission.refused += 1
+            self._refuse(leg, EndReason.GATEWAY_OVERLOADED, "the gateway is overloaded (its "
+                         "media is running late) and takes no new calls now; call again "
+                         "shortly")
+            return None
         # the session joins the store only when agents are offered the call
         session = Session(connector.uuid, "TELCO", caller, to, int(self.clock.wall()))
         call = Call(session, leg, caller, to, arrived_at=self._now())
@@ -603,6 +609,10 @@ class Engine:
             played = playout.stats
             report.agent_frames_played, report.underruns = played.frames_played, played.underruns
             report.playout_queued_s = playout.queued / (call.agent_rate * 2)
+            per_s = call.agent_rate * 2
+            report.compressed_s = played.bytes_compressed / per_s
+            report.skipped_quiet_s = played.bytes_dropped_quiet / per_s
+            report.cut_late_s = played.bytes_dropped_late / per_s
         rx = receive_stats(leg)
         if rx is not None:
             report.lost, report.late, report.concealed = rx.lost, rx.late, rx.concealed

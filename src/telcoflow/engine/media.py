@@ -18,6 +18,7 @@ from collections.abc import Callable
 from .calls import Call
 from .clock import PHASES, MediaClock
 from .conference import ConferenceTicker
+from .overload import Admission
 from .ports import CallObserver, NoObserver
 
 logger = logging.getLogger(__name__)
@@ -30,10 +31,12 @@ class MediaPlane:
         self._failed = failed  # told of a call whose tick raised (the engine reports it)
         self._observer: CallObserver = observer or NoObserver()
         self._interrupts: dict[Call, float] = {}  # interrupted, not yet ticked since: when
+        self._skip: set[Call] = set()  # ticked early (an interrupt): skips its next tick
         self._phases: list[set[Call]] = [set() for _ in range(PHASES)]
         self._phase_of: dict[Call, int] = {}
         self._next_phase = 0
         self._conferences: dict[int, ConferenceTicker] = {}
+        self.admission = Admission()  # fed every sub-tick's lateness: new calls or not
 
     def __len__(self) -> int:
         return len(self._phase_of)
@@ -51,6 +54,7 @@ class MediaPlane:
         if phase is not None:
             self._phases[phase].discard(call)
         self._interrupts.pop(call, None)
+        self._skip.discard(call)
         if not self._phase_of:
             self.clock.stop()  # no wake-ups while no call has media
 
@@ -58,10 +62,32 @@ class MediaPlane:
         return self.clock.next_deadline()
 
     def interrupted(self, call: Call, now: float) -> None:
-        """``call``'s agent interrupted at ``now``: the observer hears when its next tick
-        has played the caller a frame without the dropped audio."""
-        if call in self._phase_of:
+        """``call``'s agent interrupted at ``now``: the caller hears silence at once, not
+        at its next tick (up to 20 ms away). The call's tick runs now and the call moves
+        to the phase due 15-20 ms from now, so its frames keep their 20 ms cadence (this
+        one early by what the interrupt saved, no frame added or lost)."""
+        phase = self._phase_of.get(call)
+        if phase is None:
+            return
+        if call.bridge is not None:  # a bridge ticks as one batch: heard at its next tick
             self._interrupts[call] = now
+            return
+        try:
+            call.tick()
+        except Exception as exc:
+            if self._failed is not None:
+                self._failed(call, exc)
+            return
+        self._observer.interrupt_done(0.0)
+        later = self.clock.phase_due_in(3)  # the phase three sub-ticks on: 15-20 ms away
+        if later == phase:
+            # it ticked under 5 ms ago: the frame just played stands for its next tick,
+            # so it skips the one 20-25 ms on instead (no frame added: same count)
+            later = self.clock.phase_due_in(0)
+            self._skip.add(call)
+        self._phases[phase].discard(call)
+        self._phases[later].add(call)
+        self._phase_of[call] = later
 
     def tick(self, now: float) -> None:
         """Run every phase that is due at ``now`` (several after a stall)."""
@@ -71,11 +97,20 @@ class MediaPlane:
             return
         observer = self._observer
         observer.media_tick_started(max(0.0, now - due_at), len(ticks))
+        self.admission.observe(max(0.0, now - due_at), now)
+        if self.clock.just_skipped >= PHASES:
+            self._owe(self.clock.just_skipped // PHASES)
         for n in ticks:
             self._tick_phase(n % PHASES)
         if self._interrupts:
             self._interrupts_heard(ticks, now)
         observer.media_tick_done()
+
+    def _owe(self, ticks: int) -> None:
+        """A stall made every call miss ``ticks`` of its ticks: they catch up (playout)."""
+        for call in self._phase_of:
+            if call.bridge is None:
+                call.owe(ticks)
 
     def _interrupts_heard(self, ticks: range, now: float) -> None:
         phases = {n % PHASES for n in ticks}
@@ -86,7 +121,11 @@ class MediaPlane:
 
     def _tick_phase(self, phase: int) -> None:
         bridged: dict[int, list[Call]] = {}
+        skip = self._skip
         for call in tuple(self._phases[phase]):
+            if skip and call in skip:
+                skip.discard(call)
+                continue
             if call.bridge is None:
                 try:
                     call.tick()

@@ -16,6 +16,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+from ..audio.wsola import Wsola
+
+# a frame whose peak stays under this (-45 dBFS) is dropped whole when catching up:
+# nobody hears a missing 20 ms of near-silence
+QUIET_PEAK = 184
+CATCH_UP_SPEED = 1.5  # speech played 1.5x (WSOLA, pitch kept) while catching up
+# a talkspurt that ran dry and resumes within this many ticks (100 ms) with a backlog
+# (more than the prebuffer at once) was late, not over: the silent ticks put in
+# meanwhile delayed the rest of it (an echo or a live stream never gets them back),
+# so they are owed, as far as the backlog goes. A longer gap is taken for a pause
+# between talkspurts (a TTS agent's next sentence) and owes nothing.
+LATE_GAP_TICKS = 5
+
 
 @dataclass(slots=True)
 class PlayoutStats:
@@ -26,11 +41,14 @@ class PlayoutStats:
     bytes_received: int = 0
     bytes_dropped_interrupt: int = 0
     bytes_dropped_overflow: int = 0
+    bytes_compressed: int = 0      # agent audio saved by time-compressing speech (catch-up)
+    bytes_dropped_quiet: int = 0   # quiet frames skipped to catch up
+    bytes_dropped_late: int = 0    # cut because the delay passed the bound even so
 
 
 class PlayoutBuffer:
     def __init__(self, frame_bytes: int, target_ms: int = 120, prebuffer_ms: int = 40,
-                 max_ms: int = 10_000, quantum_ms: int = 60) -> None:
+                 max_ms: int = 10_000, quantum_ms: int = 60, max_lag_ms: int = 200) -> None:
         self.frame_bytes = frame_bytes
         self.target_bytes = max(frame_bytes, frame_bytes * target_ms // 20)
         self.prebuffer_bytes = frame_bytes * max(1, prebuffer_ms // 20)
@@ -45,6 +63,14 @@ class PlayoutBuffer:
         self._playing = False
         self._waited = 0
         self._hold_partial = False  # a full frame just played: a partial one may be a gap
+        # catch-up: how far the caller is behind real time (ticks it never got), bounded
+        self.max_lag_bytes = frame_bytes * max_lag_ms // 20
+        self.lag = 0
+        self._wsola: Wsola | None = None  # made on the first catch-up, kept for the call
+        self._compressing = False
+        self._saved_base = 0
+        self._ready = bytearray()  # compressed output not yet played
+        self._late_ticks = -1      # silent ticks since the talkspurt ran dry (-1: it did not)
 
     @property
     def playing(self) -> bool:
@@ -63,6 +89,8 @@ class PlayoutBuffer:
         accepted = pcm if len(pcm) <= room else pcm[:max(0, room)]
         self._queue += accepted
         self.stats.bytes_received += len(accepted)
+        if self.lag > self.max_lag_bytes:
+            self._cut_late()
         self.stats.bytes_dropped_overflow += len(pcm) - len(accepted)
         return len(accepted)
 
@@ -76,8 +104,29 @@ class PlayoutBuffer:
         self.outstanding += want
         return want
 
+    def owe(self, nbytes: int) -> None:
+        """The caller missed ``nbytes`` of ticks (the media clock skipped them): the
+        agent's audio now reaches them that much later. Catch up by skipping quiet frames,
+        then by compressing speech; past the bound, cut."""
+        self.lag += nbytes
+        if self.lag > self.max_lag_bytes:
+            self._cut_late()
+
+    def _cut_late(self) -> None:
+        """Past the bound: drop the oldest whole frames (a cut, so the last resort)."""
+        self._stop_compressing()
+        fb = self.frame_bytes
+        excess = self.lag - self.max_lag_bytes
+        cut = min(len(self._queue), -(-excess // fb) * fb)
+        del self._queue[:cut]
+        self.lag = max(0, self.lag - cut)
+        self.stats.bytes_dropped_late += cut
+        self.stats.bytes_played += cut  # the agent's stream moved on past it
+
     def interrupt(self) -> int:
         """Drop everything unplayed, at once; returns the bytes dropped."""
+        self._stop_compressing()
+        self.lag, self._late_ticks = 0, -1
         dropped = len(self._queue)
         self._queue.clear()
         self._playing = False
@@ -92,13 +141,25 @@ class PlayoutBuffer:
         if not self._playing:
             if not self._queue:
                 self._waited = 0
-                self.stats.frames_silent += 1
+                self._silent_tick()
                 return None
             self._waited += 1
             if len(self._queue) < self.prebuffer_bytes and self._waited < self.prebuffer_ticks:
-                self.stats.frames_silent += 1
+                self._silent_tick()
                 return None
             self._playing = True
+            # it resumed with a backlog: frames that had been sent while it played silence
+            # (a lost frame resumes with none: the stream is shorter, not later)
+            backlog = len(self._queue) // fb - self.prebuffer_ticks
+            if self._late_ticks > 0 and backlog > 0:
+                self.owe(min(self._late_ticks, backlog) * fb)
+            self._late_ticks = -1
+        if self.lag or self._compressing:
+            frame = self._catch_up()
+            if frame is not None:
+                self.stats.frames_played += 1
+                self._hold_partial = True
+                return frame
         if len(self._queue) >= fb:
             frame = bytes(self._queue[:fb])
             del self._queue[:fb]
@@ -121,7 +182,89 @@ class PlayoutBuffer:
             self._waited = 0
             self._hold_partial = False
             self.stats.underruns += 1
-            self.stats.frames_silent += 1
+            self._silent_tick()
+            self._late_ticks = 1
             return None
         self.stats.frames_played += 1
         return frame
+
+    def _silent_tick(self) -> None:
+        self.stats.frames_silent += 1
+        if self._late_ticks >= 0:
+            self._late_ticks += 1
+            if self._late_ticks > LATE_GAP_TICKS:  # the talkspurt was over: nothing is late
+                self._late_ticks, self.lag = -1, 0
+                self._stop_compressing()
+
+    # ── catch-up ─────────────────────────────────────────────────────────────
+    def _catch_up(self) -> bytes | None:
+        """This tick's frame while behind (quiet frames skipped, speech compressed), or
+        ``None``: play the queue as usual."""
+        fb, queue = self.frame_bytes, self._queue
+        if not self._compressing:
+            if self.lag >= fb:
+                self._skip_quiet()
+            if self.lag < fb // 4 or len(queue) < 2 * fb:
+                return None  # a few ms behind, or too little queued to compress: not now
+            if self._wsola is None:
+                self._wsola = Wsola(fb * 25, CATCH_UP_SPEED)
+            self._compressing, self._saved_base = True, self._wsola.saved * 2
+            # end exactly on whole frames: what follows keeps the agent's 20 ms framing
+            self._wsola.goal = self._wsola.saved + -(-self.lag // fb) * fb // 2
+        wsola = self._wsola
+        assert wsola is not None
+
+        while len(self._ready) < fb and len(queue) >= fb and not wsola.reached:
+            chunk = bytes(queue[:fb])
+            del queue[:fb]
+            self._ready += wsola.process(chunk)
+        if wsola.reached:
+            self._stop_compressing()
+        elif len(self._ready) < fb and len(queue) < fb:
+            # the backlog is used up: nothing is waiting, so nothing is late any more
+            self._stop_compressing()
+            self.lag = 0
+        if len(self._ready) < fb:
+            return None
+        frame = bytes(self._ready[:fb])
+        del self._ready[:fb]
+        self.stats.bytes_played += fb
+        return frame
+
+    def _skip_quiet(self) -> None:
+        """Drop whole quiet frames queued (pauses between words), oldest first, up to the
+        lag: nobody hears a missing 20 ms of near-silence."""
+        fb, queue = self.frame_bytes, self._queue
+        frames = len(queue) // fb
+        if frames < 2:
+            return
+        peaks = np.abs(np.frombuffer(queue, dtype="<i2", count=frames * fb // 2)
+                       .astype(np.int32).reshape(frames, fb // 2)).max(axis=1)
+        quiet = np.flatnonzero(peaks < QUIET_PEAK)[:self.lag // fb]
+        for index in quiet[::-1]:  # from the back, so the earlier offsets stay put
+            del queue[index * fb:(index + 1) * fb]
+        dropped = len(quiet) * fb
+        self.lag -= dropped
+        self.stats.bytes_dropped_quiet += dropped
+        self.stats.bytes_played += dropped
+
+    def _stop_compressing(self) -> int:
+        """Caught up (or cut, or out of audio): the compressor's rest, uncompressed, goes
+        back in front, then silence up to the agent's next frame boundary (when the
+        compression saved part of a frame), so what follows keeps the agent's 20 ms
+        framing. Returns the bytes the compression saved."""
+        if not self._compressing or self._wsola is None:
+            return 0
+        self._ready += self._wsola.flush()
+        saved = self._wsola.saved * 2 - self._saved_base
+        self.lag = max(0, self.lag - saved)
+        self.stats.bytes_compressed += saved
+        self.stats.bytes_played += saved
+        pad = saved % self.frame_bytes  # the output is that much short of a whole frame
+        self._ready += bytes(pad)
+        self.stats.bytes_played -= pad  # silence of ours, not the agent's audio
+        self._queue[:0] = self._ready
+        self._ready.clear()
+        self._compressing = False
+        return saved
+

@@ -66,6 +66,7 @@ class EndReason(StrEnum):
     OTHER_PARTY_HANGUP = "OTHER_PARTY_HANGUP"  # the last other party left
     RING_TIMEOUT = "RING_TIMEOUT"          # a dialled leg did not answer in time
     CALLER_GONE = "CALLER_GONE"            # the call ended while a dialled leg was ringing
+    GATEWAY_OVERLOADED = "GATEWAY_OVERLOADED"  # refused on arrival: the media runs late
 
 
 class DialFailure(StrEnum):
@@ -390,6 +391,11 @@ class CallReport:
     underruns: int = 0         # agent talkspurts that ran dry mid-speech
     agent_audio_rejected: int = 0  # agent audio chunks refused (the playout was full)
     playout_queued_s: float = 0.0  # agent audio waiting in the playout buffer now
+    # catching up after the caller fell behind (playout.py): agent audio time-compressed
+    # away, quiet frames skipped, and cut because the delay passed its bound even so
+    compressed_s: float = 0.0
+    skipped_quiet_s: float = 0.0
+    cut_late_s: float = 0.0
     lost: int = 0              # the phone leg's own :class:`ReceiveStats` (0 without them)
     late: int = 0
     concealed: int = 0

@@ -39,6 +39,7 @@ class Credentials:
     audiocodes_token: str | None = None  # a bearer token of its [audiocodes]
     quic_port: int | None = None         # its QUIC door (UDP, on the URL's host) ...
     quic_fingerprint: str | None = None  # ... and the certificate's SHA-256, pinned
+    metrics_key: str | None = None       # reads its /metrics (the bench's own gateway)
 
 
 class Child:
@@ -107,7 +108,7 @@ class Child:
             self.proc.wait(5)
 
 
-def _env_without(*prefixes: str) -> dict[str, str]:
+def env_without(*prefixes: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
@@ -124,12 +125,14 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
     made = [Connector(f"tfk_{secrets.token_urlsafe(24)}", str(uuid.uuid4()), f"+1555{i:07d}")
             for i in range(connectors)]
     phone_key = f"tfp_{secrets.token_urlsafe(24)}"
+    metrics_key = f"tfm_{secrets.token_urlsafe(24)}"
     twilio, audiocodes = secrets.token_urlsafe(24), f"tfa_{secrets.token_urlsafe(24)}"
     toml = [f'[server]\nhost = "{host}"\nport = 0\n\n[phone]\nkeys = ["{phone_key}"]\n',
             f'[twilio]\nauth_token = "{twilio}"\n\n[audiocodes]\ntokens = ["{audiocodes}"]\n'
             + "[audiocodes.bots]\n" + "".join(f'"{c.number}" = "{c.number}"\n' for c in made)]
     toml += [f'[[connectors]]\nuuid = "{c.uuid}"\napi_keys = ["{c.api_key}"]\n'
              f'numbers = ["{c.number}"]\n' for c in made]
+    toml.append(f'[metrics]\nkeys = ["{metrics_key}"]\n')
     toml.append(more_toml)
     if quic:
         toml.append(f'[quic]\nlisten = "{host}:0"\n')
@@ -138,13 +141,14 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(toml))
     child = Child("gateway", [sys.executable, "-m", "telcoflow.cli.main", "serve",
-                              "--config", str(path)], _env_without("TELCOFLOW_", "WSS_"))
+                              "--config", str(path)], env_without("TELCOFLOW_", "WSS_"))
     url = child.expect(r"gateway ready on (\S+)").group(1)
     port = fingerprint = None
     if quic:
         door = child.expect(r"QUIC door on udp \S+:(\d+), certificate SHA-256 ([0-9a-f]+)")
         port, fingerprint = int(door.group(1)), door.group(2)
-    return child, Credentials(url, phone_key, made, twilio, audiocodes, port, fingerprint)
+    return child, Credentials(url, phone_key, made, twilio, audiocodes, port, fingerprint,
+                              metrics_key)
 
 
 def external_gateway(url: str) -> Credentials:
@@ -184,7 +188,7 @@ def find_refsdk(given: str | None) -> Path:
 def start_agent(which: str, url: str, connector: Connector, rate: int,
                 interrupt: tuple[int, int], refsdk: Path | None) -> Child:
     """The echo agents in their own process: our SDK, or the published one in isolation."""
-    env = _env_without("PYTHON", "WSS_", "TELCOFLOW_")
+    env = env_without("PYTHON", "WSS_", "TELCOFLOW_")
     env.update(WSS_API_KEY=connector.api_key, WSS_CONNECTOR_UUID=connector.uuid,
                TELCOFLOW_BASE_URL=url, BENCH_RATE=str(rate),
                BENCH_INTERRUPT=f"{interrupt[0]},{interrupt[1]}")
@@ -203,7 +207,7 @@ def start_quic_agent(host: str, port: int, fingerprint: str, connectors: list[Co
                      rate: int, carrier: str) -> Child:
     """The QUIC plane's echo agent (``loadgen/quic_agent.py``): one process, one QUIC
     connection per connector, our package only."""
-    env = _env_without("PYTHON", "WSS_", "TELCOFLOW_")
+    env = env_without("PYTHON", "WSS_", "TELCOFLOW_")
     env.update(BENCH_QUIC_HOST=host, BENCH_QUIC_PORT=str(port),
                BENCH_QUIC_FINGERPRINT=fingerprint, BENCH_RATE=str(rate), BENCH_CARRIER=carrier,
                BENCH_QUIC_CONNECTORS=json.dumps([[c.api_key, c.uuid] for c in connectors]))
@@ -213,7 +217,7 @@ def start_quic_agent(host: str, port: int, fingerprint: str, connectors: list[Co
 
 def start_relay(host: str, port: int, seed: int = 1) -> tuple[Child, int]:
     """A lossy UDP relay in front of ``host:port`` (``loadgen/relay.py``); its port."""
-    env = _env_without("PYTHON", "WSS_", "TELCOFLOW_")
+    env = env_without("PYTHON", "WSS_", "TELCOFLOW_")
     env.update(BENCH_RELAY_TARGET=f"{host}:{port}", BENCH_RELAY_SEED=str(seed))
     script = str((Path(bench_agent.__file__).parent / "relay.py").resolve())
     child = Child("relay", [sys.executable, "-P", "-u", script], env)

@@ -32,8 +32,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..server.config import GatewayConfig
+from . import hog, probe
 from .carriers import VAIC_FORMATS, BenchTwilio, BenchVaic
+from .floor import start_floor
 from .phones import BenchPhone, place_calls, talk
+from .probe import Trend
 from .procs import (
     Child,
     Credentials,
@@ -113,6 +116,12 @@ def add_parser(sub: Any) -> None:
                        help="--plane quic: drop this fraction of the QUIC media packets each "
                        "way between the QUIC agent and the gateway (a relay process), while "
                        "the callers talk")
+    bench.add_argument("--floor", action="store_true",
+                       help="then run the same callers and agents against the floor (a "
+                       "process that only relays the same frames, loadgen/floor.py) and print "
+                       "the gateway's CPU per call-minute as a ratio to it")
+    bench.add_argument("--hog", type=float, default=0.0, metavar="CORES",
+                       help="keep CORES cores (e.g. 0.5) busy with a CPU hog beside the run")
     bench.add_argument("--quic-carrier", choices=("stream", "datagram"),
                        help="--plane quic: the QUIC agent's audio on the calls' streams or "
                        "on DATAGRAMs (default: stream; datagram with --loss)")
@@ -248,9 +257,17 @@ class Bench:
         if relay is not None:  # loss while the callers talk only, as tests/quic/test_loss.py
             await self._relay(relay, f"LOSS {plan.loss} {plan.loss} {QUIC_MEDIA_PACKET}")
         profilers = self._start_profilers(gw_pid, agents, plane)
+        trend = Trend({**({"gateway": gw_pid} if gw_pid is not None else {}),
+                       **{f"agent{i}": a.pid for i, a in enumerate(agents)}})
+        trend.start()
+        counted = await self._scrape()
         before = self._cpu(agents, relay)
         await talk(live, plan.duration)
         after = self._cpu(agents, relay)
+        later = await self._scrape()
+        counted = probe.diff(counted, later) if counted is not None and later is not None \
+            else None
+        trends = trend.stop()
         relay_counts: dict[str, Any] | None = None
         if relay is not None:
             await self._relay(relay, f"LOSS 0 0 {QUIC_MEDIA_PACKET}")
@@ -288,12 +305,24 @@ class Bench:
         targets = judge(figures)
         if plan.interrupt[0] < 0:  # no interrupt scene: nothing to judge
             targets.pop("interrupt_p99_ms")
+        refused = sum("GATEWAY_OVERLOADED" in f for f in failures)
         result = {"calls": calls, "answered": len(live), "setup_failures": failures[:10],
+                  "refused_overloaded": refused, "trends": trends,
+                  "gateway_counts": catch_up_share(counted, len(live) * plan.duration),
                   "duration_s": plan.duration, "interrupt_scene": plan.interrupt[0] >= 0,
                   **figures, "resources": resources, "targets": targets}
         if "_connections" in merged:
             result["quic_counts"] = quic_counts(merged, relay_counts)
         return result
+
+    async def _scrape(self) -> dict[str, float] | None:
+        key = self.creds.metrics_key
+        if key is None:
+            return None
+        try:
+            return await asyncio.to_thread(probe.scrape, self.creds.url, key)
+        except OSError:
+            return None
 
     async def _relay(self, relay: Child, command: str) -> str:
         since = relay.mark()
@@ -358,6 +387,18 @@ class Bench:
                     break
                 extra -= 1
         return steps
+
+
+def catch_up_share(counted: dict[str, float] | None, talk_s: float) -> dict[str, Any] | None:
+    """The gateway's catch-up counters over the talking window, and their share of the
+    agent audio the callers should have heard."""
+    if counted is None:
+        return None
+    out: dict[str, Any] = dict(counted)
+    for how in ("compressed", "quiet", "cut"):
+        seconds = counted.get(f"catchup_{how}_s", 0.0)
+        out[f"catchup_{how}_pct"] = round(100 * seconds / talk_s, 3) if talk_s else None
+    return out
 
 
 def judge(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -503,11 +544,13 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
             connectors = max(connectors, plan.quic_connections(max(plan.counts)))
         gateway, creds = start_gateway(connectors, workdir, quic=plan.plane == "quic")
     bench = Bench(plan, creds, gateway, workdir)
+    hogs = hog.start(args.hog)
     out: dict[str, Any] = {"command": ["telcoflow", *sys.argv[1:]],
                            "machine": machine(),
                            "config": {"codec": plan.codec, "rate": plan.rate,
                                       "duration_s": plan.duration, "ramp": plan.ramp,
                                       "playout_target_ms": PLAYOUT_TARGET_MS,
+                                      "hog_cores": args.hog,
                                       "gateway": "external" if args.gateway else "subprocess",
                                       "plane": plan.plane, "via": plan.via,
                                       **({"loss": plan.loss, "carrier": plan.carrier}
@@ -541,10 +584,32 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
                                      "stopped_by": first_bad["stopped_by"] if first_bad else None})
             else:
                 out["runs"].append({"agent": which, **result})
+        if args.floor and gateway is not None and out["runs"]:
+            out["floor"] = await _floor(plan, creds, workdir, out["runs"][0])
     finally:
+        hog.stop(hogs)
         if gateway is not None:
             gateway.stop()
     return out
+
+
+async def _floor(plan: Plan, creds: Credentials, workdir: Path,
+                 measured: dict[str, Any]) -> dict[str, Any]:
+    """The same step against the floor, right after the gateway's: its CPU and the ratio."""
+    child, floor_creds = await asyncio.to_thread(start_floor, workdir / "gateway.toml", creds)
+    try:
+        run = await Bench(plan, floor_creds, child, workdir).step(
+            measured["agent"], measured["calls"])
+    finally:
+        child.stop()
+    gw = measured["resources"].get("gateway_cpu_s_per_call_min")
+    fl = run["resources"].get("gateway_cpu_s_per_call_min")
+    return {"calls": run["calls"], "answered": run["answered"],
+            "cpu_s_per_call_min": fl, "cores": run["resources"].get("gateway_cpu_cores"),
+            "sys_share": run["resources"].get("gateway_sys_share"),
+            "machine_busy_cores": run["resources"].get("machine_busy_cores"),
+            "gateway_cpu_s_per_call_min": gw,
+            "ratio": round(gw / fl, 2) if gw and fl else None}
 
 
 def _plane_problem(args: argparse.Namespace) -> str | None:
@@ -561,6 +626,17 @@ def _plane_problem(args: argparse.Namespace) -> str | None:
         return "--plane quic runs our SDK on the WebSocket plane (the published SDK has no QUIC)"
     if not 0.0 <= args.loss < 1.0:
         return f"--loss is a fraction of the packets (0 to 1), not {args.loss}"
+    return None
+
+
+def _floor_problem(args: argparse.Namespace) -> str | None:
+    if not args.floor:
+        return None
+    if args.gateway or args.ramp or args.plane != "ws" or args.via != "phone":
+        return "--floor runs beside a bench gateway at one call count: no --gateway, " \
+               "--ramp, --plane quic or --via"
+    if args.codec != "pcm16":
+        return "--floor relays frames unchanged: pass --codec pcm16"
     return None
 
 
@@ -588,7 +664,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.via == "quic":  # QUIC is the agents' plane; the callers are simulated phones
         args.via, args.plane = "phone", "quic"
-    problem = _plane_problem(args)
+    problem = _plane_problem(args) or _floor_problem(args)
     if problem:
         print(problem, file=sys.stderr)
         return 2

@@ -50,6 +50,17 @@ def run_table(run: dict[str, Any], title: str) -> str:
     lines.append("targets: " + ", ".join(
         f"{k} {_cell(t['value'])} ({'met' if t['met'] else 'NOT met'}, <= {t['target']})"
         for k, t in run["targets"].items()))
+    counts_ = run.get("gateway_counts")
+    if counts_:
+        lines.append("catch-up (% of talk time): compressed "
+                     f"{_cell(counts_.get('catchup_compressed_pct'))}, quiet frames skipped "
+                     f"{_cell(counts_.get('catchup_quiet_pct'))}, cut "
+                     f"{_cell(counts_.get('catchup_cut_pct'))}; calls refused as overloaded: "
+                     f"{run.get('refused_overloaded', 0)}")
+    for who, t in (run.get("trends") or {}).items():
+        lines.append(f"{who}: RSS {t['rss_mb_first']} -> {t['rss_mb_last']} MB "
+                     f"({_cell(t['rss_mb_per_hour'])} MB/h), fds {t['fds_first']} -> "
+                     f"{t['fds_last']} ({_cell(t['fds_per_hour'])}/h), {t['samples']} samples")
     if run["setup_failures"]:
         lines.append("set-up failures: " + "; ".join(run["setup_failures"]))
     if "quic" in run:
@@ -105,6 +116,17 @@ def planes_table(planes: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def floor_line(floor: dict[str, Any]) -> str:
+    """The gateway against the floor: the same frames relayed and nothing else."""
+    return (f"\n== floor (loadgen/floor.py: the same callers, agents and frames, only "
+            f"relayed), {floor['answered']} calls ==\n"
+            f"floor CPU {_cell(floor['cpu_s_per_call_min'])} s per call-minute "
+            f"({_cell(floor['cores'])} cores, kernel share {_cell(floor['sys_share'])}, "
+            f"machine busy {_cell(floor['machine_busy_cores'])} cores); gateway "
+            f"{_cell(floor['gateway_cpu_s_per_call_min'])}: ratio to the floor "
+            f"{_cell(floor['ratio'])}x")
+
+
 def render(out: dict[str, Any]) -> str:
     cfg = out["config"]
     head = (f"telcoflow bench: {cfg['codec']} at {cfg['rate']} Hz, {cfg['duration_s']:g} s "
@@ -121,6 +143,8 @@ def render(out: dict[str, Any]) -> str:
         parts.append(run_table(run, f"\n== {who}{via}, {run['answered']} calls =="))
     if "planes" in out:
         parts.append(planes_table(out["planes"]))
+    if "floor" in out:
+        parts.append(floor_line(out["floor"]))
     for ramp in out["ramps"]:
         parts.append(f"\n== ramp, {ramp['agent']} SDK: capacity {ramp['capacity']} calls "
                      f"(stopped by: {ramp['stopped_by'] or 'the last step'}) ==")

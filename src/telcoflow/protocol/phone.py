@@ -52,6 +52,7 @@ SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
 OTHER_PARTY_HANGUP = "OTHER_PARTY_HANGUP"  # the last other party left a bridged call
 RING_TIMEOUT = "RING_TIMEOUT"      # a subscriber line was rung and did not answer in time
 CALLER_GONE = "CALLER_GONE"        # the call ended while a subscriber line was ringing
+GATEWAY_OVERLOADED = "GATEWAY_OVERLOADED"  # refused: the gateway is overloaded, call again later
 
 
 def bytes_per_frame(codec: str, sample_rate: int) -> int:

@@ -36,7 +36,8 @@ ADMIN_LIMITS = NetLimits(max_connections=64, max_pending_per_source=16, backlog=
 
 
 class AdminEndpoints:
-    """Answers the three paths; ``readiness()`` is "ready", "starting" or "stopping"."""
+    """Answers the three paths; ``readiness()`` is "ready", "starting", "stopping" or
+    "overloaded" (admission control refuses new calls)."""
 
     def __init__(self, metrics: GatewayMetrics | None, keys: list[str], auth: Authenticator,
                  readiness: Callable[[], str]) -> None:

@@ -116,7 +116,7 @@ class Gateway:
                              FanOut(self.metrics, self.records) if self.metrics else self.records)
         self.engine.recorder = self.records.recorder
         self.admin = AdminEndpoints(self.metrics, config.metrics.keys, self.auth,
-                                    lambda: self.readiness)
+                                    self._readiness)
         self.console = Console(config, self.auth, self.engine, lambda: self.clock.wall(),
                                self.rest_answer)
         self.readiness = "starting"  # /readyz: "ready" between start() and stop()
@@ -127,6 +127,13 @@ class Gateway:
         self._server: NetServer | None = None
         self._admin_server: NetServer | None = None
         self._driver: EngineDriver | None = None
+
+    def _readiness(self) -> str:
+        """/readyz: "overloaded" (503) while admission control refuses new calls."""
+        if self.readiness == "ready" and self.engine.media.admission.overloaded(
+                self.clock.now()):
+            return "overloaded"
+        return self.readiness
 
     @property
     def port(self) -> int:

@@ -60,8 +60,14 @@ class _Media:
     lost: int = 0
     late: int = 0
     concealed: int = 0
+    compressed_s: float = 0.0
+    skipped_quiet_s: float = 0.0
+    cut_late_s: float = 0.0
 
     def add(self, r: CallReport) -> None:
+        self.compressed_s += r.compressed_s
+        self.skipped_quiet_s += r.skipped_quiet_s
+        self.cut_late_s += r.cut_late_s
         self.to_agent += r.to_agent_frames
         self.to_phone += r.to_phone_frames
         self.agent_played += r.agent_frames_played
@@ -73,7 +79,8 @@ class _Media:
 
     def copy(self) -> _Media:
         return _Media(self.to_agent, self.to_phone, self.agent_played, self.underruns,
-                      self.rejected, self.lost, self.late, self.concealed)
+                      self.rejected, self.lost, self.late, self.concealed, self.compressed_s,
+                      self.skipped_quiet_s, self.cut_late_s)
 
 
 @dataclass(slots=True)
@@ -273,7 +280,14 @@ def _media(totals: dict[str, _Media]) -> Iterator[Metric]:
     concealed = CounterMetricFamily("telcoflow_phone_frames_concealed", "Frames of "
                                     "concealment played for missing phone-leg audio.",
                                     labels=["ingress"])
+    catch_up = CounterMetricFamily("telcoflow_playout_catchup_seconds", "Agent audio taken "
+                                   "out to catch up after the caller fell behind: speech "
+                                   "time-compressed, quiet frames skipped, or cut past the "
+                                   "delay bound.", labels=["ingress", "how"])
     for ingress, t in sorted(totals.items()):
+        for how, seconds in (("compressed", t.compressed_s), ("quiet", t.skipped_quiet_s),
+                             ("cut", t.cut_late_s)):
+            catch_up.add_metric([ingress, how], seconds)
         frames.add_metric([ingress, "to_agent"], t.to_agent)
         frames.add_metric([ingress, "to_phone"], t.to_phone)
         played.add_metric([ingress], t.agent_played)
@@ -282,7 +296,7 @@ def _media(totals: dict[str, _Media]) -> Iterator[Metric]:
         lost.add_metric([ingress], t.lost)
         late.add_metric([ingress], t.late)
         concealed.add_metric([ingress], t.concealed)
-    yield from (frames, played, underruns, rejected, lost, late, concealed)
+    yield from (frames, played, underruns, rejected, lost, late, concealed, catch_up)
 
 
 def _direction(outbound: bool) -> str:

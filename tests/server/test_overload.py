@@ -1,0 +1,41 @@
+"""Admission control over real sockets: a caller refused while the gateway is overloaded
+hears why (GATEWAY_OVERLOADED), and /readyz says "overloaded" until it recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from telcoflow.engine.overload import Admission, OverloadSettings
+from telcoflow.testing import GatewayThread, Phone, PhoneError
+
+from .test_metrics import http_get
+
+
+@pytest.mark.asyncio
+async def test_a_caller_is_refused_with_gateway_overloaded_and_readyz_says_so() -> None:
+    with GatewayThread(admission=True) as gw:
+        media = gw.gateway.engine.media
+        # a window and hold far longer than the test: the verdict cannot expire under it
+        admission = Admission(OverloadSettings(window_s=3600.0, hold_s=3600.0))
+
+        def overload() -> None:
+            media.admission = admission
+            admission.observe(0.25, gw.gateway.clock.now())  # a sub-tick 250 ms late
+
+        gw.run(overload)
+        status, _, body = await asyncio.to_thread(http_get, gw.http_url + "/readyz")
+        assert (status, json.loads(body)) == (503, {"status": "overloaded"})
+        async with Phone(gw.ws_url, gw.phone_key) as phone:
+            with pytest.raises(PhoneError, match="GATEWAY_OVERLOADED"):
+                await phone.dial(to=gw.number, caller="+15550001")
+        assert admission.refused == 1
+
+        def recovered() -> None:
+            media.admission = Admission()
+
+        gw.run(recovered)
+        status, _, body = await asyncio.to_thread(http_get, gw.http_url + "/readyz")
+        assert (status, json.loads(body)) == (200, {"status": "ready"})
