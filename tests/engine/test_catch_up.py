@@ -98,6 +98,23 @@ def test_quiet_frames_go_first_and_speech_keeps_its_pitch() -> None:
     assert buf.lag == 0
 
 
+def test_a_hiccup_is_paid_by_quiet_frames_never_by_altering_speech() -> None:
+    """A lag under ``compress_from_ms`` (a jitter hiccup: a frame or two) leaves speech as
+    the agent sent it, frame for frame; from it on, speech is compressed."""
+    buf = PlayoutBuffer(FB, prebuffer_ms=20)
+    sent = tone(30)
+    buf.push(sent)
+    buf.owe(2 * FB)  # 40 ms behind, and nothing quiet queued to skip
+    heard = b"".join(buf.tick() or b"" for _ in range(30))
+    assert heard == sent and buf.stats.bytes_compressed == 0
+    behind = PlayoutBuffer(FB, prebuffer_ms=20)
+    behind.push(tone(30))
+    behind.owe(5 * FB)  # 100 ms behind: a delay a listener hears grow
+    for _ in range(30):
+        behind.tick()
+    assert behind.stats.bytes_compressed == 5 * FB and behind.lag == 0
+
+
 def test_interrupt_forgets_the_lag() -> None:
     buf = PlayoutBuffer(FB, prebuffer_ms=20)
     buf.push(tone(6))
@@ -111,7 +128,7 @@ def test_interrupt_forgets_the_lag() -> None:
 
 
 def test_compression_keeps_the_agents_framing_while_audio_trickles_in() -> None:
-    buf = PlayoutBuffer(FB, prebuffer_ms=20)
+    buf = PlayoutBuffer(FB, prebuffer_ms=20, compress_from_ms=0)
     buf.push(tone(6))    # three frames of it are the backlog a stall left
     buf.owe(3 * FB)
     sent = 6
@@ -124,7 +141,7 @@ def test_compression_keeps_the_agents_framing_while_audio_trickles_in() -> None:
 
 
 def test_a_late_agent_is_owed_its_gap_a_pause_is_not() -> None:
-    buf = PlayoutBuffer(FB, prebuffer_ms=20)
+    buf = PlayoutBuffer(FB, prebuffer_ms=20, compress_from_ms=0)
     buf.push(tone(5))
     played = [buf.tick() for _ in range(5 + 3)]   # five frames, then three silent ticks
     assert played[-3:] == [None, None, None]
@@ -145,7 +162,7 @@ def test_a_late_agent_is_owed_its_gap_a_pause_is_not() -> None:
 
 
 def test_compression_that_runs_dry_stops_on_the_agents_framing() -> None:
-    buf = PlayoutBuffer(FB, prebuffer_ms=20)
+    buf = PlayoutBuffer(FB, prebuffer_ms=20, compress_from_ms=0)
     buf.push(tone(3))
     buf.owe(2 * FB)
     for _ in range(3):                            # compressing uses the three frames up
@@ -167,7 +184,7 @@ def test_after_any_catch_up_the_frames_start_where_the_agents_did() -> None:
     import random
 
     rng = random.Random(3)
-    buf = PlayoutBuffer(FB, target_ms=120, prebuffer_ms=40)
+    buf = PlayoutBuffer(FB, target_ms=120, prebuffer_ms=40, compress_from_ms=0)
     waiting: list[bytes] = []
     credit = stall = whole = mixed = 0
     for n in range(4000):

@@ -1,9 +1,11 @@
 """What an ended call leaves behind in the gateway: a small session record (listable
-through REST until KEEP_CLOSED later closings push it out), nothing else."""
+through REST until KEEP_CLOSED later closings push it out) and its call record (JSON,
+in the records ring until ``[records] keep`` later calls push it out), nothing else."""
 
 from __future__ import annotations
 
 import gc
+import sys
 import tracemalloc
 
 import pytest
@@ -47,8 +49,14 @@ async def test_ended_calls_leave_only_a_small_record(gateway: GatewayThread) -> 
         tracemalloc.stop()
     engine = gateway.gateway.engine
     assert gateway.run(lambda: (len(engine.calls), len(engine.legs))) == (0, 0)
-    per_call = kept / CALLS
-    print(f"{per_call:.0f} bytes kept per ended call (this process: gateway and callers)")
+    records = gateway.run(lambda: gateway.gateway.records.ended(gateway.connector_uuid, CALLS))
+    assert len(records) == CALLS
+    # a call record is a JSON line in a dict by its id: the line, the id and the entry
+    record_bytes = sum(sys.getsizeof(line) + 2 * 100 for line in records) / CALLS
+    per_call = kept / CALLS - record_bytes
+    print(f"{per_call:.0f} bytes kept per ended call besides its {record_bytes:.0f}-byte call "
+          "record (this process: gateway and callers)")
+    assert record_bytes < 2000, f"a call record takes {record_bytes:.0f} bytes"
     assert per_call < 2000, f"{per_call:.0f} bytes kept per ended call"  # was 7 kB
     await sm.close()
 

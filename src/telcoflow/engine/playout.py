@@ -48,7 +48,8 @@ class PlayoutStats:
 
 class PlayoutBuffer:
     def __init__(self, frame_bytes: int, target_ms: int = 120, prebuffer_ms: int = 40,
-                 max_ms: int = 10_000, quantum_ms: int = 60, max_lag_ms: int = 200) -> None:
+                 max_ms: int = 10_000, quantum_ms: int = 60, max_lag_ms: int = 200,
+                 compress_from_ms: int = 100) -> None:
         self.frame_bytes = frame_bytes
         self.target_bytes = max(frame_bytes, frame_bytes * target_ms // 20)
         self.prebuffer_bytes = frame_bytes * max(1, prebuffer_ms // 20)
@@ -65,6 +66,9 @@ class PlayoutBuffer:
         self._hold_partial = False  # a full frame just played: a partial one may be a gap
         # catch-up: how far the caller is behind real time (ticks it never got), bounded
         self.max_lag_bytes = frame_bytes * max_lag_ms // 20
+        # speech is compressed only from a lag a listener notices: a jitter hiccup of a
+        # frame or two is paid back by quiet frames (inaudible), not by altering speech
+        self.compress_from_bytes = max(frame_bytes // 4, frame_bytes * compress_from_ms // 20)
         self.lag = 0
         self._wsola: Wsola | None = None  # made on the first catch-up, kept for the call
         self._compressing = False
@@ -202,10 +206,11 @@ class PlayoutBuffer:
         ``None``: play the queue as usual."""
         fb, queue = self.frame_bytes, self._queue
         if not self._compressing:
+            behind = self.lag
             if self.lag >= fb:
                 self._skip_quiet()
-            if self.lag < fb // 4 or len(queue) < 2 * fb:
-                return None  # a few ms behind, or too little queued to compress: not now
+            if behind < self.compress_from_bytes or self.lag < fb // 4 or len(queue) < 2 * fb:
+                return None  # not behind enough to alter speech, or too little queued
             if self._wsola is None:
                 self._wsola = Wsola(fb * 25, CATCH_UP_SPEED)
             self._compressing, self._saved_base = True, self._wsola.saved * 2
