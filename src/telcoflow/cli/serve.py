@@ -17,6 +17,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from .. import telephony  # noqa: E402
 from ..server import credentials  # noqa: E402
 from ..server.app import Gateway  # noqa: E402
+from ..server.cluster import ClusterError  # noqa: E402
 from ..server.config import (  # noqa: E402
     GatewayConfig,
     dev_quic,
@@ -122,6 +123,9 @@ def main(config_path: str | None, host: str | None, port: int | None,
         pass
     try:
         asyncio.run(run(config))
+    except ClusterError as exc:  # [registry]: Redis unreachable at start
+        print(f"telcoflow serve: {exc.message}", file=sys.stderr)
+        return 1
     except OSError as exc:  # the listening socket (SIP's too): in use, not ours, bad host
         where = f"{config.host}:{config.port}"
         if config.metrics.host is not None:

@@ -27,6 +27,7 @@ from ..protocol import voice as vp
 from . import rest
 from .admin import METRICS_PATH, PATHS, PROBE_PATHS, AdminEndpoints, serve_admin
 from .auth import Authenticator
+from .cluster.node import ClusterNode
 from .config import GatewayConfig
 from .errors import AuthError, GatewayError, NotFoundError
 from .metrics import GatewayMetrics, Sources
@@ -117,6 +118,7 @@ class Gateway:
         self._server: NetServer | None = None
         self._admin_server: NetServer | None = None
         self._driver: EngineDriver | None = None
+        self.cluster: ClusterNode | None = None  # [registry] url: several nodes share sessions
 
     @property
     def port(self) -> int:
@@ -168,6 +170,14 @@ class Gateway:
             await start()
         if self.config.port == 0:
             self.config.port = self.port
+        if cfg.registry.url is not None:  # after the port is known: it is advertised
+            self.cluster = ClusterNode(self, cfg.registry)
+            try:
+                await self.cluster.start()
+            except Exception:
+                self.cluster = None
+                await self._server.shutdown(timeout=1.0)
+                raise
         server = self._server
         if self.metrics is not None:
             self.metrics.sources = Sources(self.engine, self.auth.failures.items,
@@ -183,6 +193,8 @@ class Gateway:
     async def stop(self) -> None:
         self.readiness = "stopping"  # /readyz answers 503 from now until the port closes
         self.engine.shutdown()
+        if self.cluster is not None:
+            await self.cluster.stop()
         for _, stop in reversed(self._services):
             await stop()
         if self._driver is not None:
@@ -216,11 +228,14 @@ class Gateway:
                     return HttpResponse(426, b"upgrade required: this endpoint is a WebSocket",
                                         "text/plain")
                 return self._counted(WsAccept(SmLink(self.engine, connector, self.auth,
-                                                     self.config.voice_base_url()),
+                                                     self.config.voice_base_url(),
+                                                     cluster=self.cluster),
                                               sm.MAX_FRAME_BYTES), plane)
             if path.startswith("/public/"):
                 plane = "rest"
                 connector = self.auth.connector_for(request.headers, request.peer_cert, plane)
+                if self.cluster is not None:
+                    return self.cluster.rest(connector, request)
                 return rest.handle(self.engine, connector, request)
             if path in PROBE_PATHS or path == METRICS_PATH and self._admin_server is None:
                 if websocket:

@@ -58,6 +58,9 @@ TOML shape::
     listen = "127.0.0.1:9464"             # optional: serve them on this plain-HTTP listener
                                           # instead of the gateway's port (probes: on both)
     enabled = true                        # false: no metrics kept, /metrics is 404
+    [registry]                            # several nodes or workers (docs/scale-out.md)
+    url = "redis://127.0.0.1:6379/0"      # absent: one process, sessions in memory
+    node_id = "gw-a"                      # optional: a name per node (default: made up)
 """
 
 from __future__ import annotations
@@ -196,6 +199,18 @@ class MetricsConfig:
 
 
 @dataclass(slots=True)
+class RegistryConfig:
+    """``[registry]``: the sessions, claims and agent connections every node shares
+    (Redis). No url: the embedded memory registry, one process."""
+
+    url: str | None = None
+    node_id: str | None = None
+    prefix: str = "tf"              # key prefix (several clusters on one Redis)
+    heartbeat_s: float = 1.0        # a node refreshes its liveness key this often
+    node_ttl_s: float = 3.0         # and is taken for dead this long after its last one
+
+
+@dataclass(slots=True)
 class GatewayConfig:
     connectors: list[Connector]
     phone_keys: list[str]
@@ -232,6 +247,7 @@ class GatewayConfig:
     whatsapp: WhatsAppConfig | None = None
     quic: QuicConfig | None = None
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
     # a WA session is open while its customer-service window is: it closes this long
     # after the user's last message (WhatsApp's 24 hours); outside it, only templates
     message_window_s: float = 86_400.0
@@ -295,7 +311,7 @@ def load_file(path: str | Path) -> GatewayConfig:
     tls = TlsConfig(tls_raw["cert"], tls_raw["key"], tls_raw.get("client_ca")) if tls_raw else None
     cfg = GatewayConfig(connectors, list(phone), tls=tls, sip=_sip(raw), twilio=_twilio(raw),
                         audiocodes=_audiocodes(raw), whatsapp=_whatsapp(raw),
-                        quic=_quic(raw), metrics=_metrics(raw))
+                        quic=_quic(raw), metrics=_metrics(raw), registry=_registry(raw))
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
@@ -408,6 +424,27 @@ def _quic(raw: dict[str, Any]) -> QuicConfig | None:
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ConfigError(f"[quic] max_connections must be a positive integer, not {limit!r}")
     return QuicConfig(host, port, cert, key, limit)
+
+
+def _registry(raw: dict[str, Any]) -> RegistryConfig:
+    table = _table(raw, "registry")
+    cfg = RegistryConfig()
+    for name in ("url", "node_id", "prefix"):
+        if name in table:
+            if not isinstance(table[name], str) or not table[name]:
+                raise ConfigError(f"[registry] {name} must be a non-empty string")
+            setattr(cfg, name, table[name])
+    if cfg.url is not None and not cfg.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("[registry] url must be a Redis URL, e.g. redis://127.0.0.1:6379/0")
+    for name in ("heartbeat_s", "node_ttl_s"):
+        if name in table:
+            value = table[name]
+            if not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"[registry] {name} must be a positive number of seconds")
+            setattr(cfg, name, float(value))
+    if cfg.node_ttl_s <= cfg.heartbeat_s:
+        raise ConfigError("[registry] node_ttl_s must be longer than heartbeat_s")
+    return cfg
 
 
 def _metrics(raw: dict[str, Any]) -> MetricsConfig:
