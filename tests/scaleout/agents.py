@@ -21,6 +21,7 @@ from .nodes import Cluster
 class Seen:
     calls: list[Call] = field(default_factory=list)
     voice_urls: list[str] = field(default_factory=list)  # each call.in's, from to_json()
+    session_of: dict[str, str] = field(default_factory=dict)  # caller number → session id
     answered: asyncio.Event = field(default_factory=asyncio.Event)
     terminated: asyncio.Event = field(default_factory=asyncio.Event)
     closed: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # sid → reason, cause
@@ -49,6 +50,7 @@ async def echo_agent(cluster: Cluster, base_url: str, rate: int = 8000) -> Async
             @session.on_incoming_call
             async def on_call(call: Call) -> None:
                 seen.calls.append(call)
+                seen.session_of[call.caller_number] = session.id
                 seen.voice_urls.append(json.loads(call.to_json())["session_url"])
 
                 @call.on_terminated

@@ -55,7 +55,8 @@ return cur
 OPEN_TTL_S = 86_400     # an open session's record outlives any call; refreshed on change
 CLOSED_TTL_S = 3_600    # a closed one stays listable this long
 CLAIM_TTL_S = 86_400
-OUTBOX_MAX = 100_000    # writes queued while Redis is away; beyond: the oldest dropped
+OUTBOX_MAX = 100_000
+POOL_SIZE = 16          # connections per node (the pub/sub one is its own)    # writes queued while Redis is away; beyond: the oldest dropped
 
 Write = Callable[[Any], None]  # adds commands to a pipeline
 
@@ -75,8 +76,12 @@ class RedisRegistry:
                  node_ttl_s: float = 3.0) -> None:
         self.url, self.node_id, self.p = url, node_id, prefix
         self.node_ttl_ms = max(1, int(node_ttl_s * 1000))
-        self.client = aioredis.Redis.from_url(url, decode_responses=True,
-                                              socket_connect_timeout=2.0, socket_timeout=2.0)
+        # a bounded pool that makes a burst of requests wait for a connection (the plain
+        # pool refuses the one past its limit: a claim would fail under load)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=POOL_SIZE, timeout=5.0, decode_responses=True,
+            socket_connect_timeout=2.0, socket_timeout=2.0)
+        self.client = aioredis.Redis(connection_pool=pool)
         self._claim = self.client.register_script(CLAIM)
         self._outbox: deque[Write] = deque()
         self._wake = asyncio.Event()
