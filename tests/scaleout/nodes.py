@@ -72,7 +72,9 @@ class Cluster:
     """Nodes sharing one connector, one phone key and one registry prefix."""
 
     def __init__(self, tmp: Path, names: tuple[str, ...] = ("a", "b", "c"),
-                 heartbeat_s: float = 0.5, node_ttl_s: float = 2.0) -> None:
+                 heartbeat_s: float = 0.5, node_ttl_s: float = 2.0, url: str = REDIS_URL,
+                 drain_grace_s: float = 30.0) -> None:
+        self.url, self.drain_grace_s = url, drain_grace_s
         self.tmp = tmp
         self.prefix = f"tftest-{uuid.uuid4().hex[:10]}"
         self.connector_uuid = str(uuid.uuid4())
@@ -82,13 +84,14 @@ class Cluster:
         self.heartbeat_s, self.node_ttl_s = heartbeat_s, node_ttl_s
         self.nodes = {name: Node(name, self.write_config(name)) for name in names}
 
-    def write_config(self, name: str, url: str = REDIS_URL) -> Path:
+    def write_config(self, name: str, url: str | None = None) -> Path:
         path = self.tmp / f"node-{name}-{uuid.uuid4().hex[:6]}.toml"
         path.write_text(f"""
 [server]
 host = "127.0.0.1"
 port = 0
 ring_timeout_s = 15.0
+drain_grace_s = {self.drain_grace_s}
 [[connectors]]
 uuid = "{self.connector_uuid}"
 api_keys = ["{self.api_key}"]
@@ -98,7 +101,7 @@ keys = ["{self.phone_key}"]
 [metrics]
 enabled = false
 [registry]
-url = "{url}"
+url = "{url or self.url}"
 node_id = "{self.prefix}-{name}"
 prefix = "{self.prefix}"
 heartbeat_s = {self.heartbeat_s}
@@ -123,11 +126,11 @@ node_ttl_s = {self.node_ttl_s}
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         for node in self.nodes.values():
             node.stop()
-        remove_keys(self.prefix)
+        remove_keys(self.prefix, self.url)
 
 
-def remove_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL)
+def remove_keys(prefix: str, url: str = REDIS_URL) -> None:
+    client = redis.Redis.from_url(url)
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     if keys:
         client.delete(*keys)

@@ -28,6 +28,7 @@ from ..server.config import (  # noqa: E402
     mask,
     parse_hostport,
 )
+from ..server.drain import drain  # noqa: E402
 from ..server.errors import ConfigError  # noqa: E402
 from ..server.logformat import redact_config, use_json_logs  # noqa: E402
 
@@ -96,10 +97,18 @@ async def run(config: GatewayConfig) -> None:
                        "(set [metrics] keys or TELCOFLOW_METRICS_KEY)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    draining = asyncio.Event()  # SIGTERM: drain first (SIGINT: stop at once)
+
+    def on_term() -> None:
+        draining.set()
+        stop.set()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, on_term)
     try:
         await stop.wait()
+        if draining.is_set():
+            loop.add_signal_handler(signal.SIGTERM, lambda: None)  # the drain runs its course
+            await drain(gateway, config.drain_grace_s)
     finally:
         if config.generated:
             credentials.forget(config)

@@ -65,6 +65,7 @@ class EndReason(StrEnum):
     OTHER_PARTY_HANGUP = "OTHER_PARTY_HANGUP"  # the last other party left
     RING_TIMEOUT = "RING_TIMEOUT"          # a dialled leg did not answer in time
     CALLER_GONE = "CALLER_GONE"            # the call ended while a dialled leg was ringing
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # new calls refused (draining, registry away)
 
 
 class DialFailure(StrEnum):

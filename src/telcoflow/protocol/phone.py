@@ -52,6 +52,8 @@ SERVER_SHUTDOWN = "SERVER_SHUTDOWN"
 OTHER_PARTY_HANGUP = "OTHER_PARTY_HANGUP"  # the last other party left a bridged call
 RING_TIMEOUT = "RING_TIMEOUT"      # a subscriber line was rung and did not answer in time
 CALLER_GONE = "CALLER_GONE"        # the call ended while a subscriber line was ringing
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # the gateway takes no new calls now (draining,
+                                             # or its session registry is unreachable)
 
 
 def bytes_per_frame(codec: str, sample_rate: int) -> int:

@@ -251,6 +251,8 @@ class GatewayConfig:
     # a WA session is open while its customer-service window is: it closes this long
     # after the user's last message (WhatsApp's 24 hours); outside it, only templates
     message_window_s: float = 86_400.0
+    # SIGTERM: new calls refused, live ones given this long to end (then GATEWAY_SHUTDOWN)
+    drain_grace_s: float = 30.0
     generated: bool = False  # True when keys were made up at start (embedded defaults)
 
     def engine_settings(self) -> EngineSettings:
@@ -317,7 +319,7 @@ def load_file(path: str | Path) -> GatewayConfig:
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
                  "max_connections", "max_pending_per_source", "listen_backlog",
                  "hold_sound", "ws_ping_interval_s", "ws_pong_timeout_s",
-                 "message_window_s"):
+                 "message_window_s", "drain_grace_s"):
         if name in server:
             setattr(cfg, name, server[name])
     validate(cfg)

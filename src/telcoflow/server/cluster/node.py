@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 _CLOSE = re.compile(r"^/public/v1/sessions/([^/]+)/close$")
 RPC_TIMEOUT_S = 5.0
+REGISTRY_AWAY = ("the gateway's session registry is unreachable: new calls are refused "
+                 "until it returns")
 NODE_LOST = "GATEWAY_NODE_LOST"
 
 
@@ -71,6 +73,7 @@ class ClusterNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: set[asyncio.Task[None]] = set()
         self._lost: set[str] = set()
+        self._judge_after = 0.0  # monotonic: no node is judged dead before then
 
     @property
     def voice_url(self) -> str:
@@ -345,6 +348,8 @@ class ClusterNode:
                 self._health(False)
                 continue
             self._health(True)
+            if time.monotonic() < self._judge_after:
+                continue
             gone = {link.node_id for link in self.remote.values()} - set(live)
             for node in (dead | gone) - {self.node_id}:
                 await self._node_lost(node)
@@ -373,12 +378,31 @@ class ClusterNode:
 
     # ── helpers ──────────────────────────────────────────────────────────────
     def _health(self, ok: bool) -> None:
-        if ok != self.healthy:
-            self.healthy = ok
-            if ok:
-                logger.warning("registry reachable again")
-            else:
-                logger.error("registry unreachable: live calls go on, new ones are refused")
+        """Redis away: new calls are refused (a call nobody else can be offered, claimed
+        or listed), live ones go on (their media never touches Redis). Back: what this
+        node holds is written again (a restarted Redis may have lost it), and no node is
+        judged dead until each had a heartbeat's time to refresh its key."""
+        if ok == self.healthy:
+            return
+        self.healthy = ok
+        if ok:
+            logger.warning("registry reachable again: taking new calls")
+            if self.engine.refusing == REGISTRY_AWAY:
+                self.engine.refusing = None
+            self._judge_after = time.monotonic() + self.cfg.node_ttl_s
+            self._resync()
+        else:
+            logger.error("registry unreachable: live calls go on, new ones are refused")
+            if self.engine.refusing is None:
+                self.engine.refusing = REGISTRY_AWAY
+
+    def _resync(self) -> None:
+        for link in self.local.values():
+            self.registry.link_up(link.connector_uuid, link.id, link.sample_rate,
+                                  link.audio_mode)
+        for connector in self.connectors:
+            for session in self.engine.sessions.open_of(connector):
+                self._record(session)
 
     async def _redis(self, call: Awaitable[Any]) -> Any:
         try:

@@ -55,8 +55,8 @@ return cur
 OPEN_TTL_S = 86_400     # an open session's record outlives any call; refreshed on change
 CLOSED_TTL_S = 3_600    # a closed one stays listable this long
 CLAIM_TTL_S = 86_400
-OUTBOX_MAX = 100_000
-POOL_SIZE = 16          # connections per node (the pub/sub one is its own)    # writes queued while Redis is away; beyond: the oldest dropped
+OUTBOX_MAX = 100_000    # writes queued while Redis is away; beyond: the oldest dropped
+POOL_SIZE = 16          # connections per node (the pub/sub one is its own)
 
 Write = Callable[[Any], None]  # adds commands to a pipeline
 
