@@ -65,6 +65,7 @@ async def test_published_sdk_on_one_node_echoes_a_call_on_another(cluster: Clust
 @pytest.mark.asyncio
 async def test_second_claim_from_another_node_is_session_busy_and_rest_sees_it(
         cluster: Cluster) -> None:
+    """The connector's key in use on nodes A and B at once: both are offered the call."""
     a, b, c = cluster["a"], cluster["b"], cluster["c"]
     async with RawAgent(cluster, a.url) as on_a, RawAgent(cluster, b.url) as on_b, \
             Phone(c.url, cluster.phone_key) as phone:

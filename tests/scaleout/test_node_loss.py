@@ -7,12 +7,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from telcoflow.testing import Phone
 
 from .agents import echo_agent
-from .nodes import Cluster
-from .test_cross_node import RATE, echoed
+from .nodes import REDIS_URL, Cluster
+from .test_cross_node import RATE, echoed, rest
+from .test_redis_faults import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -44,3 +46,13 @@ async def test_kill_9_a_node_mid_call(pair: Cluster) -> None:
         assert not survivor.hung_up
         assert await echoed(survivor) > 0.99
         await survivor.hangup()
+    # the dead node's records are reaped, not served: its session is listed closed
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    dead = f"{pair.prefix}-d"
+    await asyncio.to_thread(wait_until, lambda: not client.hexists(f"{pair.prefix}:nodes", dead),
+                            5, "the dead node reaped")
+    assert not client.exists(f"{pair.prefix}:nodesessions:{dead}",
+                             f"{pair.prefix}:nodelinks:{dead}")
+    client.close()
+    listed = rest(a.http_url, pair, "GET", "/public/v1/sessions")
+    assert {s["id"]: s["state"] for s in listed["items"]}[doomed_sid] == "CLOSED"
