@@ -29,13 +29,13 @@ _LISTENING = re.compile(r"gateway listening on (\S+)")
 class Node:
     """``telcoflow serve --config …`` in a subprocess (its log read as it comes)."""
 
-    def __init__(self, name: str, config: Path) -> None:
+    def __init__(self, name: str, config: Path, *args: str) -> None:
         self.name, self.config = name, config
         self.url = ""
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
         env.pop("TELCOFLOW_CONFIG", None)
         self.process = AgentProcess([sys.executable, "-m", "telcoflow.cli.main", "serve",
-                                     "--config", str(config)], env)
+                                     "--config", str(config), *args], env)
 
     def start(self) -> Node:
         self.process.__enter__()
@@ -73,8 +73,8 @@ class Cluster:
 
     def __init__(self, tmp: Path, names: tuple[str, ...] = ("a", "b", "c"),
                  heartbeat_s: float = 0.5, node_ttl_s: float = 2.0, url: str = REDIS_URL,
-                 drain_grace_s: float = 30.0) -> None:
-        self.url, self.drain_grace_s = url, drain_grace_s
+                 drain_grace_s: float = 30.0, port: int = 0) -> None:
+        self.url, self.drain_grace_s, self.port = url, drain_grace_s, port
         self.tmp = tmp
         self.prefix = f"tftest-{uuid.uuid4().hex[:10]}"
         self.connector_uuid = str(uuid.uuid4())
@@ -89,7 +89,7 @@ class Cluster:
         path.write_text(f"""
 [server]
 host = "127.0.0.1"
-port = 0
+port = {self.port}
 ring_timeout_s = 15.0
 drain_grace_s = {self.drain_grace_s}
 [[connectors]]

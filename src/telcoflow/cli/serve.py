@@ -31,6 +31,8 @@ from ..server.config import (  # noqa: E402
 from ..server.drain import drain  # noqa: E402
 from ..server.errors import ConfigError  # noqa: E402
 from ..server.logformat import redact_config, use_json_logs  # noqa: E402
+from ..server.workers import WORKER_ENV, as_worker, require_registry, worker_count  # noqa: E402
+from .workers import Supervisor  # noqa: E402
 
 logger = logging.getLogger("telcoflow.server")
 
@@ -117,14 +119,26 @@ async def run(config: GatewayConfig) -> None:
 
 def main(config_path: str | None, host: str | None, port: int | None,
          sip: str | None = None, quic: int | None = None, metrics_listen: str | None = None,
-         log_format: str = "text") -> int:
+         log_format: str = "text", workers: str = "1") -> int:
     if log_format == "json":  # replaces the text handler main.py installed, same level
         use_json_logs(logging.getLogger().level)
     try:
         config = build_config(config_path, host, port, sip, quic, metrics_listen)
+        count = worker_count(workers)
+        require_registry(config, count)
+        if count > 1 and (sip or quic or config.sip or config.quic):
+            raise ConfigError("--workers shares a TCP port: run SIP and QUIC (UDP) on a "
+                              "gateway of one worker")
     except ConfigError as exc:
         print(f"telcoflow serve: {exc}", file=sys.stderr)
         return 2
+    index = os.environ.get(WORKER_ENV)
+    if index is not None:
+        as_worker(config, int(index))
+    elif count > 1:
+        argv = ["serve", "--port", str(config.port), "--host", config.host,
+                "--log-format", log_format, *(["--config", config_path] if config_path else [])]
+        return Supervisor(count, argv).run()
     try:
         import uvloop
         uvloop.install()

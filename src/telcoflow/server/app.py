@@ -117,6 +117,7 @@ class Gateway:
         self._services: list[tuple[Service, Service]] = []
         self._server: NetServer | None = None
         self._admin_server: NetServer | None = None
+        self._voice_server: NetServer | None = None
         self._driver: EngineDriver | None = None
         self.cluster: ClusterNode | None = None  # [registry] url: several nodes share sessions
 
@@ -161,11 +162,15 @@ class Gateway:
         cfg = self.config
         timeouts = NetTimeouts(ping_interval=cfg.ws_ping_interval_s,
                                pong_timeout=cfg.ws_pong_timeout_s)
+        limits = NetLimits(cfg.max_connections, cfg.max_pending_per_source,
+                           cfg.listen_backlog, self._body_bytes)
         self._server = await serve(self.route, cfg.host, cfg.port, self._ssl_context(),
-                                   timeouts=timeouts,
-                                   limits=NetLimits(cfg.max_connections,
-                                                    cfg.max_pending_per_source,
-                                                    cfg.listen_backlog, self._body_bytes))
+                                   timeouts=timeouts, limits=limits, reuse_port=cfg.reuse_port)
+        if cfg.voice_port is not None:  # a worker: its calls' voice connections come here
+            self._voice_server = await serve(self.route, cfg.host, cfg.voice_port,
+                                             self._ssl_context(), timeouts=timeouts,
+                                             limits=limits)
+            cfg.voice_port = int(self._voice_server.sockets[0].getsockname()[1])
         for start, _ in self._services:
             await start()
         if self.config.port == 0:
@@ -188,7 +193,8 @@ class Gateway:
             mcfg.port = self.admin_port or mcfg.port
             logger.info("metrics and probes on http://%s:%d", mcfg.host, mcfg.port)
         self.readiness = "ready"
-        logger.info("gateway listening on %s", self.config.voice_base_url())
+        logger.info("gateway listening on %s%s", cfg.listen_url(), "" if cfg.voice_port is None
+                    else f" (this worker's calls' voice on {cfg.voice_base_url()})")
 
     async def stop(self) -> None:
         self.readiness = "stopping"  # /readyz answers 503 from now until the port closes
@@ -203,6 +209,9 @@ class Gateway:
             await self._server.shutdown(code=1001, reason="server shutting down", timeout=2.0)
         if self._admin_server is not None:
             await self._admin_server.shutdown(timeout=1.0)
+        if self._voice_server is not None:
+            await self._voice_server.shutdown(code=1001, reason="server shutting down",
+                                              timeout=2.0)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         tls = self.config.tls

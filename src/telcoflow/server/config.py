@@ -251,6 +251,10 @@ class GatewayConfig:
     # a WA session is open while its customer-service window is: it closes this long
     # after the user's last message (WhatsApp's 24 hours); outside it, only templates
     message_window_s: float = 86_400.0
+    # a worker of `serve --workers N`: the shared port is opened with SO_REUSEPORT, and
+    # voice connections of this worker's calls come to voice_port (set per worker)
+    reuse_port: bool = False
+    voice_port: int | None = None
     # SIGTERM: new calls refused, live ones given this long to end (then GATEWAY_SHUTDOWN)
     drain_grace_s: float = 30.0
     generated: bool = False  # True when keys were made up at start (embedded defaults)
@@ -269,9 +273,13 @@ class GatewayConfig:
     def voice_base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
+        return self.listen_url(self.voice_port or self.port)
+
+    def listen_url(self, port: int | None = None) -> str:
+        """The gateway's own port (shared by every worker), or ``port``, as a URL."""
         scheme = "wss" if self.tls else "ws"
         host = "localhost" if self.host in ("0.0.0.0", "::") else self.host
-        return f"{scheme}://{host}:{self.port}"
+        return f"{scheme}://{host}:{port or self.port}"
 
 
 def embedded_defaults(host: str = "127.0.0.1", port: int = 8080) -> GatewayConfig:
