@@ -87,7 +87,7 @@ async def run(config: GatewayConfig) -> None:
     gateway = Gateway(config)
     telephony.install(gateway)
     await gateway.start()
-    logger.info("gateway ready on %s (%d connector(s); key prefix %s)", config.voice_base_url(),
+    logger.info("gateway ready on %s (%d connector(s); key prefix %s)", config.listen_url(),
                 len(config.connectors), mask(config.connectors[0].api_keys[0]))
     if config.generated:
         show_credentials(config)

@@ -49,6 +49,7 @@ from .procs import (
     start_quic_agent,
     start_relay,
 )
+from .scaleout import PrivateRedis, commands, family, per_call
 from .stats import step_figures
 
 DEFAULT_STEPS = "25,50,100,200,300,400,500,600,800,1000"
@@ -100,6 +101,13 @@ def add_parser(sub: Any) -> None:
     bench.add_argument("--agent-procs", type=int, default=1,
                        help="agent processes, each on its own connector (default 1; the "
                        f"published SDK gets one per {REFERENCE_CALLS_PER_PROCESS} calls)")
+    bench.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="run the gateway as 'serve --workers N' (N > 1: on a private "
+                       "Redis registry); the CPU figures add up its processes")
+    bench.add_argument("--registry", metavar="private|URL",
+                       help="the gateway's [registry]: 'private' starts a redis-server for the "
+                       "run (the default with --workers > 1), or a Redis URL; the Redis "
+                       "commands per call are counted")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--via", choices=("phone", "twilio", "audiocodes", "quic"),
                        default="phone",
@@ -136,6 +144,8 @@ class Plan:
     loss: float = 0.0              # of the QUIC media packets, each way
     carrier: str = "stream"        # the QUIC agent's audio: "stream" or "datagram"
     interrupt_scene: bool = True
+    workers: int = 1
+    registry: str | None = None    # the gateway's Redis URL (None: the memory registry)
 
     @property
     def interrupt(self) -> tuple[int, int]:
@@ -237,6 +247,8 @@ class Bench:
                "audiocodes": creds.audiocodes_token}[via]
         if key is None:
             raise SystemExit(f"--via {via}: the gateway's key for that door is not known")
+        redis_before = commands(plan.registry) if plan.registry else None
+        step_started = time.monotonic()
         failures = await place_calls(phones, creds.url, key, numbers,
                                      plan.dial_concurrency, plan.dial_rate * len(agents), 60.0)
         live = [p for p in phones if "answered" in p.events]
@@ -256,6 +268,8 @@ class Bench:
             await self._relay(relay, f"LOSS 0 0 {QUIC_MEDIA_PACKET}")
         await asyncio.gather(*(p.tail(5.0) for p in live))
         await asyncio.gather(*(p.hangup() for p in phones), return_exceptions=True)
+        redis_after = commands(plan.registry) if plan.registry else None
+        step_s = time.monotonic() - step_started
         for profiler in profilers:
             await asyncio.to_thread(profiler.wait)
         owner = [p.index % len(numbers) % len(agents) for p in live]
@@ -293,6 +307,10 @@ class Bench:
                   **figures, "resources": resources, "targets": targets}
         if "_connections" in merged:
             result["quic_counts"] = quic_counts(merged, relay_counts)
+        if redis_before is not None and redis_after is not None:
+            # the whole step: set-up, talk and hang-up of every call
+            result["registry"] = {"workers": plan.workers, **per_call(
+                redis_before, redis_after, calls, step_s, plan.workers)}
         return result
 
     async def _relay(self, relay: Child, command: str) -> str:
@@ -316,9 +334,10 @@ class Bench:
                **machine_cpu()}
         if relay is not None:
             cpu["relay"] = cpu_seconds(relay.pid)
-        if self.gateway is not None:
-            cpu["gateway"] = cpu_seconds(self.gateway.pid)
-            cpu["gateway_sys"] = cpu_times(self.gateway.pid)[1]
+        if self.gateway is not None:  # with workers: the supervisor and every worker
+            pids = family(self.gateway.pid)
+            cpu["gateway"] = sum(cpu_seconds(pid) for pid in pids)
+            cpu["gateway_sys"] = sum(cpu_times(pid)[1] for pid in pids)
         return cpu
 
     def _start_profilers(self, gateway_pid: int | None, agents: list[Child],
@@ -501,7 +520,8 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
         connectors = max(plan.procs(which, max(plan.counts)) for which in agents)
         if plan.plane == "quic":
             connectors = max(connectors, plan.quic_connections(max(plan.counts)))
-        gateway, creds = start_gateway(connectors, workdir, quic=plan.plane == "quic")
+        gateway, creds = start_gateway(connectors, workdir, quic=plan.plane == "quic",
+                                       workers=plan.workers, registry=plan.registry)
     bench = Bench(plan, creds, gateway, workdir)
     out: dict[str, Any] = {"command": ["telcoflow", *sys.argv[1:]],
                            "machine": machine(),
@@ -510,6 +530,8 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
                                       "playout_target_ms": PLAYOUT_TARGET_MS,
                                       "gateway": "external" if args.gateway else "subprocess",
                                       "plane": plan.plane, "via": plan.via,
+                                      "workers": plan.workers,
+                                      "registry": "redis" if plan.registry else "memory",
                                       **({"loss": plan.loss, "carrier": plan.carrier}
                                          if plan.plane == "quic" else {})},
                            "runs": [], "ramps": []}
@@ -596,10 +618,23 @@ def main(args: argparse.Namespace) -> int:
     plan = Plan(counts, args.ramp, args.duration, args.rate, args.codec, args.dial_concurrency,
                 args.agent_procs, args.profile, args.ramp_extra, args.dial_rate,
                 via=args.via, plane=args.plane, loss=args.loss, carrier=carrier,
-                interrupt_scene=args.plane == "ws")
+                interrupt_scene=args.plane == "ws", workers=args.workers)
+    if args.workers < 1:
+        print("--workers must be 1 or more", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="telcoflow-bench-") as tmp, \
             asyncio.Runner(loop_factory=_new_loop) as runner:
-        out = runner.run(_bench(args, plan, Path(tmp)))
+        redis = None
+        if args.registry == "private" or args.registry is None and args.workers > 1:
+            redis = PrivateRedis(Path(tmp))
+            plan.registry = redis.url
+        elif args.registry:
+            plan.registry = args.registry
+        try:
+            out = runner.run(_bench(args, plan, Path(tmp)))
+        finally:
+            if redis is not None:
+                redis.stop()
     if args.json:
         print(json.dumps(out, indent=1))
     else:
