@@ -14,6 +14,8 @@ import pytest_asyncio
 
 from telcoflow.server.cluster import RegistryUnavailable
 from telcoflow.server.cluster.redis_registry import RedisRegistry
+from telcoflow.server.config import load_file
+from telcoflow.server.errors import ConfigError
 
 from .nodes import REDIS_URL, ROOT, Cluster, remove_keys
 
@@ -79,3 +81,26 @@ def test_serve_exits_non_zero_when_redis_does_not_answer(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     assert "the registry at redis://127.0.0.1:1/0 does not answer" in done.stderr
+
+
+@pytest.mark.parametrize(("table", "error"), [
+    ('url = "http://127.0.0.1:6379"', "must be a Redis URL"),
+    ('url = "redis://127.0.0.1:6379/0"\nheartbeat_s = 2\nnode_ttl_s = 1',
+     "node_ttl_s must be longer than heartbeat_s"),
+    ('url = ""', "url must be a non-empty string"),
+    ('url = "redis://127.0.0.1:6379/0"\nheartbeat_s = -1', "heartbeat_s must be a positive"),
+])
+def test_bad_registry_config_is_refused_clearly(tmp_path: Path, table: str, error: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[[connectors]]\nuuid = "c"\napi_keys = ["{"k" * 24}"]\n[registry]\n{table}\n')
+    with pytest.raises(ConfigError, match=error):
+        load_file(path)
+
+
+def test_registry_config_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text(f'[[connectors]]\nuuid = "c"\napi_keys = ["{"k" * 24}"]\n[registry]\n'
+                    'url = "redis://127.0.0.1:6379/3"\nnode_id = "gw-a"\nnode_ttl_s = 5\n')
+    registry = load_file(path).registry
+    assert (registry.url, registry.node_id, registry.node_ttl_s, registry.heartbeat_s) == \
+        ("redis://127.0.0.1:6379/3", "gw-a", 5.0, 1.0)

@@ -8,11 +8,14 @@ each worker also listens on a port of its own and gives that one in ``call.in``.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
 from .config import GatewayConfig
 from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 WORKER_ENV = "TELCOFLOW_WORKER"  # the worker's index, set by the supervisor
 
@@ -41,6 +44,10 @@ def require_registry(config: GatewayConfig, workers: int) -> None:
 def as_worker(config: GatewayConfig, index: int) -> None:
     """Make ``config`` worker ``index``'s: the shared port, its own voice port (the next
     ports after the shared one; ephemeral when the shared one is), its own node id."""
+    if config.public_url:  # one URL cannot name N workers' voice ports
+        logger.warning("[server] public_url is ignored with --workers: each worker names "
+                       "its own voice port in call.in")
+        config.public_url = None
     config.reuse_port = True
     config.voice_port = config.port + 1 + index if config.port else 0
     base = config.registry.node_id or socket.gethostname()
