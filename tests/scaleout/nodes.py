@@ -51,6 +51,13 @@ class Node:
         return self.process.wait_for(text, timeout)
 
     @property
+    def node_id(self) -> str:
+        """The id it registered under (the configured one plus this process's suffix)."""
+        match = re.search(r"node (\S+) joined the registry", self.wait_for("joined the registry"))
+        assert match
+        return match.group(1)
+
+    @property
     def http_url(self) -> str:
         return self.url.replace("ws", "http", 1)
 

@@ -48,7 +48,7 @@ async def test_kill_9_a_node_mid_call(pair: Cluster) -> None:
         await survivor.hangup()
     # the dead node's records are reaped, not served: its session is listed closed
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    dead = f"{pair.prefix}-d"
+    dead = d.node_id
     await asyncio.to_thread(wait_until, lambda: not client.hexists(f"{pair.prefix}:nodes", dead),
                             5, "the dead node reaped")
     assert not client.exists(f"{pair.prefix}:nodesessions:{dead}",

@@ -91,7 +91,7 @@ async def test_redis_restarted_mid_call(tmp_path: Path, private_redis: PrivateRe
             for node in (a, b):
                 await asyncio.to_thread(node.wait_for, "registry reachable again")
             client = private_redis.client()
-            channels = [f"{cluster.prefix}:ch:node:{cluster.prefix}-{n}" for n in ("a", "b")]
+            channels = [f"{cluster.prefix}:ch:node:{node.node_id}" for node in (a, b)]
             await asyncio.to_thread(wait_until, lambda: all(
                 count == 1 for _, count in client.pubsub_numsub(*channels)), 10,
                 "both nodes subscribed again")
@@ -102,7 +102,7 @@ async def test_redis_restarted_mid_call(tmp_path: Path, private_redis: PrivateRe
                 await after.hangup()
             await live.hangup()
             # nothing left open in the registry once every call is over
-            held = f"{cluster.prefix}:nodesessions:{cluster.prefix}-b"
+            held = f"{cluster.prefix}:nodesessions:{b.node_id}"
             await asyncio.to_thread(wait_until, lambda: client.scard(held) == 0, 10,
                                     "empty session set")
             client.close()

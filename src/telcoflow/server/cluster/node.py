@@ -61,7 +61,9 @@ class ClusterNode:
     def __init__(self, gateway: Gateway, cfg: RegistryConfig) -> None:
         assert cfg.url is not None
         self.gateway, self.engine, self.cfg = gateway, gateway.engine, cfg
-        self.node_id = cfg.node_id or f"node-{uuid.uuid4().hex[:12]}"
+        # one id per process lifetime: a node restarted within the TTL (a worker the
+        # supervisor starts again) is a new node, and its former self is reaped as dead
+        self.node_id = f"{cfg.node_id or 'node'}-{uuid.uuid4().hex[:8]}"
         self.registry = RedisRegistry(cfg.url, self.node_id, cfg.prefix, cfg.node_ttl_s)
         self.connectors = {c.uuid: c for c in gateway.config.connectors}
         self.mirror = SessionMirror()
@@ -103,7 +105,8 @@ class ClusterNode:
             await self.stop()
             raise RegistryUnavailable(f"the registry failed while joining: {exc}") from None
         self._tasks.append(asyncio.create_task(self._liveness()))
-        logger.info("node %s joined the registry (%d node(s) live)", self.node_id, len(live))
+        logger.info("node %s joined the registry (%d node(s) live)", self.node_id,
+                    len(live) + (self.node_id not in live))
 
     async def stop(self) -> None:
         if self._tasks:  # the sessions the engine closed on its way out are written first
