@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from telcoflow.loadgen.scaleout import family
 from telcoflow.testing import Phone
 
 from .agents import echo_agent
@@ -61,5 +63,13 @@ async def test_two_workers_share_a_port_and_each_call_talks_to_its_worker(
                     await phone.hangup()
             # each call's voice connection went to a worker's own port
             assert {url.rsplit("/v1/voice/", 1)[0] for url in seen.voice_urls} <= voice_urls
+        # a worker killed is started again, and calls go on through the shared port
+        os.kill(family(supervisor.proc.pid)[1], signal.SIGKILL)
+        exited = await asyncio.to_thread(log.wait_for, "starting it again", 10)
+        await asyncio.to_thread(log.wait_for, "voice on", 30, log.lines.index(exited) + 1)
+        async with echo_agent(cluster, shared), Phone(shared, cluster.phone_key) as phone:
+            await phone.dial(to=cluster.number, caller="+15550049", sample_rate=RATE)
+            await phone.wait_answered(timeout=10)
+            assert await echoed(phone, 0.2) > 0.99
         supervisor.proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(supervisor.proc.wait, 15) == 0
