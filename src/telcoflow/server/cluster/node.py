@@ -164,13 +164,15 @@ class ClusterNode:
         req_id = frame.req_id if isinstance(frame, sm.SessionOpen) else None
         sid = frame.session_id
         try:
-            home = await self._home_of(link.connector_uuid, sid)
-            if opening and home is not None:
+            home, is_open = await self._home_of(link.connector_uuid, sid)
+            if opening and home is not None and is_open:
                 winner = await self._claim(link, sid)
                 if winner != link.id:
                     link.fail(req_id, "SESSION_BUSY", f"session {sid} is bound to another "
                               "connection", winner)
                     return
+            if link.id not in self.local:
+                return  # the connection closed meanwhile: nothing may be bound to it
             if home is None or home == self.node_id:
                 self._run_local(link, frame)
                 return
@@ -185,15 +187,18 @@ class ClusterNode:
             self.held[sid] = link.id
             link.send_text(sm.build_response(req_id or "", answer["content"]))
 
-    async def _home_of(self, connector: str, sid: str) -> str | None:
-        if self.engine.sessions.get(sid, connector) is not None:
-            return self.node_id
+    async def _home_of(self, connector: str, sid: str) -> tuple[str | None, bool]:
+        """The node holding the session (None: unknown) and whether it is open (a closed
+        one is not claimed: the holding engine answers SESSION_CLOSED)."""
+        local = self.engine.sessions.get(sid, connector)
+        if local is not None:
+            return self.node_id, local.is_open
         record = self.mirror.get(sid, connector)
         if record is None:
             record = await self._redis(self.registry.session(sid))
             if record is None or record.get("connector") != connector:
-                return None
-        return str(record["node"])
+                return None, False
+        return str(record["node"]), record["state"] == "OPEN"
 
     async def _claim(self, link: SmLink, sid: str) -> str:
         """The atomic claim; Redis away: the holding node's engine still decides alone."""
