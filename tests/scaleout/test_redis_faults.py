@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from telcoflow.loadgen.scaleout import free_ports
 from telcoflow.testing import Phone, PhoneError
 
 from .agents import echo_agent
@@ -21,9 +21,7 @@ from .test_cross_node import RATE, echoed
 
 class PrivateRedis:
     def __init__(self, workdir: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_ports(1)  # below the ephemeral range: it is bound again later
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = f"redis://127.0.0.1:{self.port}/0"

@@ -6,14 +6,13 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from telcoflow.loadgen.scaleout import family
+from telcoflow.loadgen.scaleout import family, free_ports
 from telcoflow.testing import Phone
 
 from .agents import echo_agent
@@ -21,12 +20,6 @@ from .nodes import ROOT, Cluster, Node
 from .test_cross_node import RATE, echoed
 
 _WORKER = re.compile(r"gateway listening on (\S+) \(this worker's calls' voice on (\S+)\)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_workers_without_a_registry_say_redis_is_needed() -> None:
@@ -42,7 +35,7 @@ def test_workers_without_a_registry_say_redis_is_needed() -> None:
 @pytest.mark.asyncio
 async def test_two_workers_share_a_port_and_each_call_talks_to_its_worker(
         tmp_path: Path) -> None:
-    cluster = Cluster(tmp_path, names=(), port=free_port())
+    cluster = Cluster(tmp_path, names=(), port=free_ports(3))
     supervisor = Node("workers", cluster.write_config("w"), "--workers", "2")
     cluster.nodes["workers"] = supervisor
     with cluster:

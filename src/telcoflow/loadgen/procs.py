@@ -18,7 +18,7 @@ from pathlib import Path
 from ..server import credentials
 from ..server.config import DEV_NUMBER
 from . import agent as bench_agent
-from .scaleout import free_port
+from .scaleout import free_ports
 
 REFSDK_VERSION = "1.0.0"
 START_TIMEOUT_S = 60.0
@@ -128,7 +128,7 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
             for i in range(connectors)]
     phone_key = f"tfp_{secrets.token_urlsafe(24)}"
     twilio, audiocodes = secrets.token_urlsafe(24), f"tfa_{secrets.token_urlsafe(24)}"
-    shared = free_port() if workers > 1 else 0
+    shared = free_ports(workers + 1) if workers > 1 else 0
     toml = [f'[server]\nhost = "{host}"\nport = {shared}\n\n[phone]\nkeys = ["{phone_key}"]\n',
             f'[twilio]\nauth_token = "{twilio}"\n\n[audiocodes]\ntokens = ["{audiocodes}"]\n'
             + "[audiocodes.bots]\n" + "".join(f'"{c.number}" = "{c.number}"\n' for c in made)]

@@ -7,6 +7,7 @@ counts the bench's own: a shared Redis counts everyone's commands.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -85,7 +86,20 @@ def family(pid: int) -> list[int]:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free TCP ports (a workers' shared port and their
+    voice ports), below the kernel's ephemeral range: a port from that range can be
+    taken by any outgoing connection between this check and the workers' bind."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for first in random.sample(range(10_000, low - count), 200):
+        probes = [socket.socket() for _ in range(count)]
+        try:
+            for offset, probe in enumerate(probes):
+                probe.bind(("127.0.0.1", first + offset))
+            return first
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise SystemExit(f"no {count} consecutive free ports found below {low}")

@@ -264,7 +264,7 @@ class ClusterNode:
                 self._health(False)
                 logger.warning("registry subscription lost (%s); resubscribing", exc)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, 1.0)
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         kind, origin = msg.get("t"), msg.get("node")
