@@ -146,6 +146,7 @@ class Plan:
     interrupt_scene: bool = True
     workers: int = 1
     registry: str | None = None    # the gateway's Redis URL (None: the memory registry)
+    registry_pid: int | None = None  # a private redis-server's (its CPU is counted)
 
     @property
     def interrupt(self) -> tuple[int, int]:
@@ -281,8 +282,8 @@ class Bench:
         figures = step_figures(live, merged)
         minutes = len(live) * plan.duration / 60 or 1.0
         resources: dict[str, float | None] = {"agent_processes": len(agents)}
-        for who in ("gateway", "agent", "bench", "relay"):
-            if who == "relay" and relay is None:
+        for who in ("gateway", "agent", "bench", "relay", "redis"):
+            if who == "relay" and relay is None or who == "redis" and who not in before:
                 continue
             used = after[who] - before[who] if who in before else None
             resources[f"{who}_cpu_cores"] = None if used is None else round(used / plan.duration, 3)
@@ -334,6 +335,8 @@ class Bench:
                **machine_cpu()}
         if relay is not None:
             cpu["relay"] = cpu_seconds(relay.pid)
+        if self.plan.registry_pid is not None:  # the private redis-server: the gateway's too
+            cpu["redis"] = cpu_seconds(self.plan.registry_pid)
         if self.gateway is not None:  # with workers: the supervisor and every worker
             pids = family(self.gateway.pid)
             cpu["gateway"] = sum(cpu_seconds(pid) for pid in pids)
@@ -627,7 +630,7 @@ def main(args: argparse.Namespace) -> int:
         redis = None
         if args.registry == "private" or args.registry is None and args.workers > 1:
             redis = PrivateRedis(Path(tmp))
-            plan.registry = redis.url
+            plan.registry, plan.registry_pid = redis.url, redis.proc.pid
         elif args.registry:
             plan.registry = args.registry
         try:

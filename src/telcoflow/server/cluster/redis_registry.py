@@ -178,8 +178,12 @@ class RedisRegistry:
         return live, set(ids) - set(live)
 
     async def leave(self) -> None:
-        """A clean stop: this node's records go at once (nothing for others to reap)."""
+        """A clean stop: this node's records go at once (nothing for others to reap), and
+        the others drop its agents' connections now rather than at its key's expiry."""
         await self.reap(self.node_id, force=True)
+        await self.client.delete(self.key("node", self.node_id))
+        await self.client.publish(self.all_channel, json.dumps(
+            {"t": "node_lost", "lost": self.node_id, "node": self.node_id}))
 
     async def reap(self, node_id: str, force: bool = False) -> list[dict[str, Any]]:
         """Remove a dead node's connections and close its open sessions; one node does it
@@ -189,7 +193,8 @@ class RedisRegistry:
             return []
         members = [str(m) for m in await self.client.smembers(self.key("nodelinks", node_id))]
         sids = [str(s) for s in await self.client.smembers(self.key("nodesessions", node_id))]
-        records = [await self.session(s) for s in sids]
+        raws = await self.client.mget([self.key("session", s) for s in sids]) if sids else []
+        records = [json.loads(raw) if raw else None for raw in raws]
         pipe = self.client.pipeline(transaction=False)
         for member in members:
             connector, link = member.split(" ", 1)
