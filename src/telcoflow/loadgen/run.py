@@ -169,7 +169,7 @@ class Bench:
     def __init__(self, plan: Plan, creds: Credentials, gateway: Child | None,
                  workdir: Path) -> None:
         self.plan, self.creds, self.gateway, self.workdir = plan, creds, gateway, workdir
-        self.idle_rss = rss_bytes(gateway.pid) if gateway is not None else None
+        self.idle_rss = _rss(gateway.pid) if gateway is not None else None
         self._profiled: set[str] = set()   # the planes profiled so far
 
     async def _agents(self, which: str, calls: int) -> list[Child]:
@@ -257,7 +257,7 @@ class Bench:
         rss: list[int] = []
         gw_pid = self.gateway.pid if self.gateway is not None else None
         if gw_pid is not None:
-            loop.call_later(plan.duration / 2, lambda: rss.append(rss_bytes(gw_pid)))
+            loop.call_later(plan.duration / 2, lambda: rss.append(_rss(gw_pid)))
         if relay is not None:  # loss while the callers talk only, as tests/quic/test_loss.py
             await self._relay(relay, f"LOSS {plan.loss} {plan.loss} {QUIC_MEDIA_PACKET}")
         profilers = self._start_profilers(gw_pid, agents, plane)
@@ -380,6 +380,11 @@ class Bench:
                     break
                 extra -= 1
         return steps
+
+
+def _rss(pid: int) -> int:
+    """The gateway's resident memory: with workers, the supervisor's and theirs."""
+    return sum(rss_bytes(p) for p in family(pid))
 
 
 def judge(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
