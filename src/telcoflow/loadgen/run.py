@@ -269,14 +269,15 @@ class Bench:
             await self._relay(relay, f"LOSS 0 0 {QUIC_MEDIA_PACKET}")
         await asyncio.gather(*(p.tail(5.0) for p in live))
         await asyncio.gather(*(p.hangup() for p in phones), return_exceptions=True)
-        redis_after = commands(plan.registry) if plan.registry else None
-        step_s = time.monotonic() - step_started
         for profiler in profilers:
             await asyncio.to_thread(profiler.wait)
         owner = [p.index % len(numbers) % len(agents) for p in live]
         logs = await asyncio.gather(*(self._dump(agent, owner.count(j))
                                       for j, agent in enumerate(agents)))
         merged = {k: v for log in logs for k, v in log.items()}
+        # read after the agents' logs: the sessions' closings are written by then too
+        redis_after = commands(plan.registry) if plan.registry else None
+        step_s = time.monotonic() - step_started
         if relay is not None:
             relay_counts = json.loads((await self._relay(relay, "COUNTS")).split(" ", 1)[1])
         figures = step_figures(live, merged)
