@@ -76,6 +76,7 @@ class ClusterNode:
         self._pending: set[asyncio.Task[None]] = set()
         self._lost: set[str] = set()
         self._judge_after = 0.0  # monotonic: no node is judged dead before then
+        self._missing: set[str] = set()  # nodes with no record at the last round
 
     @property
     def voice_url(self) -> str:
@@ -358,7 +359,11 @@ class ClusterNode:
             self._health(True)
             if time.monotonic() < self._judge_after:
                 continue
-            gone = {link.node_id for link in self.remote.values()} - set(live)
+            # a node with connections here but no record at all (reaped, or Redis lost
+            # its keys) is lost if it is still missing on the next round: one that is
+            # joining announces its first connections just before its first heartbeat
+            missing = {link.node_id for link in self.remote.values()} - set(live)
+            gone, self._missing = missing & self._missing, missing
             for node in (dead | gone) - {self.node_id}:
                 await self._node_lost(node)
 
