@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench soak lint typecheck clean serve refsdk adkenv sysdeps proto
+.PHONY: demo test bench soak lint typecheck clean serve refsdk adkenv sysdeps proto redis
 
 # System packages the tests drive as real peers: command:package (installed when missing);
 # chromium: the console's browser tests drive Debian's build headless (Playwright, no download)
@@ -13,7 +13,7 @@ SYSDEPS := sipp:sip-tester baresip:baresip chromium:chromium
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,fast,twilio,openai,gemini,whatsapp,quic]'
+	$(PY) -m pip install --quiet -e '.[dev,fast,twilio,openai,gemini,whatsapp,quic,redis]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -26,7 +26,17 @@ sysdeps:
 	  echo "installing$$missing (test peers)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; fi
 
-test: $(STAMP) sysdeps adkenv
+# the scale-out tests use the real Redis on 127.0.0.1:6379 (DB 7, a key prefix per run):
+# started here when none answers, installed first when missing
+redis:
+	@if ! (command -v redis-cli >/dev/null 2>&1 && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1); then \
+	  command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server (test peer)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }; \
+	  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no; \
+	  for i in 1 2 3 4 5 6 7 8 9 10; do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; \
+	    sleep 0.2; done; fi
+
+test: $(STAMP) sysdeps adkenv redis
 	$(PY) -m pytest -q
 
 refsdk: $(STAMP)  # the published SDK 1.0.0, isolated in .cache/ (tests and benches use it)

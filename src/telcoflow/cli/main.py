@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="serve /metrics (and /healthz, /readyz) on this separate "
                        "plain-HTTP listener instead of the gateway's port "
                        "(docs/operations.md)")
+    serve.add_argument("--workers", default="1", metavar="N|auto",
+                       help="run N gateway processes sharing the port (SO_REUSEPORT) and "
+                       "the [registry] Redis; auto: one per core (docs/scale-out.md)")
     serve.add_argument("--log-format", choices=("text", "json"), default="text",
                        help="log lines as text, or one JSON object per line with keys and "
                        "tokens scrubbed (docs/operations.md)")
@@ -87,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from .serve import main as serve_main
         return serve_main(args.config, args.host, args.port, args.sip, args.quic,
-                          args.metrics_listen, args.log_format)
+                          args.metrics_listen, args.log_format, args.workers)
     if args.command == "call":
         from .call import CallRequest
         from .call import main as call_main

@@ -17,6 +17,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from .. import telephony  # noqa: E402
 from ..server import credentials  # noqa: E402
 from ..server.app import Gateway  # noqa: E402
+from ..server.cluster import ClusterError  # noqa: E402
 from ..server.config import (  # noqa: E402
     GatewayConfig,
     dev_quic,
@@ -27,8 +28,11 @@ from ..server.config import (  # noqa: E402
     mask,
     parse_hostport,
 )
+from ..server.drain import drain  # noqa: E402
 from ..server.errors import ConfigError  # noqa: E402
 from ..server.logformat import redact_config, use_json_logs  # noqa: E402
+from ..server.workers import WORKER_ENV, as_worker, require_registry, worker_count  # noqa: E402
+from .workers import Supervisor  # noqa: E402
 
 logger = logging.getLogger("telcoflow.server")
 
@@ -96,7 +100,7 @@ async def run(config: GatewayConfig) -> None:
     gateway = Gateway(config)
     telephony.install(gateway)
     await gateway.start()
-    logger.info("gateway ready on %s (%d connector(s); key prefix %s)", config.voice_base_url(),
+    logger.info("gateway ready on %s (%d connector(s); key prefix %s)", config.listen_url(),
                 len(config.connectors), mask(config.connectors[0].api_keys[0]))
     if config.generated:
         show_credentials(config)
@@ -112,10 +116,18 @@ async def run(config: GatewayConfig) -> None:
                        "(set [metrics] keys or TELCOFLOW_METRICS_KEY)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    draining = asyncio.Event()  # SIGTERM: drain first (SIGINT: stop at once)
+
+    def on_term() -> None:
+        draining.set()
+        stop.set()
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGTERM, on_term)
     try:
         await stop.wait()
+        if draining.is_set():
+            loop.add_signal_handler(signal.SIGTERM, lambda: None)  # the drain runs its course
+            await drain(gateway, config.drain_grace_s)
     finally:
         if config.generated:
             credentials.forget(config)
@@ -124,14 +136,26 @@ async def run(config: GatewayConfig) -> None:
 
 def main(config_path: str | None, host: str | None, port: int | None,
          sip: str | None = None, quic: int | None = None, metrics_listen: str | None = None,
-         log_format: str = "text") -> int:
+         log_format: str = "text", workers: str = "1") -> int:
     if log_format == "json":  # replaces the text handler main.py installed, same level
         use_json_logs(logging.getLogger().level)
     try:
         config = build_config(config_path, host, port, sip, quic, metrics_listen)
+        count = worker_count(workers)
+        require_registry(config, count)
+        if count > 1 and (sip or quic or config.sip or config.quic):
+            raise ConfigError("--workers shares a TCP port: run SIP and QUIC (UDP) on a "
+                              "gateway of one worker")
     except ConfigError as exc:
         print(f"telcoflow serve: {exc}", file=sys.stderr)
         return 2
+    index = os.environ.get(WORKER_ENV)
+    if index is not None:
+        as_worker(config, int(index))
+    elif count > 1:
+        argv = ["serve", "--port", str(config.port), "--host", config.host,
+                "--log-format", log_format, *(["--config", config_path] if config_path else [])]
+        return Supervisor(count, argv).run()
     try:
         import uvloop
         uvloop.install()
@@ -139,6 +163,9 @@ def main(config_path: str | None, host: str | None, port: int | None,
         pass
     try:
         asyncio.run(run(config))
+    except ClusterError as exc:  # [registry]: Redis unreachable at start
+        print(f"telcoflow serve: {exc.message}", file=sys.stderr)
+        return 1
     except OSError as exc:  # the listening socket (SIP's too): in use, not ours, bad host
         where = f"{config.host}:{config.port}"
         if config.metrics.host is not None:

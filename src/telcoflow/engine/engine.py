@@ -116,6 +116,9 @@ class Engine:
         self._timed.append(self.messaging)
         self.recorder: Recorder | None = None  # the gateway's, when it records calls
         self._wake: Callable[[], None] | None = None
+        # a sentence when new inbound calls are refused (SERVICE_UNAVAILABLE): the gateway
+        # drains, or its session registry is unreachable; live calls go on
+        self.refusing: str | None = None
         self._due: dict[Due, Callable[..., None]] = {
             Due.RING: self._ring_timeout, Due.CONNECT: self._connect_ring_over,
             Due.RESUME_OFFER: self._resume_offer, Due.RESUME_GRACE: self._resume_grace_over,
@@ -171,6 +174,9 @@ class Engine:
     def inbound_call(self, leg: Leg, to: str, caller: str) -> str | None:
         """A call for ``to`` arrived on ``leg``; returns its call id, None if refused."""
         connector = self._routes.get(to)
+        if self.refusing is not None:
+            self._refuse(leg, EndReason.SERVICE_UNAVAILABLE, self.refusing)
+            return None
         if connector is None:
             self._refuse(leg, EndReason.NOT_IN_SERVICE, f"the number {to} is not in service")
             return None
@@ -628,6 +634,7 @@ class Engine:
 
     def shutdown(self) -> None:
         for call in tuple(self.calls.values()):
+            call.end_cause = call.end_cause or "GATEWAY_SHUTDOWN"  # the agents' session.closed
             self.end_call(call, CallEvent.SHUTDOWN)
 
     def _answer(self, call: Call) -> None:

@@ -67,6 +67,7 @@ class EndReason(StrEnum):
     RING_TIMEOUT = "RING_TIMEOUT"          # a dialled leg did not answer in time
     CALLER_GONE = "CALLER_GONE"            # the call ended while a dialled leg was ringing
     GATEWAY_OVERLOADED = "GATEWAY_OVERLOADED"  # refused on arrival: the media runs late
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # new calls refused (draining, registry away)
 
 
 class DialFailure(StrEnum):

@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .registry import MemoryRegistry, Registry
 from .session_states import BINDING, Binding, BindingEvent
 
 
@@ -61,12 +62,14 @@ class SessionStore:
 
     Lookups of open sessions (every SM connect and drop, every quota check)
     touch only that connector's open sessions; closed ones stay listable
-    until ``KEEP_CLOSED`` later closings push them out.
+    until ``KEEP_CLOSED`` later closings push them out. The :class:`~.registry.Registry`
+    is told of each session added and closed (other nodes list and route them).
     """
 
     KEEP_CLOSED = 10_000
 
-    def __init__(self) -> None:
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry: Registry = registry or MemoryRegistry()
         self._by_id: dict[str, Session] = {}
         self._by_connector: dict[str, dict[str, Session]] = {}
         self._open: dict[str, dict[str, Session]] = {}
@@ -76,6 +79,7 @@ class SessionStore:
         self._by_id[session.id] = session
         self._by_connector.setdefault(session.connector_uuid, {})[session.id] = session
         self._open.setdefault(session.connector_uuid, {})[session.id] = session
+        self.registry.session_added(session)
         return session
 
     def get(self, session_id: str, connector_uuid: str) -> Session | None:
@@ -92,6 +96,7 @@ class SessionStore:
         session.closed_at, session.close_reason = now_wall, reason
         self._open.get(session.connector_uuid, {}).pop(session.id, None)
         self._closed_order.append(session.id)
+        self.registry.session_closed(session)
         while len(self._closed_order) > self.KEEP_CLOSED:
             old = self._by_id.pop(self._closed_order.popleft(), None)
             if old is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from ..server import credentials
 from ..server.config import DEV_NUMBER
 from . import agent as bench_agent
+from .scaleout import free_ports
 
 REFSDK_VERSION = "1.0.0"
 START_TIMEOUT_S = 60.0
@@ -113,27 +114,32 @@ def env_without(*prefixes: str) -> dict[str, str]:
 
 
 def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
-                  more_toml: str = "", quic: bool = False) -> tuple[Child, Credentials]:
+                  more_toml: str = "", quic: bool = False, workers: int = 1,
+                  registry: str | None = None) -> tuple[Child, Credentials]:
     """``telcoflow serve`` on a free port, with ``connectors`` connectors and keys made here.
 
     Why several connectors: each agent process gets its own, so a call's
     notification goes to one process only. The keys reach the gateway in a
     0600 config file and never appear in output (the gateway logs a prefix).
     ``more_toml`` adds tables (``[sip]`` for the SIP bench); ``quic`` opens the
-    QUIC door on a free UDP port (self-signed certificate; docs/quic.md).
+    QUIC door on a free UDP port (self-signed certificate; docs/quic.md). ``workers`` > 1
+    runs ``serve --workers`` on a free fixed port (they share it), with ``registry``.
     """
     made = [Connector(f"tfk_{secrets.token_urlsafe(24)}", str(uuid.uuid4()), f"+1555{i:07d}")
             for i in range(connectors)]
     phone_key = f"tfp_{secrets.token_urlsafe(24)}"
     metrics_key = f"tfm_{secrets.token_urlsafe(24)}"
     twilio, audiocodes = secrets.token_urlsafe(24), f"tfa_{secrets.token_urlsafe(24)}"
-    toml = [f'[server]\nhost = "{host}"\nport = 0\n\n[phone]\nkeys = ["{phone_key}"]\n',
+    shared = free_ports(workers + 1) if workers > 1 else 0
+    toml = [f'[server]\nhost = "{host}"\nport = {shared}\n\n[phone]\nkeys = ["{phone_key}"]\n',
             f'[twilio]\nauth_token = "{twilio}"\n\n[audiocodes]\ntokens = ["{audiocodes}"]\n'
             + "[audiocodes.bots]\n" + "".join(f'"{c.number}" = "{c.number}"\n' for c in made)]
     toml += [f'[[connectors]]\nuuid = "{c.uuid}"\napi_keys = ["{c.api_key}"]\n'
              f'numbers = ["{c.number}"]\n' for c in made]
     toml.append(f'[metrics]\nkeys = ["{metrics_key}"]\n')
     toml.append(more_toml)
+    if registry is not None:
+        toml.append(f'[registry]\nurl = "{registry}"\nprefix = "tfbench"\n')
     if quic:
         toml.append(f'[quic]\nlisten = "{host}:0"\n')
     path = workdir / "gateway.toml"
@@ -141,8 +147,12 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(toml))
     child = Child("gateway", [sys.executable, "-m", "telcoflow.cli.main", "serve",
-                              "--config", str(path)], env_without("TELCOFLOW_", "WSS_"))
-    url = child.expect(r"gateway ready on (\S+)").group(1)
+                              "--config", str(path), "--workers", str(workers)],
+                  env_without("TELCOFLOW_", "WSS_"))
+    since = 0
+    for _ in range(workers):  # every worker says it is ready, on the shared port
+        ready = child.expect(r"gateway ready on (\S+)", since)
+        url, since = ready.group(1), child.lines.index(ready.string, since) + 1
     port = fingerprint = None
     if quic:
         door = child.expect(r"QUIC door on udp \S+:(\d+), certificate SHA-256 ([0-9a-f]+)")

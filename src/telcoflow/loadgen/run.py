@@ -52,6 +52,7 @@ from .procs import (
     start_quic_agent,
     start_relay,
 )
+from .scaleout import PrivateRedis, commands, family, per_call
 from .stats import step_figures
 
 DEFAULT_STEPS = "25,50,100,200,300,400,500,600,800,1000"
@@ -103,6 +104,13 @@ def add_parser(sub: Any) -> None:
     bench.add_argument("--agent-procs", type=int, default=1,
                        help="agent processes, each on its own connector (default 1; the "
                        f"published SDK gets one per {REFERENCE_CALLS_PER_PROCESS} calls)")
+    bench.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="run the gateway as 'serve --workers N' (N > 1: on a private "
+                       "Redis registry); the CPU figures add up its processes")
+    bench.add_argument("--registry", metavar="private|URL",
+                       help="the gateway's [registry]: 'private' starts a redis-server for the "
+                       "run (the default with --workers > 1), or a Redis URL; the Redis "
+                       "commands per call are counted")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
     bench.add_argument("--via", choices=("phone", "twilio", "audiocodes", "quic"),
                        default="phone",
@@ -145,6 +153,9 @@ class Plan:
     loss: float = 0.0              # of the QUIC media packets, each way
     carrier: str = "stream"        # the QUIC agent's audio: "stream" or "datagram"
     interrupt_scene: bool = True
+    workers: int = 1
+    registry: str | None = None    # the gateway's Redis URL (None: the memory registry)
+    registry_pid: int | None = None  # a private redis-server's (its CPU is counted)
 
     @property
     def interrupt(self) -> tuple[int, int]:
@@ -167,7 +178,7 @@ class Bench:
     def __init__(self, plan: Plan, creds: Credentials, gateway: Child | None,
                  workdir: Path) -> None:
         self.plan, self.creds, self.gateway, self.workdir = plan, creds, gateway, workdir
-        self.idle_rss = rss_bytes(gateway.pid) if gateway is not None else None
+        self.idle_rss = _rss(gateway.pid) if gateway is not None else None
         self._profiled: set[str] = set()   # the planes profiled so far
 
     async def _agents(self, which: str, calls: int) -> list[Child]:
@@ -246,6 +257,8 @@ class Bench:
                "audiocodes": creds.audiocodes_token}[via]
         if key is None:
             raise SystemExit(f"--via {via}: the gateway's key for that door is not known")
+        redis_before = commands(plan.registry) if plan.registry else None
+        step_started = time.monotonic()
         failures = await place_calls(phones, creds.url, key, numbers,
                                      plan.dial_concurrency, plan.dial_rate * len(agents), 60.0)
         live = [p for p in phones if "answered" in p.events]
@@ -253,7 +266,7 @@ class Bench:
         rss: list[int] = []
         gw_pid = self.gateway.pid if self.gateway is not None else None
         if gw_pid is not None:
-            loop.call_later(plan.duration / 2, lambda: rss.append(rss_bytes(gw_pid)))
+            loop.call_later(plan.duration / 2, lambda: rss.append(_rss(gw_pid)))
         if relay is not None:  # loss while the callers talk only, as tests/quic/test_loss.py
             await self._relay(relay, f"LOSS {plan.loss} {plan.loss} {QUIC_MEDIA_PACKET}")
         profilers = self._start_profilers(gw_pid, agents, plane)
@@ -279,13 +292,16 @@ class Bench:
         logs = await asyncio.gather(*(self._dump(agent, owner.count(j))
                                       for j, agent in enumerate(agents)))
         merged = {k: v for log in logs for k, v in log.items()}
+        # read after the agents' logs: the sessions' closings are written by then too
+        redis_after = commands(plan.registry) if plan.registry else None
+        step_s = time.monotonic() - step_started
         if relay is not None:
             relay_counts = json.loads((await self._relay(relay, "COUNTS")).split(" ", 1)[1])
         figures = step_figures(live, merged)
         minutes = len(live) * plan.duration / 60 or 1.0
         resources: dict[str, float | None] = {"agent_processes": len(agents)}
-        for who in ("gateway", "agent", "bench", "relay"):
-            if who == "relay" and relay is None:
+        for who in ("gateway", "agent", "bench", "relay", "redis"):
+            if who == "relay" and relay is None or who == "redis" and who not in before:
                 continue
             used = after[who] - before[who] if who in before else None
             resources[f"{who}_cpu_cores"] = None if used is None else round(used / plan.duration, 3)
@@ -313,6 +329,10 @@ class Bench:
                   **figures, "resources": resources, "targets": targets}
         if "_connections" in merged:
             result["quic_counts"] = quic_counts(merged, relay_counts)
+        if redis_before is not None and redis_after is not None:
+            # the whole step: set-up, talk and hang-up of every call
+            result["registry"] = {"workers": plan.workers, **per_call(
+                redis_before, redis_after, calls, step_s, plan.workers)}
         return result
 
     async def _scrape(self) -> dict[str, float] | None:
@@ -345,9 +365,12 @@ class Bench:
                **machine_cpu()}
         if relay is not None:
             cpu["relay"] = cpu_seconds(relay.pid)
-        if self.gateway is not None:
-            cpu["gateway"] = cpu_seconds(self.gateway.pid)
-            cpu["gateway_sys"] = cpu_times(self.gateway.pid)[1]
+        if self.plan.registry_pid is not None:  # the private redis-server: the gateway's too
+            cpu["redis"] = cpu_seconds(self.plan.registry_pid)
+        if self.gateway is not None:  # with workers: the supervisor and every worker
+            pids = family(self.gateway.pid)
+            cpu["gateway"] = sum(cpu_seconds(pid) for pid in pids)
+            cpu["gateway_sys"] = sum(cpu_times(pid)[1] for pid in pids)
         return cpu
 
     def _start_profilers(self, gateway_pid: int | None, agents: list[Child],
@@ -399,6 +422,11 @@ def catch_up_share(counted: dict[str, float] | None, talk_s: float) -> dict[str,
         seconds = counted.get(f"catchup_{how}_s", 0.0)
         out[f"catchup_{how}_pct"] = round(100 * seconds / talk_s, 3) if talk_s else None
     return out
+
+
+def _rss(pid: int) -> int:
+    """The gateway's resident memory: with workers, the supervisor's and theirs."""
+    return sum(rss_bytes(p) for p in family(pid))
 
 
 def judge(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -542,7 +570,8 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
         connectors = max(plan.procs(which, max(plan.counts)) for which in agents)
         if plan.plane == "quic":
             connectors = max(connectors, plan.quic_connections(max(plan.counts)))
-        gateway, creds = start_gateway(connectors, workdir, quic=plan.plane == "quic")
+        gateway, creds = start_gateway(connectors, workdir, quic=plan.plane == "quic",
+                                       workers=plan.workers, registry=plan.registry)
     bench = Bench(plan, creds, gateway, workdir)
     hogs = hog.start(args.hog)
     out: dict[str, Any] = {"command": ["telcoflow", *sys.argv[1:]],
@@ -553,6 +582,8 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
                                       "hog_cores": args.hog,
                                       "gateway": "external" if args.gateway else "subprocess",
                                       "plane": plan.plane, "via": plan.via,
+                                      "workers": plan.workers,
+                                      "registry": "redis" if plan.registry else "memory",
                                       **({"loss": plan.loss, "carrier": plan.carrier}
                                          if plan.plane == "quic" else {})},
                            "runs": [], "ramps": []}
@@ -672,10 +703,23 @@ def main(args: argparse.Namespace) -> int:
     plan = Plan(counts, args.ramp, args.duration, args.rate, args.codec, args.dial_concurrency,
                 args.agent_procs, args.profile, args.ramp_extra, args.dial_rate,
                 via=args.via, plane=args.plane, loss=args.loss, carrier=carrier,
-                interrupt_scene=args.plane == "ws")
+                interrupt_scene=args.plane == "ws", workers=args.workers)
+    if args.workers < 1:
+        print("--workers must be 1 or more", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="telcoflow-bench-") as tmp, \
             asyncio.Runner(loop_factory=_new_loop) as runner:
-        out = runner.run(_bench(args, plan, Path(tmp)))
+        redis = None
+        if args.registry == "private" or args.registry is None and args.workers > 1:
+            redis = PrivateRedis(Path(tmp))
+            plan.registry, plan.registry_pid = redis.url, redis.proc.pid
+        elif args.registry:
+            plan.registry = args.registry
+        try:
+            out = runner.run(_bench(args, plan, Path(tmp)))
+        finally:
+            if redis is not None:
+                redis.stop()
     if args.json:
         print(json.dumps(out, indent=1))
     else:

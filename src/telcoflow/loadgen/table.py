@@ -38,7 +38,8 @@ def run_table(run: dict[str, Any], title: str) -> str:
     lines.append(f"underruns: {_cell(run['underrun_pct'])} % of talk slots")
     res = run["resources"]
     cpu = [(who, res.get(f"{who}_cpu_cores"), res.get(f"{who}_cpu_s_per_call_min"))
-           for who in ("gateway", "agent", "bench", "relay") if f"{who}_cpu_cores" in res]
+           for who in ("gateway", "redis", "agent", "bench", "relay")
+           if f"{who}_cpu_cores" in res]
     lines.append("CPU (cores busy / s per call-minute): "
                  + ", ".join(f"{who} {_cell(cores)} / {_cell(rate)}" for who, cores, rate in cpu))
     lines.append(f"whole machine (cores): busy {_cell(res.get('machine_busy_cores'))}, "
@@ -63,9 +64,17 @@ def run_table(run: dict[str, Any], title: str) -> str:
                      f"{t['fds_last']} ({_cell(t['fds_per_hour'])}/h), {t['samples']} samples")
     if run["setup_failures"]:
         lines.append("set-up failures: " + "; ".join(run["setup_failures"]))
+    if "registry" in run:
+        lines.append(registry_line(run["registry"]))
     if "quic" in run:
         lines.append(quic_line(run["quic"]))
     return "\n".join(lines)
+
+
+def registry_line(reg: dict[str, Any]) -> str:
+    top = ", ".join(f"{k} {v}" for k, v in list(reg["by_command_per_call"].items())[:6])
+    return (f"Redis registry ({reg['workers']} worker(s)): {reg['per_call']} commands per call "
+            f"(heartbeats left out; {reg['redis_commands']} in the step): {top}")
 
 
 def quic_line(q: dict[str, Any]) -> str:
@@ -149,7 +158,8 @@ def render(out: dict[str, Any]) -> str:
         parts.append(f"\n== ramp, {ramp['agent']} SDK: capacity {ramp['capacity']} calls "
                      f"(stopped by: {ramp['stopped_by'] or 'the last step'}) ==")
         parts.append(f"{'calls':>6}{'p99 up':>9}{'p99 down':>10}{'underrun %':>11}"
-                     f"{'lost':>6}{'gw cores':>9}{'gw CPU s/call-min':>18}{'kB/call':>9}")
+                     f"{'lost':>6}{'gw cores':>9}{'gw CPU s/call-min':>18}{'kB/call':>9}"
+                     f"{'others cores':>13}{'idle':>6}")
         for step in ramp["steps"]:
             res = step["resources"]
             parts.append(
@@ -159,5 +169,13 @@ def render(out: dict[str, Any]) -> str:
                 f"{_cell(step['targets']['lost_frames']['value']):>6}"
                 f"{_cell(res.get('gateway_cpu_cores')):>9}"
                 f"{_cell(res.get('gateway_cpu_s_per_call_min')):>18}"
-                f"{_cell(res.get('gateway_rss_kb_per_call')):>9}")
+                f"{_cell(res.get('gateway_rss_kb_per_call')):>9}"
+                f"{_cell(_others(res)):>13}{_cell(res.get('machine_idle_cores')):>6}")
     return "\n".join(parts)
+
+
+def _others(res: dict[str, Any]) -> float | None:
+    """Cores the bench's own callers and agents (and a private Redis) used: they share the
+    machine with the gateway."""
+    parts = [res.get(f"{who}_cpu_cores") for who in ("agent", "bench", "redis")]
+    return round(sum(p for p in parts if p is not None), 3) if parts[0] is not None else None

@@ -53,6 +53,8 @@ OTHER_PARTY_HANGUP = "OTHER_PARTY_HANGUP"  # the last other party left a bridged
 RING_TIMEOUT = "RING_TIMEOUT"      # a subscriber line was rung and did not answer in time
 CALLER_GONE = "CALLER_GONE"        # the call ended while a subscriber line was ringing
 GATEWAY_OVERLOADED = "GATEWAY_OVERLOADED"  # refused: the gateway is overloaded, call again later
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # the gateway takes no new calls now (draining,
+                                             # or its session registry is unreachable)
 
 
 def bytes_per_frame(codec: str, sample_rate: int) -> int:

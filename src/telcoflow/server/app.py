@@ -27,6 +27,7 @@ from ..protocol import voice as vp
 from . import rest
 from .admin import METRICS_PATH, PATHS, PROBE_PATHS, AdminEndpoints, serve_admin
 from .auth import Authenticator
+from .cluster.node import ClusterNode
 from .config import Connector, GatewayConfig
 from .console import Console
 from .errors import AuthError, GatewayError, NotFoundError
@@ -126,7 +127,9 @@ class Gateway:
         self._services: list[tuple[Service, Service]] = []
         self._server: NetServer | None = None
         self._admin_server: NetServer | None = None
+        self._voice_server: NetServer | None = None
         self._driver: EngineDriver | None = None
+        self.cluster: ClusterNode | None = None  # [registry] url: several nodes share sessions
 
     def _readiness(self) -> str:
         """/readyz: "overloaded" (503) while admission control refuses new calls."""
@@ -176,15 +179,27 @@ class Gateway:
         cfg = self.config
         timeouts = NetTimeouts(ping_interval=cfg.ws_ping_interval_s,
                                pong_timeout=cfg.ws_pong_timeout_s)
+        limits = NetLimits(cfg.max_connections, cfg.max_pending_per_source,
+                           cfg.listen_backlog, self._body_bytes)
         self._server = await serve(self.route, cfg.host, cfg.port, self._ssl_context(),
-                                   timeouts=timeouts,
-                                   limits=NetLimits(cfg.max_connections,
-                                                    cfg.max_pending_per_source,
-                                                    cfg.listen_backlog, self._body_bytes))
+                                   timeouts=timeouts, limits=limits, reuse_port=cfg.reuse_port)
+        if cfg.voice_port is not None:  # a worker: its calls' voice connections come here
+            self._voice_server = await serve(self.route, cfg.host, cfg.voice_port,
+                                             self._ssl_context(), timeouts=timeouts,
+                                             limits=limits)
+            cfg.voice_port = int(self._voice_server.sockets[0].getsockname()[1])
         for start, _ in self._services:
             await start()
         if self.config.port == 0:
             self.config.port = self.port
+        if cfg.registry.url is not None:  # after the port is known: it is advertised
+            self.cluster = ClusterNode(self, cfg.registry)
+            try:
+                await self.cluster.start()
+            except Exception:
+                self.cluster = None
+                await self._server.shutdown(timeout=1.0)
+                raise
         server = self._server
         if self.metrics is not None:
             self.metrics.sources = Sources(self.engine, self.auth.failures.items,
@@ -195,11 +210,14 @@ class Gateway:
             mcfg.port = self.admin_port or mcfg.port
             logger.info("metrics and probes on http://%s:%d", mcfg.host, mcfg.port)
         self.readiness = "ready"
-        logger.info("gateway listening on %s", self.config.voice_base_url())
+        logger.info("gateway listening on %s%s", cfg.listen_url(), "" if cfg.voice_port is None
+                    else f" (this worker's calls' voice on {cfg.voice_base_url()})")
 
     async def stop(self) -> None:
         self.readiness = "stopping"  # /readyz answers 503 from now until the port closes
         self.engine.shutdown()
+        if self.cluster is not None:
+            await self.cluster.stop()
         for _, stop in reversed(self._services):
             await stop()
         if self._driver is not None:
@@ -208,6 +226,9 @@ class Gateway:
             await self._server.shutdown(code=1001, reason="server shutting down", timeout=2.0)
         if self._admin_server is not None:
             await self._admin_server.shutdown(timeout=1.0)
+        if self._voice_server is not None:
+            await self._voice_server.shutdown(code=1001, reason="server shutting down",
+                                              timeout=2.0)
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         tls = self.config.tls
@@ -233,7 +254,8 @@ class Gateway:
                     return HttpResponse(426, b"upgrade required: this endpoint is a WebSocket",
                                         "text/plain")
                 return self._counted(WsAccept(SmLink(self.engine, connector, self.auth,
-                                                     self.config.voice_base_url()),
+                                                     self.config.voice_base_url(),
+                                                     cluster=self.cluster),
                                               sm.MAX_FRAME_BYTES), plane)
             if Console.serves(path):  # the web console: its own session cookies
                 plane = "console"
@@ -265,6 +287,10 @@ class Gateway:
     def rest_answer(self, connector: Connector, request: HttpRequest) -> HttpResponse:
         """The REST plane's answer for an authenticated connector (``/public/`` and the
         console's ``/console/api/``)."""
+        if self.cluster is not None:  # sessions are listed and closed across the nodes
+            answer = self.cluster.rest(connector, request)
+            if answer is not None:
+                return answer
         return rest.handle(self.engine, connector, request, self.records,
                            self.config.recordings.max_served_mb << 20)
 

@@ -66,6 +66,9 @@ TOML shape::
     keep = 200                            # records kept in memory per connector (REST)
     # and per connector, in its [[connectors]] entry:
     record = true                         # record this connector's calls (needs [recordings])
+    [registry]                            # several nodes or workers (docs/scale-out.md)
+    url = "redis://127.0.0.1:6379/0"      # absent: one process, sessions in memory
+    node_id = "gw-a"                      # optional: a name per node (default: made up)
 """
 
 from __future__ import annotations
@@ -222,6 +225,18 @@ class RecordsConfig:
 
 
 @dataclass(slots=True)
+class RegistryConfig:
+    """``[registry]``: the sessions, claims and agent connections every node shares
+    (Redis). No url: the embedded memory registry, one process."""
+
+    url: str | None = None
+    node_id: str | None = None
+    prefix: str = "tf"              # key prefix (several clusters on one Redis)
+    heartbeat_s: float = 1.0        # a node refreshes its liveness key this often
+    node_ttl_s: float = 3.0         # and is taken for dead this long after its last one
+
+
+@dataclass(slots=True)
 class GatewayConfig:
     connectors: list[Connector]
     phone_keys: list[str]
@@ -260,9 +275,16 @@ class GatewayConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     records: RecordsConfig = field(default_factory=RecordsConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
     # a WA session is open while its customer-service window is: it closes this long
     # after the user's last message (WhatsApp's 24 hours); outside it, only templates
     message_window_s: float = 86_400.0
+    # a worker of `serve --workers N`: the shared port is opened with SO_REUSEPORT, and
+    # voice connections of this worker's calls come to voice_port (set per worker)
+    reuse_port: bool = False
+    voice_port: int | None = None
+    # SIGTERM: new calls refused, live ones given this long to end (then GATEWAY_SHUTDOWN)
+    drain_grace_s: float = 30.0
     generated: bool = False  # True when keys were made up at start (embedded defaults)
 
     def engine_settings(self) -> EngineSettings:
@@ -279,9 +301,13 @@ class GatewayConfig:
     def voice_base_url(self) -> str:
         if self.public_url:
             return self.public_url.rstrip("/")
+        return self.listen_url(self.voice_port or self.port)
+
+    def listen_url(self, port: int | None = None) -> str:
+        """The gateway's own port (shared by every worker), or ``port``, as a URL."""
         scheme = "wss" if self.tls else "ws"
         host = "localhost" if self.host in ("0.0.0.0", "::") else self.host
-        return f"{scheme}://{host}:{self.port}"
+        return f"{scheme}://{host}:{port or self.port}"
 
 
 def embedded_defaults(host: str = "127.0.0.1", port: int = 8080) -> GatewayConfig:
@@ -324,13 +350,14 @@ def load_file(path: str | Path) -> GatewayConfig:
     cfg = GatewayConfig(connectors, list(phone), tls=tls, sip=_sip(raw), twilio=_twilio(raw),
                         audiocodes=_audiocodes(raw), whatsapp=_whatsapp(raw),
                         quic=_quic(raw), metrics=_metrics(raw),
-                        recordings=_recordings(raw), records=_records(raw))
+                        recordings=_recordings(raw), records=_records(raw),
+                        registry=_registry(raw))
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
                  "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
                  "max_connections", "max_pending_per_source", "listen_backlog",
                  "hold_sound", "ws_ping_interval_s", "ws_pong_timeout_s",
-                 "message_window_s"):
+                 "message_window_s", "drain_grace_s"):
         if name in server:
             setattr(cfg, name, server[name])
     validate(cfg)
@@ -441,6 +468,27 @@ def _quic(raw: dict[str, Any]) -> QuicConfig | None:
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ConfigError(f"[quic] max_connections must be a positive integer, not {limit!r}")
     return QuicConfig(host, port, cert, key, limit)
+
+
+def _registry(raw: dict[str, Any]) -> RegistryConfig:
+    table = _table(raw, "registry")
+    cfg = RegistryConfig()
+    for name in ("url", "node_id", "prefix"):
+        if name in table:
+            if not isinstance(table[name], str) or not table[name]:
+                raise ConfigError(f"[registry] {name} must be a non-empty string")
+            setattr(cfg, name, table[name])
+    if cfg.url is not None and not cfg.url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError("[registry] url must be a Redis URL, e.g. redis://127.0.0.1:6379/0")
+    for name in ("heartbeat_s", "node_ttl_s"):
+        if name in table:
+            value = table[name]
+            if not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"[registry] {name} must be a positive number of seconds")
+            setattr(cfg, name, float(value))
+    if cfg.node_ttl_s <= cfg.heartbeat_s:
+        raise ConfigError("[registry] node_ttl_s must be longer than heartbeat_s")
+    return cfg
 
 
 def _metrics(raw: dict[str, Any]) -> MetricsConfig:

@@ -651,12 +651,15 @@ class NetServer:
         self._drained: asyncio.Future[None] | None = None
         self._serving = False
 
-    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None,
+                    reuse_port: bool = False) -> None:
+        """``reuse_port``: several worker processes listen on the port (SO_REUSEPORT); the
+        kernel spreads new connections over them."""
         # A TLS handshake gets the same bound as an HTTP request (asyncio's default is 60 s).
         tls_timeout = self.timeouts.handshake if ssl_context is not None else None
         self._server = await self._loop.create_server(
             lambda: HttpWsProtocol(self._router, self), host, port, ssl=ssl_context,
-            reuse_address=True, ssl_handshake_timeout=tls_timeout,
+            reuse_address=True, reuse_port=reuse_port or None, ssl_handshake_timeout=tls_timeout,
             backlog=self.admission.limits.backlog)
         self._quiet_accept_errors()
         self._serving = True
@@ -779,8 +782,8 @@ class NetServer:
 
 async def serve(router: Router, host: str, port: int,
                 ssl_context: ssl.SSLContext | None = None,
-                timeouts: NetTimeouts | None = None, limits: NetLimits | None = None
-                ) -> NetServer:
+                timeouts: NetTimeouts | None = None, limits: NetLimits | None = None,
+                reuse_port: bool = False) -> NetServer:
     server = NetServer(router, timeouts or NetTimeouts(), limits)
-    await server.start(host, port, ssl_context)
+    await server.start(host, port, ssl_context, reuse_port)
     return server

@@ -152,12 +152,7 @@ def _route(engine: Engine, connector: Connector, request: HttpRequest) -> HttpRe
     if path == "/public/v1/sessions":
         if request.method != "GET":
             raise _method(request.method, "GET")
-        query = {k: v[-1] for k, v in parse_qs(request.query).items()}
-        state = query.get("state")
-        if state is not None and state not in ("OPEN", "CLOSED"):
-            raise BadRequest("the state filter must be OPEN or CLOSED")
-        sessions = engine.sessions.find(connector.uuid, query.get("channel"),
-                                        query.get("remoteAddress"), state)
+        sessions = engine.sessions.find(connector.uuid, *list_filters(request))
         return json_response(200, {"items": [s.public() for s in sessions]})
     match = _CLOSE.match(path)
     if match:
@@ -167,6 +162,15 @@ def _route(engine: Engine, connector: Connector, request: HttpRequest) -> HttpRe
         return json_response(200, {"closedAt": session.closed_at or int(time.time()),
                                    "reason": session.close_reason})
     raise NotFoundError(f"no endpoint at {path}")
+
+
+def list_filters(request: HttpRequest) -> tuple[str | None, str | None, str | None]:
+    """A session list's query: channel, remoteAddress and state (OPEN or CLOSED)."""
+    query = {k: v[-1] for k, v in parse_qs(request.query).items()}
+    state = query.get("state")
+    if state is not None and state not in ("OPEN", "CLOSED"):
+        raise BadRequest("the state filter must be OPEN or CLOSED")
+    return query.get("channel"), query.get("remoteAddress"), state
 
 
 def _method(got: str, allowed: str) -> MethodNotAllowed:

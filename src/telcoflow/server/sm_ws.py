@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..engine import Engine, EngineError
 from ..engine.ports import Activity, CallOffer, MessageOutcome, SessionEnd, SessionView
@@ -30,10 +30,21 @@ FRAMES_PER_SECOND = 200  # sustained; a burst of 400 is allowed
 MAX_ERRORS = 50          # a client that keeps sending garbage is closed
 
 
+class Cluster(Protocol):
+    """Several nodes (:mod:`.cluster`): told of this node's connections, and runs the
+    session claims, which may be for a session another node holds."""
+
+    def link_up(self, link: SmLink) -> None: ...
+    def link_down(self, link: SmLink) -> None: ...
+    def session_request(self, link: SmLink, frame: sm.SessionOpen | sm.SessionReady) -> None: ...
+
+
 class SmLink:
     def __init__(self, engine: Engine, connector: Connector, auth: Authenticator,
-                 voice_base_url: str, clock: Callable[[], float] = time.monotonic) -> None:
+                 voice_base_url: str, clock: Callable[[], float] = time.monotonic,
+                 cluster: Cluster | None = None) -> None:
         self.engine = engine
+        self.cluster = cluster
         self.connector = connector
         self.auth = auth
         self.voice_base_url = voice_base_url
@@ -80,6 +91,8 @@ class SmLink:
         logger.info("SM-WS %s closed (%s %s)", self.id, code, reason)
         if self.setup_done:
             self.engine.link_down(self)
+            if self.cluster is not None:
+                self.cluster.link_down(self)
 
     def on_binary(self, data: bytes) -> None:
         # counted like text: a binary flood gets the same bucket and error budget
@@ -134,11 +147,15 @@ class SmLink:
         self.sample_rate, self.audio_mode = frame.sample_rate, frame.audio_mode
         self.setup_done = True
         self.send_text(sm.build_setup_done(self.id))
+        if self.cluster is not None:  # announced first: offers from other nodes may follow
+            self.cluster.link_up(self)
         self.engine.link_up(self)
 
     def _dispatch(self, frame: sm.ClientFrame) -> None:
         engine = self.engine
-        if isinstance(frame, sm.SessionOpen):
+        if self.cluster is not None and isinstance(frame, sm.SessionOpen | sm.SessionReady):
+            self.cluster.session_request(self, frame)
+        elif isinstance(frame, sm.SessionOpen):
             session = engine.open_session(self, frame.session_id)
             self.send_text(sm.build_response(frame.req_id, {"session": session.public()}))
         elif isinstance(frame, sm.SessionReady):
@@ -178,6 +195,10 @@ class SmLink:
 
         self.engine.messaging.send(self, session_id, client_msg_id, api_version, message,
                                    wa.is_template(message), answered)
+
+    def fail(self, req_id: str | None, code: str, message: str, bound_id: Any = None) -> None:
+        """An error answer to request ``req_id`` (None: an ``error`` frame)."""
+        self._error(req_id, code, message, bound_id)
 
     def _error(self, req_id: str | None, code: str, message: str, bound_id: Any = None) -> None:
         if req_id:

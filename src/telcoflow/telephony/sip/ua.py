@@ -70,7 +70,7 @@ _REFUSAL = {
     EndReason.AGENT_HANGUP: 603, EndReason.CONNECTOR_CLOSED: 480, EndReason.AGENT_LOST: 480,
     EndReason.SERVER_SHUTDOWN: 503, EndReason.OTHER_PARTY_HANGUP: 480,
     EndReason.RING_TIMEOUT: 480, EndReason.CALLER_GONE: 487,
-    EndReason.GATEWAY_OVERLOADED: 503,
+    EndReason.GATEWAY_OVERLOADED: 503, EndReason.SERVICE_UNAVAILABLE: 503,
 }
 # our INVITE's final response, per way the called party did not join
 _BUSY, _REJECTED = frozenset({486, 600}), frozenset({603, 403, 606})
