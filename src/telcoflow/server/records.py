@@ -144,7 +144,11 @@ class CallRecords:
                       "agentAudioRejected": r.agent_audio_rejected,
                       "playoutQueuedS": round(r.playout_queued_s, 3), "lost": r.lost,
                       "late": r.late, "concealed": r.concealed,
-                      "jitterMs": None if r.jitter_ms is None else round(r.jitter_ms, 2)},
+                      "jitterMs": None if r.jitter_ms is None else round(r.jitter_ms, 2),
+                      # the agent's audio taken out to catch up after a stall
+                      "compressedS": round(r.compressed_s, 3),
+                      "skippedQuietS": round(r.skipped_quiet_s, 3),
+                      "cutLateS": round(r.cut_late_s, 3)},
             "recording": None if recording is None else {
                 "url": RECORDING_URL.format(r.call_id), "bytes": recording.bytes,
                 "seconds": recording.seconds},
