@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import os
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -18,6 +20,26 @@ from telcoflow.testing import Phone
 from .agents import echo_agent
 from .nodes import ROOT, Cluster, Node
 from .test_cross_node import RATE, echoed
+
+def console_statuses(port: int, api_key: str, polls: int) -> list[int]:
+    """Log in to the console through the shared port, then poll it on fresh connections
+    (the kernel gives each to either worker): each poll's status."""
+    def send(method: str, path: str, body: str | None, headers: dict[str, str]
+             ) -> http.client.HTTPResponse:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        return response
+
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    login = send("POST", "/console/login", urlencode({"key": api_key}), form)
+    assert login.status == 303, login.status
+    cookie = (login.getheader("set-cookie") or "").split(";", 1)[0]
+    return [send("GET", "/console/api/me", None, {"cookie": cookie}).status
+            for _ in range(polls)]
+
 
 _WORKER = re.compile(r"gateway listening on (\S+) \(this worker's calls' voice on (\S+)\)")
 
@@ -56,6 +78,10 @@ async def test_two_workers_share_a_port_and_each_call_talks_to_its_worker(
                     await phone.hangup()
             # each call's voice connection went to a worker's own port
             assert {url.rsplit("/v1/voice/", 1)[0] for url in seen.voice_urls} <= voice_urls
+        # a console session one worker opened is good in the other: 20 connections
+        # all land in one worker with odds of 1 in 2^19
+        assert await asyncio.to_thread(console_statuses, cluster.port, cluster.api_key,
+                                       20) == [200] * 20
         # a worker killed is started again, and calls go on through the shared port
         os.kill(family(supervisor.proc.pid)[1], signal.SIGKILL)
         exited = await asyncio.to_thread(log.wait_for, "starting it again", 10)

@@ -10,12 +10,14 @@ are told GATEWAY_NODE_LOST by them), at most once per ``RESTART_S``.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from types import FrameType
 
+from ..server.console.session import SECRET_ENV
 from ..server.workers import WORKER_ENV
 
 RESTART_S = 1.0
@@ -28,6 +30,8 @@ class Supervisor:
         self.procs: list[subprocess.Popen[bytes] | None] = [None] * count
         self.started = [0.0] * count
         self.stopping = False
+        # the console's cookies must verify in every worker (and in one started again)
+        self.console_secret = os.environ.get(SECRET_ENV) or secrets.token_urlsafe(32)
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -56,7 +60,7 @@ class Supervisor:
         return max(codes.values(), default=0)
 
     def _start(self, index: int) -> None:
-        env = {**os.environ, WORKER_ENV: str(index)}
+        env = {**os.environ, WORKER_ENV: str(index), SECRET_ENV: self.console_secret}
         self.started[index] = time.monotonic()
         self.procs[index] = subprocess.Popen(
             [sys.executable, "-m", "telcoflow.cli.main", *self.argv], env=env)

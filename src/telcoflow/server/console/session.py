@@ -13,16 +13,23 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import secrets
 
 COOKIE = "tfconsole"
+# the signing secret every process of one gateway shares (workers, nodes): a cookie
+# one worker issued is then good on the next connection, which the kernel may give
+# to another worker; unset, each process signs with its own (a restart logs out)
+SECRET_ENV = "TELCOFLOW_CONSOLE_SECRET"
 SESSION_TTL_S = 12 * 3600
 MAX_COOKIE_CHARS = 512  # ours are ~150; a longer value is not one of ours, not parsed
 
 
 class SessionSigner:
     def __init__(self, secret: bytes | None = None, ttl_s: int = SESSION_TTL_S) -> None:
-        self._secret = secret or secrets.token_bytes(32)
+        shared = os.environ.get(SECRET_ENV, "")
+        self._secret = secret or (hashlib.sha256(shared.encode()).digest() if shared
+                                  else secrets.token_bytes(32))
         self.ttl_s = ttl_s
 
     def issue(self, connector_uuid: str, now: float) -> str:
