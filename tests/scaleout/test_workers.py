@@ -21,6 +21,7 @@ from .agents import echo_agent
 from .nodes import ROOT, Cluster, Node
 from .test_cross_node import RATE, echoed
 
+
 def console_statuses(port: int, api_key: str, polls: int) -> list[int]:
     """Log in to the console through the shared port, then poll it on fresh connections
     (the kernel gives each to either worker): each poll's status."""

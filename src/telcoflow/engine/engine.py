@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from functools import partial
-from typing import Any
 
 from ..audio.mixer import CALLEE, CALLER
 from .call_states import CallEvent, CallState
 from .calls import Call
+from .commands import AgentCommands
 from .control import FAILURE_CODE, CallControl, Then
-from .control_states import AGENT_ROUTES, Control, Mode
+from .control_states import Mode
 from .errors import (
     ChannelNotConfigured,
     CommandError,
@@ -85,7 +84,6 @@ _CALLER_END = {
 }
 
 ERROR_REPORT_S = 5.0  # a call.error code is reported at most this often per call
-_REPLIED = object()  # a command handler answered through the agent link itself
 # bound once: looked up on every agent frame (an enum member lookup costs ~60 ns in 3.11)
 _ANSWERED, _LEFT = CallState.ANSWERED, Mode.LEFT
 
@@ -123,13 +121,7 @@ class Engine:
             Due.RING: self._ring_timeout, Due.CONNECT: self._connect_ring_over,
             Due.RESUME_OFFER: self._resume_offer, Due.RESUME_GRACE: self._resume_grace_over,
             Due.AGENT_LOST: self._agent_lost}
-        modes = (Control.WHISPER, Control.BARGE, Control.SPY)
-        self._commands: dict[str, Callable[[Call, AgentLink, AgentCommand], Any]] = {
-            "call.answer": self._cmd_answer, "agent.interrupt": self._cmd_interrupt,
-            "call.close": self._cmd_end, "call.disconnect": self._cmd_end,
-            "call.connect": self._cmd_connect, "call.dtmf": self._cmd_dtmf,
-            "playout.position": self._cmd_position,
-            **{m.value: partial(self._cmd_mode, m) for m in modes}}
+        self.commands = AgentCommands(self)
 
     # ── time ─────────────────────────────────────────────────────────────────
     def set_waker(self, wake: Callable[[], None]) -> None:
@@ -228,7 +220,7 @@ class Engine:
             return
         call = self._ringing_call(leg)
         if call.state is CallState.RINGING:  # MISSED_ONLY: the subscriber took it itself
-            self._answer(call)
+            self.answer_call(call)
         self.control.callee_answered(call, leg)
 
     def leg_failed(self, leg: Leg, failure: DialFailure, message: str) -> None:
@@ -239,7 +231,7 @@ class Engine:
             self.end_call(outbound, CallEvent.DIAL_FAILED)
             return
         call = self._ringing_call(leg)
-        self._then(call, self.control.callee_failed(call, failure, message))
+        self.then(call, self.control.callee_failed(call, failure, message))
 
     def leg_dtmf(self, leg: Leg, digit: str, duration_ms: int) -> None:
         """The party of ``leg`` pressed ``digit``: its agent is told, on the party's channel."""
@@ -287,9 +279,9 @@ class Engine:
             self.leg_failed(leg, DialFailure.REJECTED, "the callee hung up while ringing")
         elif party == CALLER:
             del self.legs[leg]
-            self._then(call, self.control.caller_left(call), CallEvent.CALLER_HANGUP)
+            self.then(call, self.control.caller_left(call), CallEvent.CALLER_HANGUP)
         else:
-            self._then(call, self.control.callee_left(call, leg), CallEvent.CALLEE_HANGUP)
+            self.then(call, self.control.callee_left(call, leg), CallEvent.CALLEE_HANGUP)
 
     # ── session-manager links ────────────────────────────────────────────────
     def link_up(self, link: SessionLink) -> None:
@@ -472,76 +464,7 @@ class Engine:
 
     def command(self, link: AgentLink, command: AgentCommand) -> None:
         """Run an agent command; it is answered exactly once through ``link``."""
-        call = self._agents.get(link)
-        try:
-            if call is None or not call.live or call.agent is not link:
-                raise CommandError("the call has already ended" if call is None or not call.live
-                                   else "this voice connection is no longer the call's",
-                                   "CALL_TERMINATED")
-            handler = self._commands.get(command.name)
-            if handler is None:
-                raise CommandError(f"unknown command '{command.name}'", "UNKNOWN_COMMAND")
-            result = handler(call, link, command)
-        except EngineError as exc:
-            link.command_failed(command.command_id, exc.code, exc.message)
-            return
-        if result is not _REPLIED:
-            link.command_done(command.command_id, result)
-
-    # ── commands ─────────────────────────────────────────────────────────────
-    def _cmd_answer(self, call: Call, link: AgentLink, command: AgentCommand) -> dict[str, Any]:
-        if call.state is CallState.ANSWERED:  # an agent resuming after a reconnect
-            call.transition(CallEvent.ANSWER)
-            return {"callId": call.id, "alreadyAnswered": True}
-        self._answer(call)
-        return {"callId": call.id}
-
-    def _cmd_interrupt(self, call: Call, link: AgentLink, command: AgentCommand
-                       ) -> dict[str, Any]:
-        dropped = call.interrupt()
-        self.media.interrupted(call, self._now())
-        played_bytes, played_ms = call.played()
-        link.playout_position(played_bytes, played_ms, "interrupt")
-        return {"droppedBytes": dropped, "playedBytes": played_bytes, "playedMs": played_ms}
-
-    def _cmd_position(self, call: Call, link: AgentLink, command: AgentCommand
-                      ) -> dict[str, Any]:
-        played_bytes, played_ms = call.played()
-        return {"playedBytes": played_bytes, "playedMs": played_ms}
-
-    def _cmd_end(self, call: Call, link: AgentLink, command: AgentCommand) -> object:
-        # answer first: an agent takes its link closing as the end of the call
-        link.command_done(command.command_id, {"callId": call.id})
-        if command.name == "call.close":
-            self._then(call, self.control.agent_left(call), CallEvent.CLOSE)
-        else:
-            self.end_call(call, CallEvent.DISCONNECT)
-        return _REPLIED
-
-    def _cmd_mode(self, control: Control, call: Call, link: AgentLink, command: AgentCommand
-                  ) -> dict[str, object]:
-        return self.control.set_mode(call, control)
-
-    def _cmd_connect(self, call: Call, link: AgentLink, command: AgentCommand) -> object:
-        self.control.connect(call, command.command_id, link, command.ring_s, command.timeout_s,
-                             self._now())
-        return _REPLIED
-
-    def _cmd_dtmf(self, call: Call, link: AgentLink, command: AgentCommand) -> dict[str, object]:
-        """Play digits to every human the agent's voice reaches now."""
-        if call.state is not _ANSWERED:
-            raise CommandError("answer the call before sending DTMF")
-        to_caller, to_callee = (AGENT_ROUTES[call.mode] if call.bridge is not None
-                                else (True, False))
-        legs = [(name, leg) for name, leg, heard in (
-            ("caller", call.caller_leg, to_caller and call.caller_leg in self.legs),
-            ("callee", call.bridge.callee if call.bridge else None, to_callee)) if heard and leg]
-        if not legs:
-            raise CommandError(f"nobody hears the agent in {call.mode.value.lower()} mode",
-                               "NOT_HEARD")
-        for _, leg in legs:
-            leg.send_dtmf(command.digits)
-        return {"callId": call.id, "digits": command.digits, "to": [name for name, _ in legs]}
+        self.commands.run(self._agents.get(link), link, command)
 
     # ── the call's life ──────────────────────────────────────────────────────
     def end_call(self, call: Call, event: CallEvent) -> None:
@@ -637,7 +560,7 @@ class Engine:
             call.end_cause = call.end_cause or "GATEWAY_SHUTDOWN"  # the agents' session.closed
             self.end_call(call, CallEvent.SHUTDOWN)
 
-    def _answer(self, call: Call) -> None:
+    def answer_call(self, call: Call) -> None:
         call.transition(CallEvent.ANSWER)
         self.timers.cancel((Due.RING, call.id))
         call.start_media(self.settings.playout_target_ms, self.settings.playout_prebuffer_ms)
@@ -656,7 +579,7 @@ class Engine:
         self.timers.set((Due.RING, call.id), self._now() + self.settings.ring_timeout_s)
         self._notify(call.session, Activity.NEW_INCOMING_CALL)
 
-    def _then(self, call: Call, then: Then, ending: CallEvent | None = None) -> None:
+    def then(self, call: Call, then: Then, ending: CallEvent | None = None) -> None:
         """Do what call control decided; ``ending`` is why, if it ends the call."""
         if then is Then.END_CALL:
             assert ending is not None, "a decision that can end the call needs its reason"
@@ -728,7 +651,7 @@ class Engine:
 
     def _outbound_answered(self, call: Call) -> None:
         """The dialled number answered: media starts, and its agent gets the call."""
-        self._answer(call)
+        self.answer_call(call)
         session = call.session
         link = self._links[session.connector_uuid].get(session.bound) if session.bound else None
         if link is not None and session.ready:
@@ -743,7 +666,7 @@ class Engine:
     def _connect_ring_over(self, call_id: str) -> None:
         call = self.calls.get(call_id)
         if call is not None:
-            self._then(call, self.control.ring_over(call))
+            self.then(call, self.control.ring_over(call))
 
     def _offer_resume(self, call: Call, link: SessionLink) -> None:
         self._resume_to.setdefault(call.id, set()).add(link.id)
@@ -768,12 +691,12 @@ class Engine:
     def _resume_grace_over(self, call_id: str) -> None:
         call = self.calls.get(call_id)
         if call is not None and call.session.bound is None and call.agent is None:
-            self._then(call, self.control.agent_left(call), CallEvent.AGENT_LOST)
+            self.then(call, self.control.agent_left(call), CallEvent.AGENT_LOST)
 
     def _agent_lost(self, call_id: str) -> None:
         call = self.calls.get(call_id)
         if call is not None and call.agent is None:
-            self._then(call, self.control.agent_left(call), CallEvent.AGENT_LOST)
+            self.then(call, self.control.agent_left(call), CallEvent.AGENT_LOST)
 
     def _cancel_timers(self, call: Call) -> None:
         for kind in (Due.RING, Due.CONNECT, Due.RESUME_GRACE, Due.AGENT_LOST):
