@@ -87,6 +87,7 @@ class Cluster:
         self.connector_uuid = str(uuid.uuid4())
         self.api_key = "tfk_" + secrets.token_hex(16)
         self.phone_key = "tfp_" + secrets.token_hex(16)
+        self.metrics_key = "tfm_" + secrets.token_hex(16)
         self.number = "+15550100"
         self.heartbeat_s, self.node_ttl_s = heartbeat_s, node_ttl_s
         self.nodes = {name: Node(name, self.write_config(name)) for name in names}
@@ -106,7 +107,7 @@ numbers = ["{self.number}"]
 [phone]
 keys = ["{self.phone_key}"]
 [metrics]
-enabled = false
+keys = ["{self.metrics_key}"]
 [registry]
 url = "{url or self.url}"
 node_id = "{self.prefix}-{name}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from telcoflow.loadgen.scaleout import free_ports
 from telcoflow.testing import Phone, PhoneError
 
 from .agents import echo_agent
-from .nodes import Cluster
+from .nodes import Cluster, Node
 from .test_cross_node import RATE, echoed
 
 
@@ -61,6 +62,22 @@ def wait_until(ready: object, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+def registry_metrics(node: Node, key: str) -> tuple[float, float]:
+    """``telcoflow_registry_up`` and the sum of ``telcoflow_registry_errors_total`` in the
+    node's /metrics."""
+    request = urllib.request.Request(node.http_url + "/metrics",
+                                     headers={"authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    up = errors = 0.0
+    for line in text.splitlines():
+        if line.startswith("telcoflow_registry_up "):
+            up = float(line.split()[-1])
+        elif line.startswith("telcoflow_registry_errors_total{"):
+            errors += float(line.split()[-1])
+    return up, errors
+
+
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server = PrivateRedis(tmp_path)
@@ -81,6 +98,8 @@ async def test_redis_restarted_mid_call(tmp_path: Path, private_redis: PrivateRe
             for node in (a, b):
                 await asyncio.to_thread(node.wait_for, "registry unreachable")
             assert await echoed(live) > 0.99  # media never touches Redis
+            up, errors = await asyncio.to_thread(registry_metrics, b, cluster.metrics_key)
+            assert up == 0 and errors > 0, (up, errors)
             async with Phone(b.url, cluster.phone_key) as refused:
                 with pytest.raises(PhoneError, match="SERVICE_UNAVAILABLE"):
                     await refused.dial(to=cluster.number, caller="+15550032", sample_rate=RATE)
@@ -93,6 +112,8 @@ async def test_redis_restarted_mid_call(tmp_path: Path, private_redis: PrivateRe
             await asyncio.to_thread(wait_until, lambda: all(
                 count == 1 for _, count in client.pubsub_numsub(*channels)), 10,
                 "both nodes subscribed again")
+            up, _ = await asyncio.to_thread(registry_metrics, b, cluster.metrics_key)
+            assert up == 1
             async with Phone(b.url, cluster.phone_key) as after:
                 await after.dial(to=cluster.number, caller="+15550033", sample_rate=RATE)
                 await after.wait_answered(timeout=10)

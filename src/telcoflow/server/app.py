@@ -202,8 +202,10 @@ class Gateway:
                 raise
         server = self._server
         if self.metrics is not None:
+            cluster = self.cluster
             self.metrics.sources = Sources(self.engine, self.auth.failures.items,
-                                           lambda: server.connections)
+                                           lambda: server.connections,
+                                           None if cluster is None else lambda: cluster.healthy)
         mcfg = cfg.metrics
         if mcfg.host is not None:
             self._admin_server = await serve_admin(self.admin, mcfg.host, mcfg.port)

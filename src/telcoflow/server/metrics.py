@@ -90,6 +90,7 @@ class Sources:
     engine: Engine
     auth_failures: Callable[[], Iterable[tuple[tuple[str, str], int]]]
     tcp_connections: Callable[[], int] = lambda: 0
+    registry_up: Callable[[], bool] | None = None  # a shared registry (Redis) answers
 
 
 class GatewayMetrics:
@@ -231,6 +232,10 @@ class _StateCollector(Collector):
         for (plane, reason), count in sorted(sources.auth_failures()):
             failures.add_metric([plane, reason], count)
         yield failures
+        if sources.registry_up is not None:
+            yield GaugeMetricFamily("telcoflow_registry_up", "1 while the shared session "
+                                    "registry (Redis) answers; 0 while it does not (new calls "
+                                    "are refused).", value=int(sources.registry_up()))
         engine = sources.engine
         live = engine.live_reports()
         yield from _calls_active(live)

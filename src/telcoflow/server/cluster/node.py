@@ -206,7 +206,7 @@ class ClusterNode:
         try:
             return await self.registry.claim(link.connector_uuid, sid, link.id)
         except (RedisError, OSError):
-            self._health(False)
+            self._health(False, "claim")
             return link.id
 
     def _run_local(self, link: SmLink, frame: sm.SessionOpen | sm.SessionReady) -> None:
@@ -264,7 +264,7 @@ class ClusterNode:
                     except Exception:  # one bad message must not stop the node's listening
                         logger.exception("registry message failed: %s", message.get("t"))
             except (RedisError, OSError) as exc:
-                self._health(False)
+                self._health(False, "subscribe")
                 logger.warning("registry subscription lost (%s); resubscribing", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -356,7 +356,7 @@ class ClusterNode:
                 await self.registry.heartbeat(self.voice_url)
                 live, dead = await self.registry.live_nodes()
             except (RedisError, OSError):
-                self._health(False)
+                self._health(False, "heartbeat")
                 continue
             self._health(True)
             if time.monotonic() < self._judge_after:
@@ -389,14 +389,22 @@ class ClusterNode:
                 self.registry.publish(None, {"t": "node_lost", "lost": node_id,
                                              "node": self.node_id})
         except (RedisError, OSError):
+            self._count_error("reap")
             self._lost.discard(node_id)  # tried again on the next round
 
     # ── helpers ──────────────────────────────────────────────────────────────
-    def _health(self, ok: bool) -> None:
+    def _count_error(self, operation: str) -> None:
+        metrics = self.gateway.metrics
+        if metrics is not None:
+            metrics.registry_errors.labels(operation).inc()
+
+    def _health(self, ok: bool, failed: str | None = None) -> None:
         """Redis away: new calls are refused (a call nobody else can be offered, claimed
         or listed), live ones go on (their media never touches Redis). Back: what this
         node holds is written again (a restarted Redis may have lost it), and no node is
         judged dead until each had a heartbeat's time to refresh its key."""
+        if failed is not None:
+            self._count_error(failed)
         if ok == self.healthy:
             return
         self.healthy = ok
@@ -423,7 +431,7 @@ class ClusterNode:
         try:
             return await call
         except (RedisError, OSError) as exc:
-            self._health(False)
+            self._health(False, "request")
             raise RegistryUnavailable("the session registry is unreachable; try again") from exc
 
     def _spawn(self, coro: Awaitable[None]) -> None:
