@@ -197,6 +197,22 @@ async def test_wrong_credentials_close_the_connection(qgw: GatewayThread) -> Non
         await agent.closed.wait()
     assert agent.close_code == ErrorCode.AUTH_FAILED
     assert "tfk_wrong" not in agent.close_reason
+    # counted in /metrics' telcoflow_auth_failures_total under the QUIC plane
+    assert qgw.run(lambda: qgw.gateway.auth.failures[("quic", "invalid_key")]) == 1
+
+
+@pytest.mark.asyncio
+async def test_quic_connections_are_counted_while_open(qgw: GatewayThread) -> None:
+    metrics = qgw.gateway.metrics
+    assert metrics is not None
+    open_now = lambda: qgw.run(lambda: metrics.connections["quic"])  # noqa: E731
+    async with agent_for(qgw) as agent:
+        await agent.subscribe()
+        assert open_now() == 1
+    deadline = asyncio.get_running_loop().time() + 10
+    while open_now() != 0:  # the gateway learns of the close from the client's packet
+        assert asyncio.get_running_loop().time() < deadline, "still counted after closing"
+        await asyncio.sleep(0.02)
 
 
 @pytest.mark.asyncio

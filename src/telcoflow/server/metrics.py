@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from ..engine import Engine
 from ..engine.ports import CallReport
 
-PLANES = ("session_manager", "voice", "phone")  # WebSocket connections are counted by these
+PLANES = ("session_manager", "voice", "phone", "quic")  # connections are counted by these
 
 # call set-up: an agent answering takes from ~50 ms (in-process) to the ring timeout
 SETUP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)

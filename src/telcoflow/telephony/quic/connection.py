@@ -345,7 +345,7 @@ class GatewayConnection(QuicConnectionProtocol):
             return None
         try:
             connector = self.door.auth.connector_for(
-                {"x-api-key": fields[1], "x-connector-uuid": fields[2]}, None)
+                {"x-api-key": fields[1], "x-connector-uuid": fields[2]}, None, "quic")
         except AuthError as exc:  # its message never holds the key
             logger.info("QUIC connection refused: %s", exc.message)
             self.shut(ErrorCode.AUTH_FAILED, exc.message)

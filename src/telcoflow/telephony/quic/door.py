@@ -24,6 +24,7 @@ IDLE_TIMEOUT_S = 30.0       # a client gone without a word is dropped after this
 MAX_STREAM_DATA = 256 * 1024  # per stream: flow control bounds what a client can queue
 MAX_DATA = 4 * 1024 * 1024    # per connection
 MAX_DATAGRAM_FRAME = 65536    # offered: the client decides whether audio rides DATAGRAMs
+PLANE = "quic"  # in telcoflow_connections and telcoflow_auth_failures_total
 
 
 class QuicDoor:
@@ -67,6 +68,11 @@ class QuicDoor:
             asyncio.get_running_loop().call_soon(conn.shut, ErrorCode.BUSY,
                                                  "too many QUIC connections")
         self.connections.add(conn)
+        if self.gateway.metrics is not None:
+            self.gateway.metrics.connection_opened(PLANE)
 
     def closed(self, conn: GatewayConnection) -> None:
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            if self.gateway.metrics is not None:
+                self.gateway.metrics.connection_closed(PLANE)
