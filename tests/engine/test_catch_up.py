@@ -207,3 +207,31 @@ def test_after_any_catch_up_the_frames_start_where_the_agents_did() -> None:
     assert stats.bytes_compressed > 50 * FB and stats.bytes_dropped_late > 0
     assert mixed <= 3 * stats.bytes_compressed / FB  # its output and seams, no more
     assert whole > 3000
+
+
+def test_no_catch_up_plays_every_frame_however_late() -> None:
+    """``max_lag_ms`` 0 (``[server] playout_max_lag_ms = 0``): a caller left behind by a
+    stall or a late agent hears every frame the agent sent, in order, none altered."""
+    buf = PlayoutBuffer(FB, prebuffer_ms=20, max_lag_ms=0)
+    sent = tone(5) + bytes(FB) * 3 + tone(20, 5)
+    buf.push(sent[:5 * FB])
+    heard = b"".join(buf.tick() or b"" for _ in range(5 + 3))  # then it ran dry
+    buf.push(sent[5 * FB:])  # the rest, late, with its quiet frames
+    buf.owe(30 * FB)  # and the media clock skipped 600 ms
+    heard += b"".join(buf.tick() or b"" for _ in range(40))
+    stats = buf.stats
+    assert heard.replace(bytes(FB), b"") == sent.replace(bytes(FB), b"")
+    assert stats.bytes_compressed == stats.bytes_dropped_quiet == stats.bytes_dropped_late == 0
+    assert buf.lag == 0
+
+
+def test_the_engine_gives_each_call_its_settings_bound() -> None:
+    h = Harness()
+    h.settings.playout_max_lag_ms = 0
+    *_, call = h.answered_call()
+    assert call.playout is not None and call.playout.max_lag_bytes == 0
+    h2 = Harness()
+    *_, call2 = h2.answered_call()
+    assert call2.playout is not None
+    assert call2.playout.max_lag_bytes == 10 * call2.playout.frame_bytes  # 200 ms
+    assert call2.playout.compress_from_bytes == 5 * call2.playout.frame_bytes  # 100 ms

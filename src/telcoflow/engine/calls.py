@@ -104,10 +104,12 @@ class Call:
         return previous
 
     # ── media ─────────────────────────────────────────────────────────────
-    def start_media(self, target_ms: int, prebuffer_ms: int) -> None:
+    def start_media(self, target_ms: int, prebuffer_ms: int, max_lag_ms: int = 200) -> None:
         if self.playout is not None:
             return
-        self.playout = PlayoutBuffer(self.frame_bytes, target_ms, prebuffer_ms)
+        self.playout = PlayoutBuffer(self.frame_bytes, target_ms, prebuffer_ms,
+                                     max_lag_ms=max_lag_ms,
+                                     compress_from_ms=max_lag_ms // 2)
         self.reset_legs()
 
     def reset_legs(self) -> None:

@@ -64,7 +64,8 @@ class PlayoutBuffer:
         self._playing = False
         self._waited = 0
         self._hold_partial = False  # a full frame just played: a partial one may be a gap
-        # catch-up: how far the caller is behind real time (ticks it never got), bounded
+        # catch-up: how far the caller is behind real time (ticks it never got), bounded;
+        # 0: no catch-up (every frame the agent sent is played, however late)
         self.max_lag_bytes = frame_bytes * max_lag_ms // 20
         # speech is compressed only from a lag a listener notices: a jitter hiccup of a
         # frame or two is paid back by quiet frames (inaudible), not by altering speech
@@ -111,7 +112,9 @@ class PlayoutBuffer:
     def owe(self, nbytes: int) -> None:
         """The caller missed ``nbytes`` of ticks (the media clock skipped them): the
         agent's audio now reaches them that much later. Catch up by skipping quiet frames,
-        then by compressing speech; past the bound, cut."""
+        then by compressing speech; past the bound, cut. (``max_lag_ms`` 0: never.)"""
+        if not self.max_lag_bytes:
+            return
         self.lag += nbytes
         if self.lag > self.max_lag_bytes:
             self._cut_late()

@@ -20,6 +20,10 @@ class EngineSettings:
     agent_reconnect_grace_s: float = 10.0  # ... and this long for a lost voice link
     playout_target_ms: int = 120          # agent audio queued + requested, per call
     playout_prebuffer_ms: int = 40
+    # how far behind the agent's audio a caller may fall (the media clock stalled, the
+    # agent's audio came late) before it is cut; from half of it speech is compressed
+    # and quiet frames are skipped at any lag (docs/benchmarks.md); 0: no catch-up
+    playout_max_lag_ms: int = 200
     connect_ring_cap_s: float = 120.0     # the longest call.connect rings a callee
     missed_ring_s: float = 20.0           # MISSED_ONLY: the subscriber rings this long first
     outbound_ring_s: float = 60.0         # an SDK-initiated call rings its number this long

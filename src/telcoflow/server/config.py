@@ -249,6 +249,7 @@ class GatewayConfig:
     token_ttl_s: float = 3600.0
     playout_target_ms: int = 120
     playout_prebuffer_ms: int = 40
+    playout_max_lag_ms: int = 200  # catch-up bound (EngineSettings); 0: no catch-up
     # the longest call.connect rings a subscriber line, whatever the agent asks (an
     # operator's cap, as carriers have; tests lower it to exercise CALL_UNANSWERED)
     connect_ring_cap_s: float = 120.0
@@ -295,6 +296,7 @@ class GatewayConfig:
             agent_reconnect_grace_s=self.agent_reconnect_grace_s,
             playout_target_ms=self.playout_target_ms,
             playout_prebuffer_ms=self.playout_prebuffer_ms,
+            playout_max_lag_ms=self.playout_max_lag_ms,
             connect_ring_cap_s=self.connect_ring_cap_s, missed_ring_s=self.missed_ring_s,
             hold_sound=self.hold_sound, message_window_s=self.message_window_s)
 
@@ -354,7 +356,8 @@ def load_file(path: str | Path) -> GatewayConfig:
                         registry=_registry(raw))
     for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
                  "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
-                 "playout_prebuffer_ms", "connect_ring_cap_s", "missed_ring_s",
+                 "playout_prebuffer_ms", "playout_max_lag_ms", "connect_ring_cap_s",
+                 "missed_ring_s",
                  "max_connections", "max_pending_per_source", "listen_backlog",
                  "hold_sound", "ws_ping_interval_s", "ws_pong_timeout_s",
                  "message_window_s", "drain_grace_s"):
@@ -378,6 +381,9 @@ def validate(cfg: GatewayConfig) -> None:
             seen_keys.add(key)
     if not 10 <= cfg.playout_target_ms <= 2000:
         raise ConfigError("playout_target_ms must be between 10 and 2000")
+    if cfg.playout_max_lag_ms != 0 and not 40 <= cfg.playout_max_lag_ms <= 10_000:
+        raise ConfigError("playout_max_lag_ms must be 0 (no catch-up) or between 40 and "
+                          "10000")
     if cfg.hold_sound not in ("tone", "silence") and not Path(cfg.hold_sound).is_file():
         raise ConfigError(f"hold_sound must be 'tone', 'silence' or a WAV file; "
                           f"{cfg.hold_sound!r} is none of them")

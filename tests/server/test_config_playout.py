@@ -1,0 +1,33 @@
+"""``[server] playout_max_lag_ms``: the catch-up bound is read, checked, and reaches calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from telcoflow.server.config import ConfigError, load_file
+
+CONNECTOR = '[[connectors]]\nuuid = "c"\napi_keys = ["' + "k" * 24 + '"]\nnumbers = ["+1555"]\n'
+
+
+def config(tmp_path: Path, server: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(f"[server]\n{server}\n{CONNECTOR}")
+    return path
+
+
+@pytest.mark.parametrize("value", [0, 40, 200, 10_000])
+def test_a_catch_up_bound_or_none_is_taken(tmp_path: Path, value: int) -> None:
+    cfg = load_file(config(tmp_path, f"playout_max_lag_ms = {value}"))
+    assert cfg.engine_settings().playout_max_lag_ms == value
+
+
+@pytest.mark.parametrize("value", [-1, 10, 39, 10_001])
+def test_a_bound_too_small_to_catch_up_with_is_refused(tmp_path: Path, value: int) -> None:
+    with pytest.raises(ConfigError, match="playout_max_lag_ms must be 0"):
+        load_file(config(tmp_path, f"playout_max_lag_ms = {value}"))
+
+
+def test_the_default_bound_is_target_plus_200_ms(tmp_path: Path) -> None:
+    assert load_file(config(tmp_path, "")).engine_settings().playout_max_lag_ms == 200
