@@ -16,7 +16,7 @@ from telcoflow.audio.wav import read_wav, write_wav
 
 from ..conftest import ROOT
 from ..interop.agent_process import AgentProcess
-from ..interop.signals import best_lag, chirp
+from ..interop.signals import assert_follows, chirp, without_gaps
 
 QUICKSTART = ROOT / "tests" / "interop" / "agents" / "quickstart_echo.py"
 
@@ -58,8 +58,9 @@ def test_serve_shows_keys_once_and_call_records_the_echo(tmp_path: Path, refsdk_
     heard, rate = read_wav(tmp_path / "out.wav")
     assert rate == {"phone": 8000, "twilio": 8000, "audiocodes": 24000}[via]
     expected = np.frombuffer(resample(sent, 44100, rate), dtype="<i2")
-    _, correlation = best_lag(heard, expected)
-    assert correlation > 0.99
+    # what the agent returned, less the silence a late agent leaves (a busy machine):
+    # every window of it in step with what was sent; nothing lost, repeated or altered
+    assert_follows(without_gaps(heard, rate // 50), expected)
     # the gateway removed its entry when it stopped: no stale keys for the next one
     assert json.loads((tmp_path / "creds.json").read_text())["gateways"] == {}
     for secret in (exports["WSS_API_KEY"], exports["TELCOFLOW_PHONE_KEY"]):

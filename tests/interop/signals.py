@@ -32,16 +32,18 @@ def chirp(seconds: float, rate: int, f0: float = 200.0, f1: float = 3000.0,
     return (amplitude * np.sin(phase)).astype(np.int16)
 
 
-def voiced_frames(heard: npt.NDArray[np.int16], frame: int) -> npt.NDArray[np.int16]:
+def voiced_frames(heard: npt.NDArray[np.int16], frame: int, quiet: int = 0
+                  ) -> npt.NDArray[np.int16]:
     """What was heard without its all-silent 20 ms frames.
 
     A playout inserts a silent frame when the agent's audio is late (the
     gateway or the agent was stalled): that is real-time behaviour, not a
     loss. Without those frames an exact echo must equal what was sent; a lost,
-    repeated, reordered or altered frame still shows.
+    repeated, reordered or altered frame still shows. ``quiet``: the peak of a silent
+    frame (G.711 A-law's silence decodes to ±8, not 0).
     """
     whole = heard[: len(heard) // frame * frame].reshape(-1, frame)
-    return whole[np.abs(whole).max(axis=1) > 0].reshape(-1)
+    return whole[np.abs(whole.astype(np.int32)).max(axis=1) > quiet].reshape(-1)
 
 
 def without_gaps(heard: npt.NDArray[np.int16], frame: int, min_run: int = 32

@@ -10,10 +10,13 @@ import pytest
 from telcoflow.quic import QuicAgent, QuicAgentError
 from telcoflow.testing import GatewayThread, Phone
 
-from ..interop.signals import best_lag, chirp
+from ..interop.signals import assert_follows, best_lag, chirp, voiced_frames, without_gaps
 from .conftest import Kind, agent_for, answered_call, echo, next_event
 
 LINE = "+15557001"
+
+
+QUIET = 8  # the peak of a silent frame: G.711 A-law's silence decodes to ±8
 
 
 async def play_and_hear(phone: Phone, sent: np.ndarray) -> np.ndarray:
@@ -43,7 +46,9 @@ async def test_a_quic_echo_agent_returns_what_the_caller_said(
             await phone.hangup()
             assert await call.wait_ended() == "CALLER_HANGUP"
             await task
-    _, correlation = best_lag(heard, sent)
+    # less the silent frames the playout put in while the echo ran late (a busy machine:
+    # real-time behaviour, not a loss), the echo is what was sent, frame for frame
+    _, correlation = best_lag(voiced_frames(heard, rate // 50, QUIET), sent)
     assert correlation > 0.99, f"correlation {correlation:.4f}"
     assert call.gateway_loss is not None and call.gateway_loss.missing == 0
     assert call.gateway_loss.received >= len(sent) // (rate // 50)
@@ -65,8 +70,8 @@ async def test_the_subscription_can_ask_for_pcm16_at_its_rate(qgw: GatewayThread
             heard = await play_and_hear(phone, sent)
             await phone.hangup()
             await task
-    _, correlation = best_lag(heard, sent)
-    assert correlation > 0.99, f"correlation {correlation:.4f}"
+    # resampled both ways: less the gaps a late echo left, every window in step
+    assert_follows(without_gaps(heard, 160), sent)
 
 
 @pytest.mark.asyncio
@@ -91,7 +96,7 @@ async def test_an_agent_originates_a_call_to_a_registered_line(qgw: GatewayThrea
         assert ended.reason == "DISCONNECT"
         await task
         await line.wait_hangup()
-    _, correlation = best_lag(heard, sent)
+    _, correlation = best_lag(voiced_frames(heard, 320), sent)
     assert correlation > 0.99, f"correlation {correlation:.4f}"
 
 
