@@ -18,6 +18,12 @@ Protocol with the bench (stdin/stdout, one line each): the agent prints
 calls have ended, write their timestamps (``time.perf_counter``, CLOCK_MONOTONIC,
 comparable across processes) to ``path`` as JSON, forget them and print
 ``DUMPED``. End of stdin stops the agent.
+
+The per-frame timestamps (33 bytes a frame, 6 MB per call-hour) do not stay in
+the agent's memory: every ``SPOOL_FRAMES`` they are appended to files in a
+spool directory of the agent's, which the JSON names and :func:`load_spooled`
+reads back (and deletes) in the bench. So the agent's RSS slope over a long
+call is the SDK's, not the bench's bookkeeping.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ import logging
 import os
 import struct
 import sys
+import tempfile
 import threading
 from array import array
+from itertools import count
 from time import perf_counter
 from typing import Any
 
@@ -116,10 +124,22 @@ def caller_index(number: str) -> int:
 
 
 # ── the agent ───────────────────────────────────────────────────────────────
-class CallLog:
-    """What one call's agent saw and did, with perf_counter times."""
+# frames a call's log holds before they go to its spool files: 30 s, ~50 kB
+SPOOL_FRAMES = 1500
+# the per-frame series and their array type codes
+SERIES = (("rx_seq", "l"), ("rx_t", "d"), ("tx_seq", "l"), ("tx_t", "d"), ("tx_start", "b"))
+_log_ids = count()
 
-    def __init__(self) -> None:
+
+class CallLog:
+    """What one call's agent saw and did, with perf_counter times.
+
+    ``spool`` (a directory): the per-frame series are appended to files there
+    every ``SPOOL_FRAMES`` frames and at the dump, so a long call holds at most
+    that many frames of them; None keeps them all in memory.
+    """
+
+    def __init__(self, spool: str | None = None, index: int = 0) -> None:
         self.rx_seq = array("l")     # caller frames as audio_stream() yielded them (-1: unmarked)
         self.rx_t = array("d")
         self.tx_seq = array("l")     # caller frames handed back to send_audio()
@@ -129,17 +149,65 @@ class CallLog:
         self.interrupt: list[float] = []  # clear_send_audio_buffer() called, returned
         self.events: dict[str, float] = {}
         self.quic: dict[str, Any] | None = None  # the QUIC plane's loss counts (quic_agent.py)
+        # unique per log: a call index comes back in the next step while this one is dumped
+        self._spool = None if spool is None else os.path.join(spool, f"{index}-{next(_log_ids)}")
+
+    def received(self, seq: int, now: float) -> None:
+        """A caller frame ``seq`` (-1: unmarked) came out of the audio stream at ``now``."""
+        self.rx_seq.append(seq)
+        self.rx_t.append(now)
+        if len(self.rx_t) >= SPOOL_FRAMES:
+            self.spill()
+
+    def echoed(self, seq: int, start: int, now: float) -> None:
+        """Caller frame ``seq`` handed back at ``now`` (``start``: opens a talkspurt)."""
+        self.tx_seq.append(seq)
+        self.tx_start.append(start)
+        self.tx_t.append(now)
+        if len(self.tx_t) >= SPOOL_FRAMES:
+            self.spill()
+
+    def spill(self) -> None:
+        """Append the per-frame series to the spool files and start them afresh."""
+        if self._spool is None:
+            return
+        for name, code in SERIES:
+            series = getattr(self, name)
+            if series:
+                with open(f"{self._spool}.{name}", "ab") as fh:
+                    series.tofile(fh)
+                setattr(self, name, array(code))  # a new empty array: the old buffer is freed
 
     def as_json(self) -> dict[str, Any]:
-        return {"rx_seq": self.rx_seq.tolist(), "rx_t": self.rx_t.tolist(),
-                "tx_seq": self.tx_seq.tolist(), "tx_t": self.tx_t.tolist(),
-                "tx_start": self.tx_start.tolist(), "burst_t": self.burst_t,
-                "interrupt": self.interrupt, "events": self.events, "quic": self.quic}
+        self.spill()
+        out: dict[str, Any] = {name: getattr(self, name).tolist() for name, _ in SERIES}
+        out.update(burst_t=self.burst_t, interrupt=self.interrupt, events=self.events,
+                   quic=self.quic, spool=self._spool)
+        return out
+
+
+def load_spooled(logs: dict[str, Any]) -> dict[str, Any]:
+    """A dump's call logs with their spooled series read back (as arrays; the files go)."""
+    for key, log in logs.items():
+        prefix = log.pop("spool", None) if not key.startswith("_") else None
+        if prefix is None:
+            continue
+        for name, code in SERIES:
+            series = array(code)
+            path = f"{prefix}.{name}"
+            if os.path.exists(path):
+                with open(path, "rb") as fh:
+                    series.frombytes(fh.read())
+                os.unlink(path)
+            series.extend(log.get(name, ()))
+            log[name] = series
+    return logs
 
 
 class EchoAgents:
-    def __init__(self, rate: int, interrupt: tuple[int, int]) -> None:
+    def __init__(self, rate: int, interrupt: tuple[int, int], spool: str | None = None) -> None:
         self.samples = rate // 50
+        self.spool = spool  # where the calls' per-frame logs go (see CallLog)
         self.interrupt = interrupt  # (first frame, spread): -1 = no interrupt scene
         self.logs: dict[int, CallLog] = {}
         self.ended = 0
@@ -149,7 +217,7 @@ class EchoAgents:
         now = perf_counter()
         index = caller_index(noti.remote_address)
         # a call is notified again after a session-manager reconnect: keep what it logged
-        log = self.logs.setdefault(index, CallLog())
+        log = self.log_for(index)
         log.events.setdefault("notify", now)
         session = await sm.open_session(noti.session_id)
 
@@ -171,6 +239,12 @@ class EchoAgents:
 
         await session.ready()
 
+    def log_for(self, index: int) -> CallLog:
+        log = self.logs.get(index)
+        if log is None:
+            log = self.logs[index] = CallLog(self.spool, index)
+        return log
+
     async def echo(self, call: Call, index: int, log: CallLog) -> None:
         first, spread = self.interrupt
         # staggered per call: a barge-in on every call in the same 20 ms is no one's traffic
@@ -181,8 +255,7 @@ class EchoAgents:
             now = perf_counter()
             mark = read_pcm16(chunk)
             seq = mark[2] if mark is not None and mark[0] == CALLER else -1
-            log.rx_seq.append(seq)
-            log.rx_t.append(now)
+            log.received(seq, now)
             if echoing:
                 if not interrupted and 0 <= interrupt_at <= seq:
                     # play prompt audio ahead of time, then cut it as a barge-in would
@@ -192,9 +265,7 @@ class EchoAgents:
                     log.burst_t.append(perf_counter())
                     await call.send_audio(burst)
                     continue
-                log.tx_seq.append(seq)
-                log.tx_start.append(start)
-                log.tx_t.append(perf_counter())
+                log.echoed(seq, start, perf_counter())
                 start = 0
                 await call.send_audio(chunk)
                 continue
@@ -246,8 +317,13 @@ def _read_commands(loop: asyncio.AbstractEventLoop, agents: EchoAgents,
 
 
 async def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="telcoflow-agent-log-") as spool:
+        await serve(spool)
+
+
+async def serve(spool: str) -> None:
     first, spread = os.environ["BENCH_INTERRUPT"].split(",")
-    agents = EchoAgents(int(os.environ["BENCH_RATE"]), (int(first), int(spread)))
+    agents = EchoAgents(int(os.environ["BENCH_RATE"]), (int(first), int(spread)), spool)
     config = SessionManagerConfig.create(
         api_key=os.environ["WSS_API_KEY"], connector_uuid=os.environ["WSS_CONNECTOR_UUID"],
         base_url=os.environ["TELCOFLOW_BASE_URL"],

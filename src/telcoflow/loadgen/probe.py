@@ -2,7 +2,8 @@
 
 - :class:`Trend`: RSS and open file descriptors of the gateway and the agent processes,
   sampled every few seconds; their least-squares slopes per hour say whether a long call
-  leaks (``--duration 3600``);
+  leaks (``--duration 3600``); the RSS slope also over the second half of the samples
+  alone, past the warm-up;
 - :func:`scrape`: the gateway's own counters from ``/metrics`` (the bench's gateway gets
   a metrics key): audio taken out to catch up after stalls, calls refused because the
   gateway was overloaded, the media tick's lateness.
@@ -72,10 +73,14 @@ class Trend:
             if not pts:
                 continue
             rss = slope_per_hour([(t, r) for t, r, _ in pts])
+            # past the warm-up (the first calls' buffers, rings, lazy imports), which
+            # dominates the whole-run slope of a run of minutes
+            late = slope_per_hour([(t, r) for t, r, _ in pts[len(pts) // 2:]])
             fds = slope_per_hour([(t, f) for t, _, f in pts])
             out[name] = {"samples": len(pts), "rss_mb_first": round(pts[0][1], 1),
                          "rss_mb_last": round(pts[-1][1], 1),
                          "rss_mb_per_hour": None if rss is None else round(rss, 2),
+                         "rss_mb_per_hour_2nd_half": None if late is None else round(late, 2),
                          "fds_first": int(pts[0][2]), "fds_last": int(pts[-1][2]),
                          "fds_per_hour": None if fds is None else round(fds, 2)}
         return out

@@ -113,6 +113,14 @@ def env_without(*prefixes: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
+def our_env() -> dict[str, str]:
+    """A child's environment that imports the ``telcoflow`` this bench runs from (a
+    checkout's ``src``, say), not whichever one the interpreter has installed."""
+    env = env_without("PYTHON", "WSS_", "TELCOFLOW_")
+    env["PYTHONPATH"] = str(Path(bench_agent.__file__).resolve().parents[2])
+    return env
+
+
 def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
                   more_toml: str = "", quic: bool = False, workers: int = 1,
                   registry: str | None = None) -> tuple[Child, Credentials]:
@@ -198,7 +206,7 @@ def find_refsdk(given: str | None) -> Path:
 def start_agent(which: str, url: str, connector: Connector, rate: int,
                 interrupt: tuple[int, int], refsdk: Path | None) -> Child:
     """The echo agents in their own process: our SDK, or the published one in isolation."""
-    env = env_without("PYTHON", "WSS_", "TELCOFLOW_")
+    env = our_env()
     env.update(WSS_API_KEY=connector.api_key, WSS_CONNECTOR_UUID=connector.uuid,
                TELCOFLOW_BASE_URL=url, BENCH_RATE=str(rate),
                BENCH_INTERRUPT=f"{interrupt[0]},{interrupt[1]}")
@@ -217,7 +225,7 @@ def start_quic_agent(host: str, port: int, fingerprint: str, connectors: list[Co
                      rate: int, carrier: str) -> Child:
     """The QUIC plane's echo agent (``loadgen/quic_agent.py``): one process, one QUIC
     connection per connector, our package only."""
-    env = env_without("PYTHON", "WSS_", "TELCOFLOW_")
+    env = our_env()
     env.update(BENCH_QUIC_HOST=host, BENCH_QUIC_PORT=str(port),
                BENCH_QUIC_FINGERPRINT=fingerprint, BENCH_RATE=str(rate), BENCH_CARRIER=carrier,
                BENCH_QUIC_CONNECTORS=json.dumps([[c.api_key, c.uuid] for c in connectors]))
@@ -227,7 +235,7 @@ def start_quic_agent(host: str, port: int, fingerprint: str, connectors: list[Co
 
 def start_relay(host: str, port: int, seed: int = 1) -> tuple[Child, int]:
     """A lossy UDP relay in front of ``host:port`` (``loadgen/relay.py``); its port."""
-    env = env_without("PYTHON", "WSS_", "TELCOFLOW_")
+    env = our_env()
     env.update(BENCH_RELAY_TARGET=f"{host}:{port}", BENCH_RELAY_SEED=str(seed))
     script = str((Path(bench_agent.__file__).parent / "relay.py").resolve())
     child = Child("relay", [sys.executable, "-P", "-u", script], env)

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import threading
 from contextlib import AsyncExitStack
 from time import perf_counter
@@ -51,8 +52,8 @@ class QuicEchoAgents(EchoAgents):
     """Echo every call of every connection; the logs and ``dump`` are the WebSocket
     agents' (:class:`~telcoflow.loadgen.agent.EchoAgents`)."""
 
-    def __init__(self, rate: int) -> None:
-        super().__init__(rate, (-1, 0))
+    def __init__(self, rate: int, spool: str | None = None) -> None:
+        super().__init__(rate, (-1, 0), spool)
         self.tasks: set[asyncio.Task[None]] = set()
         self.clients: list[QuicAgent] = []
 
@@ -83,7 +84,7 @@ class QuicEchoAgents(EchoAgents):
     async def on_call(self, call: QuicCall) -> None:
         now = perf_counter()
         index = caller_index(call.caller)
-        log = self.logs.setdefault(index, CallLog())
+        log = self.log_for(index)
         # INCOMING is the notification and the call at once on this plane
         log.events.setdefault("notify", now)
         log.events["call_in"] = now
@@ -131,11 +132,8 @@ class QuicEchoAgents(EchoAgents):
             now = perf_counter()
             mark = read_pcm16(frame.payload)
             seq = mark[2] if mark is not None and mark[0] == CALLER else -1
-            log.rx_seq.append(seq)
-            log.rx_t.append(now)
-            log.tx_seq.append(seq)
-            log.tx_start.append(start)
-            log.tx_t.append(perf_counter())
+            log.received(seq, now)
+            log.echoed(seq, start, perf_counter())
             start = 0
             call.send(frame.payload, frame.codec)
 
@@ -155,9 +153,10 @@ async def main() -> None:
     fingerprint = os.environ["BENCH_QUIC_FINGERPRINT"]
     carrier = os.environ.get("BENCH_CARRIER", "stream")
     connectors: list[list[str]] = json.loads(os.environ["BENCH_QUIC_CONNECTORS"])
-    agents = QuicEchoAgents(rate)
     stop = asyncio.Event()
     async with AsyncExitStack() as stack:
+        spool = stack.enter_context(tempfile.TemporaryDirectory(prefix="telcoflow-agent-log-"))
+        agents = QuicEchoAgents(rate, spool)
         clients = [await stack.enter_async_context(QuicAgent(
             host, port, key, uuid, fingerprint=fingerprint, datagrams=carrier == "datagram"))
             for key, uuid in connectors]

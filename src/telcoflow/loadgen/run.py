@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from ..server.config import GatewayConfig
 from . import hog, probe
+from .agent import load_spooled
 from .carriers import VAIC_FORMATS, BenchTwilio, BenchVaic
 from .floor import start_floor
 from .phones import BenchPhone, place_calls, talk
@@ -356,7 +357,7 @@ class Bench:
         since = agent.mark()
         agent.say(f"DUMP {path} {calls}")
         await asyncio.to_thread(agent.expect, r"^DUMPED", since, 120.0)
-        logs: dict[str, Any] = json.loads(path.read_text())
+        logs: dict[str, Any] = load_spooled(json.loads(path.read_text()))
         path.unlink()
         return logs
 

@@ -60,7 +60,8 @@ def run_table(run: dict[str, Any], title: str) -> str:
                      f"{run.get('refused_overloaded', 0)}")
     for who, t in (run.get("trends") or {}).items():
         lines.append(f"{who}: RSS {t['rss_mb_first']} -> {t['rss_mb_last']} MB "
-                     f"({_cell(t['rss_mb_per_hour'])} MB/h), fds {t['fds_first']} -> "
+                     f"({_cell(t['rss_mb_per_hour'])} MB/h; 2nd half "
+                     f"{_cell(t.get('rss_mb_per_hour_2nd_half'))} MB/h), fds {t['fds_first']} -> "
                      f"{t['fds_last']} ({_cell(t['fds_per_hour'])}/h), {t['samples']} samples")
     if run["setup_failures"]:
         lines.append("set-up failures: " + "; ".join(run["setup_failures"]))
