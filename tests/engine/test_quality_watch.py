@@ -231,3 +231,22 @@ def test_the_recording_feed_keeps_the_media_clock_and_holds_as_silence() -> None
     assert any(f is not None and any(f) for f in leg.audio[-last:])  # (a cadenced tone)
     assert not recorded_agent[-last * FRAME:].any() and not caller[-last * FRAME:].any()
     assert caller[:int(0.3 * RATE)].any() and recorded_agent[:int(0.3 * RATE)].any()
+
+
+def test_a_long_calls_timeline_stays_bounded_and_small() -> None:
+    """Two hours of a leg: the timeline keeps at most TIMELINE_POINTS points, in time
+    order, the step doubling; stored as numbers, not a dict per point (200 calls an hour
+    long kept ~80 MB of those)."""
+    from telcoflow.engine.quality_watch import BLOCK_TICKS, TIMELINE_POINTS, LegMeter
+
+    leg = LegMeter("caller", 8000, "webrtc")
+    block = bytes(2 * 8000 * BLOCK_TICKS // 50)  # 200 ms of digital silence
+    for n in range(2 * 3600 * 50 // BLOCK_TICKS):
+        leg.measure(block, True, n * BLOCK_TICKS / 50)
+    timeline = leg.timeline
+    assert TIMELINE_POINTS // 2 <= len(timeline) < TIMELINE_POINTS
+    times = [p["t"] for p in timeline]
+    assert times == sorted(set(times)) and times[-1] >= 7000
+    assert timeline[-1] == {"t": times[-1], "levelDbfs": -120.0, "snrDb": None, "score": None}
+    stored = sum(column.itemsize * len(column) for column in leg._points)
+    assert stored == 16 * len(timeline), stored  # 4 bytes a number
