@@ -517,21 +517,25 @@ def _metrics(raw: dict[str, Any]) -> MetricsConfig:
 def _recordings(raw: dict[str, Any]) -> RecordingsConfig:
     table = _table(raw, "recordings")
     cfg = RecordingsConfig(_dir(table, "recordings"))
-    size = table.get("max_served_mb", cfg.max_served_mb)
-    if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 4096:
-        raise ConfigError("[recordings] max_served_mb must be an integer from 1 to 4096")
-    cfg.max_served_mb = size
+    cfg.max_served_mb = _int_from(table, "recordings", "max_served_mb", cfg.max_served_mb,
+                                  1, 4096)
     return cfg
 
 
 def _records(raw: dict[str, Any]) -> RecordsConfig:
     table = _table(raw, "records")
     cfg = RecordsConfig(_dir(table, "records"))
-    keep = table.get("keep", cfg.keep)
-    if not isinstance(keep, int) or isinstance(keep, bool) or not 1 <= keep <= 100_000:
-        raise ConfigError("[records] keep must be an integer from 1 to 100000")
-    cfg.keep = keep
+    cfg.keep = _int_from(table, "records", "keep", cfg.keep, 1, 100_000)
     return cfg
+
+
+def _int_from(table: dict[str, Any], section: str, name: str, default: int, low: int,
+              high: int) -> int:
+    """``table[name]`` (``default`` when absent): an integer from ``low`` to ``high``."""
+    value = table.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"[{section}] {name} must be an integer from {low} to {high}")
+    return value
 
 
 def _dir(table: dict[str, Any], name: str) -> str | None:
