@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from telcoflow.audio.errors import WavError
-from telcoflow.audio.wav import read_wav, read_wav_channels, write_wav
+from telcoflow.audio.wav import WavWriter, read_wav, read_wav_channels, write_wav
 
 
 def _write_raw(path: Path, raw: bytes, width: int, channels: int, rate: int) -> None:
@@ -74,3 +74,17 @@ def test_errors(tmp_path: Path) -> None:
         write_wav(tmp_path / "f.wav", np.zeros(3, np.float32), 8000)
     with pytest.raises(FileNotFoundError):
         read_wav(tmp_path / "missing.wav")
+
+
+def test_a_live_writer_keeps_the_file_readable_up_to_its_last_header(tmp_path: Path) -> None:
+    """``header_every_s``: a recording read while it is written (or after its process
+    died) has every sample up to the last header rewrite."""
+    path = tmp_path / "live.wav"
+    writer = WavWriter(path, 8000, header_every_s=1.0)
+    samples = (np.arange(12_000) % 100).astype("<i2")
+    for start in range(0, len(samples), 160):
+        writer.write(samples[start:start + 160].tobytes())
+    heard, rate = read_wav(path)  # not closed: as a crash would leave it
+    assert rate == 8000 and np.array_equal(heard, samples[:8000])
+    writer.close()
+    assert np.array_equal(read_wav(path)[0], samples) and writer.bytes == path.stat().st_size

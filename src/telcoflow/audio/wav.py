@@ -125,13 +125,18 @@ class WavWriter:
     """Incremental 16-bit PCM WAV writer: ``write(pcm_bytes)`` as audio comes, then
     ``close()`` (the header's sizes are fixed up on close). Usable as a context manager."""
 
-    def __init__(self, path: StrPath, rate: int, channels: int = 1) -> None:
+    def __init__(self, path: StrPath, rate: int, channels: int = 1,
+                 header_every_s: float | None = None) -> None:
+        """``header_every_s``: also rewrite the header's sizes and flush this often, so
+        the file stays readable up to then if the process dies (a live recording)."""
         if rate <= 0 or channels < 1:
             raise WavError(f"bad WAV parameters: rate={rate}, channels={channels}")
         self.path = os.fspath(path)
         self.rate = rate
         self.channels = channels
         self.frames = 0
+        self._header_frames = None if header_every_s is None else int(rate * header_every_s)
+        self._patched = 0
         self._w: wave.Wave_write | None = wave.open(self.path, "wb")
         self._w.setnchannels(channels)
         self._w.setsampwidth(2)
@@ -145,6 +150,16 @@ class WavWriter:
             raise WavError(f"{len(pcm)} bytes is not a whole number of {self.channels}-ch frames")
         self._w.writeframesraw(pcm)
         self.frames += len(pcm) // (2 * self.channels)
+        if self._header_frames is not None and self.frames - self._patched >= self._header_frames:
+            # the wave module rewrites the header's sizes; its seeks there and back flush
+            # the file's buffer, so the OS holds a readable file up to here
+            self._w.writeframes(b"")
+            self._patched = self.frames
+
+    @property
+    def bytes(self) -> int:
+        """The file's size so far: the 44-byte header and the samples."""
+        return 44 + self.frames * 2 * self.channels
 
     def close(self) -> None:
         if self._w is not None:

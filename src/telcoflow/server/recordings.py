@@ -18,21 +18,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from ..audio.recorder import AudioBufferProcessor
+from ..audio.wav import WavWriter
 from ..engine.ports import CallRecording
 
 logger = logging.getLogger(__name__)
 
 CALL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-HEADER_BYTES = 44
 PATCH_EVERY_S = 1.0
 
 
@@ -43,58 +40,12 @@ class RecordingInfo:
     seconds: float
 
 
-class StreamingWav:
-    """A 16-bit PCM WAV written as it comes, its header kept readable while it grows."""
-
-    def __init__(self, path: Path, rate: int, channels: int) -> None:
-        self.path, self.rate, self.channels = path, rate, channels
-        self.data_bytes = 0
-        self._patched = 0
-        self._patch_bytes = int(rate * channels * 2 * PATCH_EVERY_S)
-        self._file: BinaryIO | None = open(path, "wb")  # noqa: SIM115 (closed in close())
-        self._file.write(self._header())
-
-    def _header(self) -> bytes:
-        block = 2 * self.channels
-        return struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + self.data_bytes, b"WAVE",
-                           b"fmt ", 16, 1, self.channels, self.rate, self.rate * block, block,
-                           16, b"data", self.data_bytes)
-
-    def write(self, pcm: bytes) -> None:
-        f = self._file
-        if f is None:
-            return
-        f.write(pcm)
-        self.data_bytes += len(pcm)
-        if self.data_bytes - self._patched >= self._patch_bytes:
-            self._patch(f)
-
-    def _patch(self, f: BinaryIO) -> None:
-        f.seek(0)
-        f.write(self._header())
-        f.seek(0, os.SEEK_END)
-        f.flush()
-        self._patched = self.data_bytes
-
-    def close(self) -> None:
-        f, self._file = self._file, None
-        if f is not None:
-            try:
-                self._patch(f)
-            finally:
-                f.close()
-
-    @property
-    def seconds(self) -> float:
-        return self.data_bytes / (2 * self.channels * self.rate)
-
-
 class WavRecording:
     """One call's recording (the :class:`~telcoflow.engine.ports.CallRecording` port)."""
 
     def __init__(self, path: Path, rate: int) -> None:
         self.rate = rate
-        self.wav = StreamingWav(path, rate, 2)
+        self.wav = WavWriter(path, rate, 2, header_every_s=PATCH_EVERY_S)
         block = rate // 5 * 2  # 200 ms per track: delivered as soon as both have it
         self._abp = AudioBufferProcessor(sample_rate=rate, num_channels=2, buffer_size=block,
                                          input_sample_rate=rate)
@@ -119,8 +70,8 @@ class WavRecording:
             self.wav.close()
 
     def info(self) -> RecordingInfo:
-        return RecordingInfo(self.wav.path, HEADER_BYTES + self.wav.data_bytes,
-                             round(self.wav.seconds, 3))
+        return RecordingInfo(Path(self.wav.path), self.wav.bytes,
+                             round(self.wav.frames / self.rate, 3))
 
 
 class GatewayRecorder:
