@@ -47,6 +47,7 @@ __all__ = [
     "VADEvent",
     "VoiceActivityDetector",
     "WebRTCEngine",
+    "decide",
     "make_engine",
 ]
 
@@ -101,6 +102,14 @@ class WebRTCEngine:
 
     def is_speech(self, frame: npt.NDArray[np.int16]) -> bool:
         return bool(self._vad.is_speech(frame.tobytes(), self.sample_rate))
+
+    def decide(self, frames: npt.NDArray[np.int16]) -> list[bool]:
+        """A decision per row of ``frames``: one copy to bytes for all of them, no array
+        or wrapper call per frame (per frame, those cost half as much as the VAD)."""
+        buf = frames.tobytes()
+        step = 2 * self.frame_samples
+        is_speech, rate = self._vad.is_speech, self.sample_rate
+        return [is_speech(buf[i:i + step], rate) for i in range(0, len(buf), step)]
 
     def reset(self) -> None:
         self._vad = self._mod.Vad(self._mode)
@@ -169,6 +178,15 @@ class EnergyEngine:
         self._floor = -90.0
 
 
+def decide(engine: VADEngine, frames: npt.NDArray[np.int16]) -> list[bool]:
+    """The engine's decision on each row of ``frames`` (one frame a row), in one call if
+    the engine has a batch ``decide``."""
+    batch = getattr(engine, "decide", None)
+    if batch is not None:
+        return list(batch(frames))
+    return [bool(engine.is_speech(frame)) for frame in frames]
+
+
 def make_engine(name: str, sample_rate: int, **options: Any) -> VADEngine:
     """Build an engine by name (``webrtc``, ``silero``, ``energy``) at a native rate."""
     if name == "webrtc":
@@ -230,6 +248,7 @@ class VoiceActivityDetector:
         self._speaking = False
         self._run = 0  # consecutive frames disagreeing with the current state
         self.speech_frames = 0
+        self.decisions: list[bool] = []  # the engine's, per frame of the last process()
 
     @property
     def is_speaking(self) -> bool:
@@ -260,9 +279,8 @@ class VoiceActivityDetector:
         data = np.concatenate((self._pending, x)) if self._pending.size else x
         n = data.size // self._frame
         events: list[VADEvent] = []
-        is_speech = self.engine.is_speech
-        for k in range(n):
-            speech = is_speech(data[k * self._frame : (k + 1) * self._frame])
+        self.decisions = decide(self.engine, data[: n * self._frame].reshape(n, self._frame))
+        for speech in self.decisions:
             self._frames += 1
             self.speech_frames += speech
             if speech != self._speaking:

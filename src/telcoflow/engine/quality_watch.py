@@ -32,7 +32,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from ..audio.quality import AudioQualityMonitor, QualityAlert
 from ..audio.vad import VoiceActivityDetector, make_engine
@@ -46,25 +45,6 @@ TIMELINE_POINTS = 600  # per leg; a longer call keeps every other point (the ste
 MAX_ALERTS = 50        # alert edges kept per leg (counts are kept for all)
 _BLOCKS_PER_S = 50 // BLOCK_TICKS
 LEGS = ("caller", "agent")
-
-
-class _Decisions:
-    """A VAD engine that keeps its per-frame decisions (the detector only reports
-    speech start/stop; double-talk needs both legs' frames side by side)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.sample_rate: int = inner.sample_rate
-        self.frame_samples: int = inner.frame_samples
-        self.decisions: list[bool] = []
-
-    def is_speech(self, frame: npt.NDArray[np.int16]) -> bool:
-        speech = self.inner.is_speech(frame)
-        self.decisions.append(speech)
-        return bool(speech)
-
-    def reset(self) -> None:
-        self.inner.reset()
 
 
 class LegMeter:
@@ -87,9 +67,9 @@ class LegMeter:
         # decisions (a talk ratio needs no finer grain); the detector carries the rest of
         # a block over to the next
         options = {"frame_ms": 30} if vad_engine in ("webrtc", "energy") else {}
-        self._decisions = _Decisions(make_engine(vad_engine, _native(vad_rate), **options))
-        self.vad = VoiceActivityDetector(vad_rate, engine=self._decisions)
-        self._vad_frame = self._decisions.frame_samples * self._decimate  # at ``rate``
+        engine = make_engine(vad_engine, _native(vad_rate), **options)
+        self.vad = VoiceActivityDetector(vad_rate, engine=engine)
+        self._vad_frame = engine.frame_samples * self._decimate  # at ``rate``
         self._skipped = 0  # samples of silent blocks not given to the VAD, under a frame
         self._fired: list[QualityAlert] = []
         self.monitor.add_alert_callback(self._fired.append)
@@ -124,15 +104,14 @@ class LegMeter:
             if not m.is_silence:
                 self.snr_db, self.score = m.snr_db, m.quality_score
                 events = self._edges(m.clipping_percent, at_s)
-        self._decisions.decisions.clear()
         if silent and not self.vad.is_speaking:  # digital silence: nothing to ask the VAD
             self._skipped += len(block) // 2
             frames, self._skipped = divmod(self._skipped, self._vad_frame)
-            self._decisions.decisions.extend([False] * frames)
+            decisions = [False] * frames
         else:
             pcm = np.frombuffer(block, "<i2")[::self._decimate]
             self.turns += sum(e.kind == "speech_start" for e in self.vad.process(pcm))
-        decisions = self._decisions.decisions
+            decisions = self.vad.decisions  # per VAD frame (double-talk needs both legs')
         self.frames += len(decisions)
         self.talk_frames += sum(decisions)
         self._second(power, at_s)
