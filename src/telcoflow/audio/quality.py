@@ -284,6 +284,24 @@ class _FrameHistogram:
         self.size = 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Analysis:
+    """What every chunk until the next analysis reports from it (worked out once)."""
+
+    fundamental_hz: float
+    thd_valid: bool
+    thd: float
+    snr: float  # the energy SNR if there is one, else the spectral one
+    method: str
+
+    @classmethod
+    def of(cls, ha: HarmonicAnalysis, energy: float | None) -> _Analysis:
+        thd_valid = ha.fundamental_fraction >= 0.5
+        snr, method = (energy, "energy") if energy is not None else (ha.snr_db, "spectral")
+        return cls(ha.fundamental_hz, thd_valid, ha.thd_percent if thd_valid else 0.0,
+                   float(snr), method)
+
+
 @dataclass
 class _Totals:
     chunks: int = 0
@@ -331,7 +349,7 @@ class AudioQualityMonitor:
         self._since = 0  # samples since the last analysis
         self._since_snr = 0  # samples since the energy SNR was last recomputed (every 1 s)
         self._energy_snr_cache: tuple[float | None] | None = None
-        self._analysis: tuple[HarmonicAnalysis, float | None] | None = None
+        self._analysis: _Analysis | None = None
         self._callbacks: list[Callable[[QualityAlert], object]] = []
         self._totals = _Totals()
         self.last_metrics: QualityMetrics | None = None
@@ -361,7 +379,8 @@ class AudioQualityMonitor:
         if self._energy_snr_cache is None or self._since_snr >= self.sample_rate:
             self._energy_snr_cache = (self._hist.snr_db(),)
             self._since_snr = 0
-        self._analysis = (harmonic_analysis(recent, self.sample_rate), self._energy_snr_cache[0])
+        self._analysis = _Analysis.of(harmonic_analysis(recent, self.sample_rate),
+                                      self._energy_snr_cache[0])
 
     def analyze_audio_chunk(self, audio_bytes: PCMInput) -> QualityMetrics:
         """Analyse one chunk of PCM16 mono at ``sample_rate``."""
@@ -389,41 +408,26 @@ class AudioQualityMonitor:
             or n >= self._window_samples
         ):
             self._analyse()
-        assert self._analysis is not None
-        ha, energy = self._analysis
-        thd_valid = ha.fundamental_fraction >= 0.5
-        thd = ha.thd_percent if thd_valid else 0.0
-        snr, method = (energy, "energy") if energy is not None else (ha.snr_db, "spectral")
-        if ms == 0.0:
-            snr = 0.0
-        snr = min(max(float(snr), -20.0), 120.0)
+        a = self._analysis
+        assert a is not None
+        thd_valid, thd = a.thd_valid, a.thd
+        snr = min(max(a.snr, -20.0), 120.0) if ms != 0.0 else 0.0
         clip_pct = 100.0 * clipped / n if n else 0.0
         score = 100.0 - min(60.0, 1.5 * max(0.0, 40.0 - snr))
-        score -= min(30.0, 10.0 * thd) + min(40.0, 20.0 * clip_pct)
-        m = QualityMetrics(
-            snr_db=snr,
-            thd_percent=thd,
-            clipping_percent=clip_pct,
-            quality_score=max(score, 0.0),
-            rms_dbfs=rms_dbfs,
-            peak=peak,
-            clipped_samples=clipped,
-            samples=n,
-            fundamental_hz=ha.fundamental_hz,
-            thd_valid=thd_valid,
-            snr_method=method,
-            is_silence=rms_dbfs < self.silence_dbfs,
-            chunk_index=t.chunks,
-        )
+        score = max(score - (min(30.0, 10.0 * thd) + min(40.0, 20.0 * clip_pct)), 0.0)
+        silent = rms_dbfs < self.silence_dbfs
+        # positional, in QualityMetrics' field order (once per chunk)
+        m = QualityMetrics(snr, thd, clip_pct, score, rms_dbfs, peak, clipped, n,
+                           a.fundamental_hz, thd_valid, a.method, silent, t.chunks)
         t.chunks += 1
         t.samples += n
         t.clipped += clipped
-        if not m.is_silence:
+        if not silent:
             t.voiced += 1
-            t.snr_sum += m.snr_db
-            t.snr_min = min(t.snr_min, m.snr_db)
-            t.score_sum += m.quality_score
-            t.score_min = min(t.score_min, m.quality_score)
+            t.snr_sum += snr
+            t.snr_min = min(t.snr_min, snr)
+            t.score_sum += score
+            t.score_min = min(t.score_min, score)
             if thd_valid:
                 t.thd_n += 1
                 t.thd_sum += thd
