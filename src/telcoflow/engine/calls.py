@@ -193,9 +193,8 @@ class Call:
         if playout is None or downlink is None or self.state is not _ANSWERED:
             return
         leg, watch = self.caller_leg, self.watch
-        frame = playout.tick()
-        if watch is not None:  # the agent's audio only: hold and silence record as silence
-            watch.agent_frame(frame)
+        # the agent's audio played this tick, for the watch: hold and silence are silence
+        frame = heard = playout.tick()
         if frame is None and self.hold is not None:  # no agent: the hold sound, not silence
             frame = self.hold.next_frame()
         elif frame is None and not playout.playing:
@@ -210,13 +209,13 @@ class Call:
                     break
                 leg.send_audio(downlink.process(frame))
                 self.stats.downlink_frames += 1
-                frame = playout.tick()
-                if watch is not None:
+                if watch is not None:  # a lead frame: played ahead of the media clock
                     watch.agent_frame(frame)
+                frame = heard = playout.tick()
         leg.send_audio(downlink.process(frame))
         self.stats.downlink_frames += 1
         if watch is not None:
-            watch.tick()
+            watch.tick(heard)
         self.request_credit()
 
     def request_credit(self) -> None:

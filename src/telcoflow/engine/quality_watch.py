@@ -29,6 +29,7 @@ import math
 from array import array
 from collections import deque
 from collections.abc import Callable
+from operator import and_, or_
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,9 @@ class LegMeter:
             decisions = [False] * frames
         else:
             pcm = np.frombuffer(block, "<i2")[::self._decimate]
-            self.turns += sum(e.kind == "speech_start" for e in self.vad.process(pcm))
+            edges = self.vad.process(pcm)
+            if edges:
+                self.turns += sum(e.kind == "speech_start" for e in edges)
             decisions = self.vad.decisions  # per VAD frame (double-talk needs both legs')
         self.frames += len(decisions)
         self.talk_frames += sum(decisions)
@@ -118,6 +121,8 @@ class LegMeter:
         return decisions, events
 
     def _edges(self, clipping_pct: float, at_s: float) -> list[QualityEvent]:
+        if not self._fired and not self.active:  # (most blocks) nothing fired, none to clear
+            return []
         fired = {a.kind: a for a in self._fired}
         self._fired.clear()
         events = []
@@ -195,8 +200,11 @@ class CallWatch:
         frame = rate // 50 * 2
         self._silence = bytes(frame)
         self._silent_block = bytes(frame * BLOCK_TICKS)
-        self._in: tuple[deque[bytes], deque[bytes]] = (deque(), deque())
-        self._block: tuple[list[bytes], list[bytes]] = ([], [])
+        # frames given and not yet taken by a tick, and this block's frames, per leg
+        self._caller_in: deque[bytes] = deque()
+        self._agent_in: deque[bytes] = deque()
+        self._caller_block: list[bytes] = []
+        self._agent_block: list[bytes] = []
         self.ticks = 0
         self.dropped = 0        # frames a leg sent beyond MAX_AHEAD (dropped, so no drift)
         self.double_talk = 0    # VAD frames both legs spoke in
@@ -204,27 +212,37 @@ class CallWatch:
         self.closed = False
 
     # ── fed by the call ──────────────────────────────────────────────────────
+    # (called per frame: the push is written out in each, not shared through a call)
     def caller_frame(self, frame: bytes) -> None:
-        self._push(self._in[0], frame)
-
-    def agent_frame(self, frame: bytes | None) -> None:
-        if frame is not None:
-            self._push(self._in[1], frame)
-
-    def _push(self, fifo: deque[bytes], frame: bytes) -> None:
+        fifo = self._caller_in
         fifo.append(frame)
         if len(fifo) > MAX_AHEAD:
             fifo.popleft()
             self.dropped += 1
 
-    def tick(self) -> None:
-        """One 20 ms of media time: a frame per leg (silence if it had none)."""
-        caller, agent = self._in
-        blocks = self._block
-        blocks[0].append(caller.popleft() if caller else self._silence)
-        blocks[1].append(agent.popleft() if agent else self._silence)
+    def agent_frame(self, frame: bytes | None) -> None:
+        if frame is not None:
+            fifo = self._agent_in
+            fifo.append(frame)
+            if len(fifo) > MAX_AHEAD:
+                fifo.popleft()
+                self.dropped += 1
+
+    def tick(self, agent: bytes | None = None) -> None:
+        """One 20 ms of media time: a frame per leg (silence if it had none). ``agent``:
+        the agent's frame played in this tick, as if given to :meth:`agent_frame` first
+        (one call a tick, not two)."""
+        fifo = self._agent_in
+        if fifo:  # frames given earlier go first
+            self.agent_frame(agent)
+            agent = fifo.popleft()
+        elif agent is None:
+            agent = self._silence
+        self._agent_block.append(agent)
+        caller, block = self._caller_in, self._caller_block
+        block.append(caller.popleft() if caller else self._silence)
         self.ticks += 1
-        if len(blocks[0]) >= BLOCK_TICKS:
+        if len(block) >= BLOCK_TICKS:
             self._measure()
 
     def close(self) -> None:
@@ -232,7 +250,7 @@ class CallWatch:
         if self.closed:
             return
         self.closed = True
-        if self._block[0]:
+        if self._caller_block:
             self._measure()
         if self.recording is not None:
             try:
@@ -242,17 +260,18 @@ class CallWatch:
 
     # ── per block ────────────────────────────────────────────────────────────
     def _measure(self) -> None:
-        c, a = (b"".join(block) for block in self._block)
-        for block in self._block:
-            block.clear()
+        c, a = b"".join(self._caller_block), b"".join(self._agent_block)
+        self._caller_block.clear()
+        self._agent_block.clear()
         at_s = self.ticks / 50
         dc, caller_events = self.caller.measure(c, c == self._silent_block[:len(c)], at_s)
         da, agent_events = self.agent.measure(a, a == self._silent_block[:len(a)], at_s)
-        for x, y in zip(dc, da, strict=False):
-            self.double_talk += x and y
-            self.both_silent += not (x or y)
-        for event in caller_events + agent_events:
-            self._tell(event)
+        # VAD frames side by side (the shorter leg's count): both spoke, neither did
+        self.double_talk += sum(map(and_, dc, da))
+        self.both_silent += min(len(dc), len(da)) - sum(map(or_, dc, da))
+        if caller_events or agent_events:
+            for event in caller_events + agent_events:
+                self._tell(event)
         if self.recording is not None:
             try:
                 self.recording.write(c, a)
