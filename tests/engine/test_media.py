@@ -6,6 +6,7 @@ import numpy as np
 
 from telcoflow.audio import g711
 from telcoflow.engine.ports import Channel
+from telcoflow.testing.fakes import FakeAgentLink
 
 from .harness import Harness
 
@@ -26,6 +27,39 @@ def test_caller_audio_reaches_the_agent_in_20ms_frames_whatever_the_chunking() -
     assert b"".join(agent.audio[Channel.MIXED]) == audio
     assert agent.audio[Channel.CALLER] == agent.audio[Channel.MIXED]
     assert call.stats.uplink_frames == 3
+
+
+def test_whole_frames_and_split_ones_reach_the_agent_whole_and_in_order() -> None:
+    """A phone that sends a frame a message (the usual case) and one whose messages cut
+    frames anywhere, a frame's length at a time too, mixed in one call: each 20 ms
+    frame reaches the agent once, whole, in the order spoken."""
+    h = Harness()
+    leg, _, agent, call = h.answered_call()
+    frames = [voiced(n) for n in range(1, 8)]
+    audio = b"".join(frames)
+    at = [0, 640, 740, 1380, 1920, 2560, 3200, 3840, 4480]  # 1380..: a frame long, not on one
+    for a, b in zip(at, at[1:], strict=False):
+        h.engine.leg_audio(leg, audio[a:b])
+    assert agent.audio[Channel.MIXED] == frames
+    assert call.stats.uplink_frames == 7
+
+
+def test_caller_audio_while_no_agent_link_is_there_reaches_the_next_one_first() -> None:
+    """The agent's link dropped: what the caller says meanwhile (up to HELD_FRAMES) goes
+    to the link that takes over, before anything said after, on both channels when the
+    agent asked for them."""
+    h = Harness()
+    leg, _, agent, call = h.answered_call(mode="isolated")
+    h.engine.agent_detach(agent)
+    said = [voiced(n) for n in range(1, 4)]
+    for frame in said:
+        h.engine.leg_audio(leg, frame)
+    back = FakeAgentLink()
+    h.engine.agent_attach(call.id, back)
+    h.engine.leg_audio(leg, voiced(9))
+    assert back.audio[Channel.MIXED] == [*said, voiced(9)]
+    assert back.audio[Channel.CALLER] == back.audio[Channel.MIXED]
+    assert Channel.MIXED not in agent.audio or voiced(1) not in agent.audio[Channel.MIXED]
 
 
 def test_a_pcmu_caller_is_decoded_and_resampled_for_a_16k_agent() -> None:

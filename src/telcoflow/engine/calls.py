@@ -133,16 +133,16 @@ class Call:
         return old if old is not link else None
 
     def on_caller_audio(self, payload: bytes) -> None:
-        if self.state is not _ANSWERED or self._uplink is None:
+        uplink = self._uplink
+        if self.state is not _ANSWERED or uplink is None:
             return
         if self.bridge is not None:
             if self.bridge.present[CALLER]:
                 self.bridge.push(CALLER, payload)
             return
-        agent = self.agent
-        watch = self.watch
-        for frame in self._uplink.process(payload):
-            self.stats.uplink_frames += 1
+        agent, watch, stats = self.agent, self.watch, self.stats
+        for frame in uplink.process(payload):
+            stats.uplink_frames += 1
             if watch is not None:
                 watch.caller_frame(frame)
             if agent is None:

@@ -19,8 +19,13 @@ class Uplink:
         self._resampler = PolyphaseResampler(phone_rate, agent_rate)
         self._frame_bytes = agent_rate // 50 * 2
         self._pending = bytearray()
+        # PCM16 at the agent's rate: a whole frame in, with nothing pending, is the frame out
+        self._direct = codec == "pcm16" and self._resampler.is_passthrough
 
     def process(self, payload: bytes) -> list[bytes]:
+        if (self._direct and len(payload) == self._frame_bytes and not self._pending
+                and type(payload) is bytes):  # (bytes: immutable, safe to pass on as is)
+            return [payload]
         pcm = self._resampler.process(decode(self.codec, payload))
         self._pending += pcm
         fb = self._frame_bytes
