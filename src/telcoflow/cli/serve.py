@@ -30,6 +30,7 @@ from ..server.config import (  # noqa: E402
 )
 from ..server.drain import drain  # noqa: E402
 from ..server.errors import ConfigError  # noqa: E402
+from ..server.heap import keep_freed_heap  # noqa: E402
 from ..server.logformat import redact_config, use_json_logs  # noqa: E402
 from ..server.workers import WORKER_ENV, as_worker, require_registry, worker_count  # noqa: E402
 from .workers import Supervisor  # noqa: E402
@@ -156,6 +157,7 @@ def main(config_path: str | None, host: str | None, port: int | None,
         argv = ["serve", "--port", str(config.port), "--host", config.host,
                 "--log-format", log_format, *(["--config", config_path] if config_path else [])]
         return Supervisor(count, argv).run()
+    keep_freed_heap()  # the media tick's numpy temporaries: no page faults per analysis
     try:
         import uvloop
         uvloop.install()
