@@ -279,8 +279,15 @@ class VoiceActivityDetector:
         data = np.concatenate((self._pending, x)) if self._pending.size else x
         n = data.size // self._frame
         events: list[VADEvent] = []
-        self.decisions = decide(self.engine, data[: n * self._frame].reshape(n, self._frame))
-        for speech in self.decisions:
+        self.decisions = decisions = decide(self.engine, data[: n * self._frame].reshape(
+            n, self._frame))
+        self._pending = data[n * self._frame :].copy()
+        if n and decisions.count(not self._speaking) == 0:  # (most calls) the state holds
+            self._frames += n
+            self.speech_frames += n if self._speaking else 0
+            self._run = 0
+            return events
+        for speech in decisions:
             self._frames += 1
             self.speech_frames += speech
             if speech != self._speaking:
@@ -294,7 +301,6 @@ class VoiceActivityDetector:
                     self._run = 0
             else:
                 self._run = 0
-        self._pending = data[n * self._frame :].copy()
         return events
 
     def flush(self) -> list[VADEvent]:

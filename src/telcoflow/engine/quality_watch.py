@@ -95,11 +95,12 @@ class LegMeter:
                 ) -> tuple[list[bool], list[QualityEvent]]:
         """Measure one block; returns the VAD's per-frame decisions and the alert edges."""
         events: list[QualityEvent] = []
+        pcm = np.frombuffer(block, "<i2")
         if silent:
             self.level_dbfs = -120.0
             power = 0.0
         else:
-            m = self.monitor.analyze_audio_chunk(block)
+            m = self.monitor.analyze_audio_chunk(pcm)
             self.level_dbfs = m.rms_dbfs
             power = 10.0 ** (m.rms_dbfs / 10.0)
             if not m.is_silence:
@@ -110,8 +111,7 @@ class LegMeter:
             frames, self._skipped = divmod(self._skipped, self._vad_frame)
             decisions = [False] * frames
         else:
-            pcm = np.frombuffer(block, "<i2")[::self._decimate]
-            edges = self.vad.process(pcm)
+            edges = self.vad.process(pcm[::self._decimate] if self._decimate > 1 else pcm)
             if edges:
                 self.turns += sum(e.kind == "speech_start" for e in edges)
             decisions = self.vad.decisions  # per VAD frame (double-talk needs both legs')
