@@ -13,7 +13,8 @@ turns (each party silent about half the time, the agent's pauses digital silence
 Prints the best of ``--repeat`` runs, in process CPU time, for the uplink alone
 (phone frames in), the agent's audio in, the media ticks (playout, downlink, the
 quality watch), and their sum, with the quality watch on and off; same-rate PCM16
-phone and agent by default (``--phone-rate`` / ``--codec`` for others).
+phone and agent by default (``--phone-rate`` / ``--codec`` for others). Malloc is
+tuned as in the gateway's process (``server/heap.py``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from telcoflow.engine import ConnectorSpec, Engine, EngineSettings  # noqa: E402
 from telcoflow.engine.ports import AgentCommand  # noqa: E402
+from telcoflow.server.heap import keep_freed_heap  # noqa: E402
 from telcoflow.testing.fakes import (  # noqa: E402
     FakeAgentLink,
     FakeClock,
@@ -120,6 +122,7 @@ def main() -> None:
     ap.add_argument("--agent-rate", type=int, default=16000)
     ap.add_argument("--watch", choices=("on", "off", "both"), default="both")
     args = ap.parse_args()
+    keep_freed_heap()  # as the gateway's process does (server/heap.py)
     per = args.calls * args.seconds * 50 / 1e6  # call-ticks, in millions: µs per call-tick
     print(f"{args.calls} calls x {args.seconds:g} s, {args.codec} {args.phone_rate} Hz phone, "
           f"agent {args.agent_rate} Hz; best of {args.repeat} (process CPU), "
