@@ -50,9 +50,12 @@ class Downlink:
         self._pending = bytearray()
         self._idle = True  # nothing of the agent's is left in the filter
         self._held = False  # one silent tick passed with the talkspurt's tail kept
+        self._direct = codec == "pcm16" and self._resampler.is_passthrough  # frame as is
 
     def process(self, agent_frame: bytes | None) -> bytes | None:
         """The phone frame for this tick; ``None`` when the leg has only silence to hear."""
+        if self._direct:  # (same-rate PCM16: no filter, so no tail to carry out)
+            return agent_frame
         if agent_frame is None:
             if self._idle:
                 return None
