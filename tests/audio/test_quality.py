@@ -63,6 +63,22 @@ def test_thd_within_10_percent_relative(thd: float) -> None:
     assert m.thd_percent == pytest.approx(thd, rel=0.10)
 
 
+def test_a_sparse_analysis_reads_the_last_window_not_all_since_the_last_one() -> None:
+    """Analysed every 2 s, on a 300 ms window: the distortion figures are of the audio
+    just heard, so distortion that ended is no longer reported."""
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    tone = 12000.0 * np.sin(2 * np.pi * 500 * t)
+    x = np.where(t < 1.6, np.clip(2 * tone, -14000, 14000), tone)  # clipped, then clean
+    pcm = synth.to_int16(x).tobytes()
+    mon = AudioQualityMonitor(rate, analysis_ms=300, analysis_interval_ms=2000)
+    mon.analyze_audio_chunk(bytes(rate // 5 * 2))  # the first chunk is analysed at once
+    chunk = rate // 5 * 2  # 200 ms blocks, as the quality watch feeds them
+    for i in range(0, len(pcm), chunk):
+        m = mon.analyze_audio_chunk(pcm[i:i + chunk])
+    assert m.thd_valid and m.thd_percent < 0.1  # (the whole 2 s: ~19 %)
+
+
 def test_clipping_exact_count() -> None:
     rate = 8000
     x = synth.to_int16(synth.tone(440.0, 0.1, rate, 20000.0))
