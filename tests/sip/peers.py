@@ -26,6 +26,23 @@ def free_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_baresip_port() -> int:
+    """A ``sip_listen`` port for baresip: it binds UDP and TCP there and TLS on the TCP
+    port above, so all three must be free (a full suite had the TLS one taken by another
+    test's connection: 'SIP/TLS transport failed: Address already in use')."""
+    for _ in range(100):
+        port = free_udp_port()
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tls:
+                tcp.bind(("127.0.0.1", port))
+                tls.bind(("127.0.0.1", port + 1))
+                return port
+        except OSError:
+            continue
+    raise RuntimeError("no free UDP+TCP port pair for baresip")
+
+
 def free_media_port() -> int:
     """A port for SIPp's ``-mp``: SIPp binds its audio there and its video two above, so
     both must be free (a busy machine had the second taken: 'Unable to bind video RTP
@@ -100,7 +117,7 @@ def baresip_config(directory: Path, source: Path) -> Path:
     """A register-less baresip in ``directory``: it plays ``source`` (8 kHz WAV) into
     the call and dumps what it hears and what it sends as WAV files there."""
     lines = [
-        ("poll_method", "epoll"), ("sip_listen", f"127.0.0.1:{free_udp_port()}"),
+        ("poll_method", "epoll"), ("sip_listen", f"127.0.0.1:{free_baresip_port()}"),
         ("audio_source", f"aufile,{source}"), ("audio_player", "aufile,/dev/null"),
         ("audio_alert", "aufile,/dev/null"), ("audio_srate", "8000"), ("audio_channels", "1"),
         ("rtp_ports", "{}-{}".format(*BARESIP_RTP_PORTS)),
