@@ -201,8 +201,9 @@ class CallWatch:
         self._silence = bytes(frame)
         self._silent_block = bytes(frame * BLOCK_TICKS)
         # frames given and not yet taken by a tick, and this block's frames, per leg
-        self._caller_in: deque[bytes] = deque()
-        self._agent_in: deque[bytes] = deque()
+        # (bounded: a leg running MAX_AHEAD frames ahead of the clock loses its oldest)
+        self._caller_in: deque[bytes] = deque(maxlen=MAX_AHEAD)
+        self._agent_in: deque[bytes] = deque(maxlen=MAX_AHEAD)
         self._caller_block: list[bytes] = []
         self._agent_block: list[bytes] = []
         self.ticks = 0
@@ -214,19 +215,16 @@ class CallWatch:
     # ── fed by the call ──────────────────────────────────────────────────────
     # (called per frame: the push is written out in each, not shared through a call)
     def caller_frame(self, frame: bytes) -> None:
-        fifo = self._caller_in
-        fifo.append(frame)
-        if len(fifo) > MAX_AHEAD:
-            fifo.popleft()
-            self.dropped += 1
+        self._push(self._caller_in, frame)
 
     def agent_frame(self, frame: bytes | None) -> None:
         if frame is not None:
-            fifo = self._agent_in
-            fifo.append(frame)
-            if len(fifo) > MAX_AHEAD:
-                fifo.popleft()
-                self.dropped += 1
+            self._push(self._agent_in, frame)
+
+    def _push(self, fifo: deque[bytes], frame: bytes) -> None:
+        if len(fifo) == MAX_AHEAD:  # the deque drops the oldest as this one goes in
+            self.dropped += 1
+        fifo.append(frame)
 
     def tick(self, agent: bytes | None = None) -> None:
         """One 20 ms of media time: a frame per leg (silence if it had none). ``agent``:
