@@ -12,6 +12,7 @@ import pytest
 
 from telcoflow.engine import Engine
 from telcoflow.engine.ports import NoObserver, QualityEvent
+from telcoflow.engine.quality_watch import MAX_AHEAD, CallWatch
 from telcoflow.testing.fakes import FakeAgentLink, FakeLeg
 
 from .harness import Harness
@@ -250,3 +251,14 @@ def test_a_long_calls_timeline_stays_bounded_and_small() -> None:
     assert timeline[-1] == {"t": times[-1], "levelDbfs": -120.0, "snrDb": None, "score": None}
     stored = sum(column.itemsize * len(column) for column in leg._points)
     assert stored == 16 * len(timeline), stored  # 4 bytes a number
+
+
+def test_a_leg_running_ahead_of_the_clock_loses_its_oldest_frames_counted() -> None:
+    watch = CallWatch("c1", 16_000, NoObserver(), lambda: None)
+    frames = [bytes([k]) * 640 for k in range(MAX_AHEAD + 3)]
+    for frame in frames:
+        watch.caller_frame(frame)
+    assert watch.dropped == 3
+    assert list(watch._caller_in) == frames[3:]  # the newest MAX_AHEAD, in order
+    watch.agent_frame(None)  # the agent's silence is not queued
+    assert not watch._agent_in and watch.dropped == 3
