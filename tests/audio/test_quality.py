@@ -160,3 +160,26 @@ def test_harmonic_analysis_pure_tone() -> None:
     assert ha.fundamental_hz == pytest.approx(1000.0, abs=0.5)
     assert ha.thd_percent < 0.01
     assert ha.snr_db > 100
+
+
+def test_the_analysis_phase_moves_the_periodic_analyses_not_their_interval() -> None:
+    """``analysis_phase_ms``: the first analysis runs on the first chunk as ever, and the
+    periodic ones come that much sooner, then every interval: streams started together
+    spread their spectral analyses instead of running them all in the same chunk."""
+    rate = 16000
+    chunk = synth.to_int16(synth.tone(500.0, 0.2, rate, 8000.0)).tobytes()
+
+    def analysed_chunks(phase_ms: int) -> list[int]:
+        mon = AudioQualityMonitor(rate, analysis_ms=300, analysis_interval_ms=2000,
+                                  analysis_phase_ms=phase_ms)
+        seen, at = [], None
+        for n in range(31):
+            mon.analyze_audio_chunk(chunk)
+            if mon._analysis is not at:
+                seen.append(n)
+                at = mon._analysis
+        return seen
+
+    assert analysed_chunks(0) == [0, 10, 20, 30]
+    assert analysed_chunks(600) == [0, 7, 17, 27]
+    assert analysed_chunks(2600) == analysed_chunks(600)  # taken modulo the interval

@@ -262,3 +262,36 @@ def test_a_leg_running_ahead_of_the_clock_loses_its_oldest_frames_counted() -> N
     assert list(watch._caller_in) == frames[3:]  # the newest MAX_AHEAD, in order
     watch.agent_frame(None)  # the agent's silence is not queued
     assert not watch._agent_in and watch.dropped == 3
+
+
+def test_calls_answered_together_measure_and_analyse_in_different_ticks() -> None:
+    """Forty calls answered in the same tick: their 200 ms blocks and their legs' 2 s
+    spectral analyses spread over the ticks instead of all landing on one (at 400 legs
+    that one tick ran ~150 ms late every 2 s)."""
+    import uuid
+
+    tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(FRAME) / RATE)).astype("<i2").tobytes()
+    watches = [CallWatch(str(uuid.UUID(int=k * 7919 + 1)), RATE, NoObserver(), lambda: None)
+               for k in range(40)]
+
+    def state(w: CallWatch) -> tuple[object, ...]:
+        return (w.caller.monitor.last_metrics, w.caller.monitor._analysis,
+                w.agent.monitor._analysis)
+
+    blocks_per_tick, analyses_per_tick = [], []
+    for _ in range(300):  # 6 s
+        blocks = analyses = 0
+        for w in watches:
+            before = state(w)
+            w.caller_frame(tone)
+            w.tick(tone)
+            after = state(w)
+            blocks += after[0] is not before[0]
+            analyses += (after[1] is not before[1]) + (after[2] is not before[2])
+        blocks_per_tick.append(blocks)
+        analyses_per_tick.append(analyses)
+    assert sum(blocks_per_tick) >= 40 * 29       # a block every 200 ms per call
+    assert sum(analyses_per_tick) >= 80 * 3      # and an analysis every 2 s per leg
+    assert max(blocks_per_tick) <= 10            # of 40 calls (all 40 when unstaggered)
+    assert max(analyses_per_tick[20:]) <= 4      # of 80 legs (all 80 unstaggered, 6 with
+    # the blocks staggered but not the analyses: the 4 calls per block phase, both legs)

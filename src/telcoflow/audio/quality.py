@@ -329,6 +329,7 @@ class AudioQualityMonitor:
         history_seconds: float = 10.0,
         analysis_ms: int = 200,
         analysis_interval_ms: int = 400,
+        analysis_phase_ms: int = 0,
         clip_level: int = 32767,
         silence_dbfs: float = -60.0,
         log_alerts: bool = True,
@@ -344,6 +345,10 @@ class AudioQualityMonitor:
         self._pending = np.zeros(0, dtype=np.int16)  # < 10 ms left over from framing
         self._window_samples = max(sample_rate * analysis_ms // 1000, 64)
         self._interval_samples = max(sample_rate * analysis_interval_ms // 1000, 1)
+        # the periodic analyses come this much sooner after the first one: many streams
+        # started together (calls answered in a burst) then spread their analyses over
+        # the interval instead of all running theirs in the same 20 ms
+        self._phase_samples = sample_rate * analysis_phase_ms // 1000 % self._interval_samples
         self._recent = np.zeros(0, dtype=np.int16)  # audio of the last analysis window
         self._chunks: list[npt.NDArray[np.int16]] = []  # audio since the last analysis
         self._since = 0  # samples since the last analysis
@@ -368,7 +373,7 @@ class AudioQualityMonitor:
         last = self._chunks[-1].size
         new = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
         self._chunks.clear()
-        self._since = 0
+        self._since = self._phase_samples if self._analysis is None else 0
         # Frame powers for the call-level SNR (10 ms frames, carried across chunks).
         data = np.concatenate((self._pending, new)).astype(np.float64)
         nf = data.size // self._frame

@@ -11,6 +11,8 @@ vectorised pass: :class:`~telcoflow.audio.quality.AudioQualityMonitor` (level, S
 clipping at both rails, score) and the VAD (:mod:`telcoflow.audio.vad`: talk ratio,
 double-talk, silence). A block of exact digital silence skips the monitor. The
 cost per leg per tick is in ``docs/benchmarks.md`` (``bench/quality_watch.py``).
+Calls answered together are spread: each call's first block is 0-9 ticks longer and
+each leg's 2 s spectral analysis falls on a block of its own (from the call id).
 
 Alerts use the seed's thresholds (:class:`~telcoflow.audio.quality.QualityThresholds`
 defaults). An alert kind is *raised* the first block it fires and *cleared* on the
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zlib
 from array import array
 from collections import deque
 from collections.abc import Callable
@@ -45,18 +48,23 @@ MAX_AHEAD = 10         # frames a leg may run ahead of the clock before the olde
 TIMELINE_POINTS = 600  # per leg; a longer call keeps every other point (the step doubles)
 MAX_ALERTS = 50        # alert edges kept per leg (counts are kept for all)
 _BLOCKS_PER_S = 50 // BLOCK_TICKS
+ANALYSIS_MS = 2000     # a leg's spectral analysis: every 2 s of audio
+_ANALYSIS_BLOCKS = ANALYSIS_MS // (20 * BLOCK_TICKS)
 LEGS = ("caller", "agent")
 
 
 class LegMeter:
     """One leg's monitor, VAD and running figures."""
 
-    def __init__(self, name: str, rate: int, vad_engine: str = "webrtc") -> None:
+    def __init__(self, name: str, rate: int, vad_engine: str = "webrtc",
+                 analysis_phase_ms: int = 0) -> None:
         self.name = name
         # level and clipping exact per block; the spectral analysis (a 300 ms FFT) and the
         # energy SNR every 2 s of audio: the FFT is most of the monitor's cost, and an SNR
         # alert a second or two late is still in time
-        self.monitor = AudioQualityMonitor(rate, analysis_ms=300, analysis_interval_ms=2000,
+        self.monitor = AudioQualityMonitor(rate, analysis_ms=300,
+                                           analysis_interval_ms=ANALYSIS_MS,
+                                           analysis_phase_ms=analysis_phase_ms,
                                            log_alerts=False)  # logged here, with the call
         # the VAD runs at a rate its engine takes natively; 24 kHz is taken down to 8 kHz
         # by keeping every third sample (no filter: folded-down high band is harmless to
@@ -195,8 +203,18 @@ class CallWatch:
         self._observer = observer
         self._agent = agent  # the call's agent link now (it changes on a reconnect)
         self.recording = recording
-        self.caller = LegMeter("caller", rate, vad_engine)
-        self.agent = LegMeter("agent", rate, vad_engine)
+        # Calls answered together (a burst of dials, a trunk coming back) must not measure
+        # in the same ticks for the rest of their lives: each call's first block is made
+        # longer by a phase of its own (0-9 ticks; shorter, its first analysis would be of
+        # too little audio to judge) and each leg's 2 s spectral analysis
+        # falls on a block of its own (the two legs 1 s apart), from the call id's hash.
+        spread = zlib.crc32(call_id.encode())
+        self._block_ticks = BLOCK_TICKS + spread % BLOCK_TICKS
+        block = 20 * BLOCK_TICKS
+        phase = spread // BLOCK_TICKS % _ANALYSIS_BLOCKS
+        self.caller = LegMeter("caller", rate, vad_engine, phase * block)
+        self.agent = LegMeter("agent", rate, vad_engine,
+                              (phase + _ANALYSIS_BLOCKS // 2) % _ANALYSIS_BLOCKS * block)
         frame = rate // 50 * 2
         self._silence = bytes(frame)
         self._silent_block = bytes(frame * BLOCK_TICKS)
@@ -240,7 +258,8 @@ class CallWatch:
         caller, block = self._caller_in, self._caller_block
         block.append(caller.popleft() if caller else self._silence)
         self.ticks += 1
-        if len(block) >= BLOCK_TICKS:
+        if len(block) >= self._block_ticks:
+            self._block_ticks = BLOCK_TICKS
             self._measure()
 
     def close(self) -> None:
