@@ -89,7 +89,8 @@ def test_bench_records_machine_and_command(bench_json: dict[str, object]) -> Non
 def test_bench_pcmu_callers_arrive_bit_exact() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "telcoflow.cli.main", "bench", "--calls", "2", "--duration", "2",
-         "--codec", "pcmu", "--json"], capture_output=True, text=True, timeout=60)
+         "--codec", "pcmu", "--server", "quality_watch=false", "--json"],
+        capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     run = json.loads(done.stdout)["runs"][0]
     assert json.loads(done.stdout)["config"]["rate"] == 8000
@@ -166,3 +167,22 @@ def test_bench_quic_loss_is_dropped_on_datagrams_and_counted() -> None:
     assert "netem" in out["planes"]["ws_loss"]
     table = render(out)
     assert "datagram carrier" in table and "userspace relay cannot drop TCP" in table
+
+
+def test_server_settings_become_config_lines_or_a_clear_refusal(tmp_path: Path) -> None:
+    from telcoflow.loadgen.run import server_lines
+    from telcoflow.server.config import load_file
+
+    lines = server_lines(["quality_watch=false", "playout_target_ms = 80", 'hold_sound="silence"'])
+    path = tmp_path / "gateway.toml"
+    path.write_text(f'[server]\n{lines}[[connectors]]\nuuid = "c"\napi_keys = ["{"k" * 24}"]\n'
+                    'numbers = ["+1555"]\n')
+    cfg = load_file(path)
+    assert (cfg.quality_watch, cfg.playout_target_ms, cfg.hold_sound) == (False, 80, "silence")
+    for bad in ("quality_watch", "quality_watch=no", "=1", "port=9", "a b=1"):
+        with pytest.raises(ValueError, match="expected KEY=VALUE"):
+            server_lines([bad])
+    done = subprocess.run([sys.executable, "-m", "telcoflow.cli.main", "bench", "--calls", "1",
+                           "--server", "playout_target_ms=fast"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--server 'playout_target_ms=fast'" in done.stderr

@@ -1,4 +1,5 @@
-"""``[server] playout_max_lag_ms``: the catch-up bound is read, checked, and reaches calls."""
+"""`[server]` playout and media settings: the catch-up bound and the quality watch are
+read, checked, and reach calls."""
 
 from __future__ import annotations
 
@@ -31,3 +32,20 @@ def test_a_bound_too_small_to_catch_up_with_is_refused(tmp_path: Path, value: in
 
 def test_the_default_bound_is_target_plus_200_ms(tmp_path: Path) -> None:
     assert load_file(config(tmp_path, "")).engine_settings().playout_max_lag_ms == 200
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_the_quality_watch_can_be_switched_off(tmp_path: Path, value: bool) -> None:
+    cfg = load_file(config(tmp_path, f"quality_watch = {str(value).lower()}"))
+    assert cfg.engine_settings().quality_watch is value
+    assert load_file(config(tmp_path, "")).engine_settings().quality_watch is True
+
+
+def test_a_quality_watch_that_is_not_a_boolean_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="quality_watch must be true or false, not 'no'"):
+        load_file(config(tmp_path, 'quality_watch = "no"'))
+
+
+def test_a_misspelt_server_setting_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown \\[server\\] setting 'quality_wach'"):
+        load_file(config(tmp_path, "quality_wach = false"))

@@ -123,13 +123,14 @@ def our_env() -> dict[str, str]:
 
 def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
                   more_toml: str = "", quic: bool = False, workers: int = 1,
-                  registry: str | None = None) -> tuple[Child, Credentials]:
+                  registry: str | None = None, server: str = "") -> tuple[Child, Credentials]:
     """``telcoflow serve`` on a free port, with ``connectors`` connectors and keys made here.
 
     Why several connectors: each agent process gets its own, so a call's
     notification goes to one process only. The keys reach the gateway in a
     0600 config file and never appear in output (the gateway logs a prefix).
-    ``more_toml`` adds tables (``[sip]`` for the SIP bench); ``quic`` opens the
+    ``more_toml`` adds tables (``[sip]`` for the SIP bench), ``server`` lines to the
+    ``[server]`` table (``telcoflow bench --server``); ``quic`` opens the
     QUIC door on a free UDP port (self-signed certificate; docs/quic.md). ``workers`` > 1
     runs ``serve --workers`` on a free fixed port (they share it), with ``registry``.
     """
@@ -139,7 +140,8 @@ def start_gateway(connectors: int, workdir: Path, host: str = "127.0.0.1",
     metrics_key = f"tfm_{secrets.token_urlsafe(24)}"
     twilio, audiocodes = secrets.token_urlsafe(24), f"tfa_{secrets.token_urlsafe(24)}"
     shared = free_ports(workers + 1) if workers > 1 else 0
-    toml = [f'[server]\nhost = "{host}"\nport = {shared}\n\n[phone]\nkeys = ["{phone_key}"]\n',
+    toml = [f'[server]\nhost = "{host}"\nport = {shared}\n{server}\n'
+            f'[phone]\nkeys = ["{phone_key}"]\n',
             f'[twilio]\nauth_token = "{twilio}"\n\n[audiocodes]\ntokens = ["{audiocodes}"]\n'
             + "[audiocodes.bots]\n" + "".join(f'"{c.number}" = "{c.number}"\n' for c in made)]
     toml += [f'[[connectors]]\nuuid = "{c.uuid}"\napi_keys = ["{c.api_key}"]\n'

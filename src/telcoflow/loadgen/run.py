@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,9 @@ def add_parser(sub: Any) -> None:
                        "the gateway's CPU per call-minute as a ratio to it")
     bench.add_argument("--hog", type=float, default=0.0, metavar="CORES",
                        help="keep CORES cores (e.g. 0.5) busy with a CPU hog beside the run")
+    bench.add_argument("--server", action="append", default=[], metavar="KEY=VALUE",
+                       help="a [server] setting for the bench's gateway, VALUE in TOML "
+                       "(e.g. quality_watch=false, playout_target_ms=80); repeatable")
     bench.add_argument("--quic-carrier", choices=("stream", "datagram"),
                        help="--plane quic: the QUIC agent's audio on the calls' streams or "
                        "on DATAGRAMs (default: stream; datagram with --loss)")
@@ -157,6 +161,7 @@ class Plan:
     workers: int = 1
     registry: str | None = None    # the gateway's Redis URL (None: the memory registry)
     registry_pid: int | None = None  # a private redis-server's (its CPU is counted)
+    server: str = ""               # extra [server] lines of the bench gateway's config
 
     @property
     def interrupt(self) -> tuple[int, int]:
@@ -572,7 +577,8 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
         if plan.plane == "quic":
             connectors = max(connectors, plan.quic_connections(max(plan.counts)))
         gateway, creds = start_gateway(connectors, workdir, quic=plan.plane == "quic",
-                                       workers=plan.workers, registry=plan.registry)
+                                       workers=plan.workers, registry=plan.registry,
+                                       server=plan.server)
     bench = Bench(plan, creds, gateway, workdir)
     hogs = hog.start(args.hog)
     out: dict[str, Any] = {"command": ["telcoflow", *sys.argv[1:]],
@@ -584,6 +590,7 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
                                       "gateway": "external" if args.gateway else "subprocess",
                                       "plane": plan.plane, "via": plan.via,
                                       "workers": plan.workers,
+                                      "server": args.server,
                                       "registry": "redis" if plan.registry else "memory",
                                       **({"loss": plan.loss, "carrier": plan.carrier}
                                          if plan.plane == "quic" else {})},
@@ -661,6 +668,25 @@ def _plane_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def server_lines(settings: list[str]) -> str:
+    """``--server KEY=VALUE`` options as ``[server]`` lines; a ``ValueError`` says which
+    one is not a key and a TOML value."""
+    lines = []
+    for setting in settings:
+        key, eq, value = setting.partition("=")
+        key = key.strip()
+        try:
+            parsed = tomllib.loads(f"{key} = {value}") if eq and key.isidentifier() else None
+        except tomllib.TOMLDecodeError:
+            parsed = None
+        if not parsed or key in ("host", "port"):
+            raise ValueError(f"--server {setting!r}: expected KEY=VALUE, VALUE in TOML "
+                             "(true, 80, \"tone\"), KEY a [server] setting other than "
+                             "host and port")
+        lines.append(f"{key} = {value.strip()}\n")
+    return "".join(lines)
+
+
 def _floor_problem(args: argparse.Namespace) -> str | None:
     if not args.floor:
         return None
@@ -707,6 +733,14 @@ def main(args: argparse.Namespace) -> int:
                 interrupt_scene=args.plane == "ws", workers=args.workers)
     if args.workers < 1:
         print("--workers must be 1 or more", file=sys.stderr)
+        return 2
+    try:
+        plan.server = server_lines(args.server)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if plan.server and args.gateway:
+        print("--server configures the bench's own gateway: not with --gateway", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="telcoflow-bench-") as tmp, \
             asyncio.Runner(loop_factory=_new_loop) as runner:

@@ -250,6 +250,9 @@ class GatewayConfig:
     playout_target_ms: int = 120
     playout_prebuffer_ms: int = 40
     playout_max_lag_ms: int = 200  # catch-up bound (EngineSettings); 0: no catch-up
+    # each answered call's legs measured live (level, SNR, clipping, talk: the quality
+    # alerts and timelines); false: a fifth to a half less CPU per call, no quality data
+    quality_watch: bool = True
     # the longest call.connect rings a subscriber line, whatever the agent asks (an
     # operator's cap, as carriers have; tests lower it to exercise CALL_UNANSWERED)
     connect_ring_cap_s: float = 120.0
@@ -297,6 +300,7 @@ class GatewayConfig:
             playout_target_ms=self.playout_target_ms,
             playout_prebuffer_ms=self.playout_prebuffer_ms,
             playout_max_lag_ms=self.playout_max_lag_ms,
+            quality_watch=self.quality_watch,
             connect_ring_cap_s=self.connect_ring_cap_s, missed_ring_s=self.missed_ring_s,
             hold_sound=self.hold_sound, message_window_s=self.message_window_s)
 
@@ -337,6 +341,15 @@ def from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> GatewayConf
                          metrics=MetricsConfig(keys=[metrics] if metrics else []))
 
 
+# the [server] table's keys, each a GatewayConfig field of the same name
+SERVER_SETTINGS = ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
+                   "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
+                   "playout_prebuffer_ms", "playout_max_lag_ms", "connect_ring_cap_s",
+                   "missed_ring_s", "max_connections", "max_pending_per_source",
+                   "listen_backlog", "hold_sound", "ws_ping_interval_s", "ws_pong_timeout_s",
+                   "message_window_s", "drain_grace_s", "quality_watch")
+
+
 def load_file(path: str | Path) -> GatewayConfig:
     try:
         raw = tomllib.loads(Path(path).read_text())
@@ -354,13 +367,11 @@ def load_file(path: str | Path) -> GatewayConfig:
                         quic=_quic(raw), metrics=_metrics(raw),
                         recordings=_recordings(raw), records=_records(raw),
                         registry=_registry(raw))
-    for name in ("host", "port", "public_url", "ring_timeout_s", "resume_grace_s",
-                 "agent_reconnect_grace_s", "token_ttl_s", "playout_target_ms",
-                 "playout_prebuffer_ms", "playout_max_lag_ms", "connect_ring_cap_s",
-                 "missed_ring_s",
-                 "max_connections", "max_pending_per_source", "listen_backlog",
-                 "hold_sound", "ws_ping_interval_s", "ws_pong_timeout_s",
-                 "message_window_s", "drain_grace_s"):
+    unknown = sorted(set(server) - set(SERVER_SETTINGS))
+    if unknown:  # a misspelt setting would otherwise be ignored without a word
+        raise ConfigError(f"{path}: unknown [server] setting {unknown[0]!r} (known: "
+                          f"{', '.join(SERVER_SETTINGS)})")
+    for name in SERVER_SETTINGS:
         if name in server:
             setattr(cfg, name, server[name])
     validate(cfg)
@@ -384,6 +395,8 @@ def validate(cfg: GatewayConfig) -> None:
     if cfg.playout_max_lag_ms != 0 and not 40 <= cfg.playout_max_lag_ms <= 10_000:
         raise ConfigError("playout_max_lag_ms must be 0 (no catch-up) or between 40 and "
                           "10000")
+    if not isinstance(cfg.quality_watch, bool):
+        raise ConfigError(f"quality_watch must be true or false, not {cfg.quality_watch!r}")
     if cfg.hold_sound not in ("tone", "silence") and not Path(cfg.hold_sound).is_file():
         raise ConfigError(f"hold_sound must be 'tone', 'silence' or a WAV file; "
                           f"{cfg.hold_sound!r} is none of them")
