@@ -100,8 +100,12 @@ class PlayoutBuffer:
         return len(accepted)
 
     def credit_to_request(self) -> int:
-        """Bytes to ask the agent for now (whole frames), and book them as outstanding."""
-        deficit = self.target_bytes - len(self._queue) - self.outstanding
+        """Bytes to ask the agent for now (whole frames), and book them as outstanding.
+
+        While behind, the target plus the lag: an agent's SDK sends only what it has credit
+        for, so the backlog a stall (or a slow credit round trip) left waits there, out of
+        reach of the catch-up, until credit beyond the target brings it into the queue."""
+        deficit = self.target_bytes + self.lag - len(self._queue) - self.outstanding
         frames = deficit // self.frame_bytes
         if frames <= 0 or frames * self.frame_bytes < self.quantum_bytes:
             return 0
@@ -212,7 +216,11 @@ class PlayoutBuffer:
             behind = self.lag
             if self.lag >= fb:
                 self._skip_quiet()
-            if behind < self.compress_from_bytes or self.lag < fb // 4 or len(queue) < 2 * fb:
+            # queued enough to compress: what saves the lag at 1.5x (three times it), or
+            # the target (credit brings target + lag when the agent has it). Less would
+            # compress a frame or two, run dry and leave a seam, again and again.
+            enough = max(2 * fb, min(3 * self.lag, self.target_bytes))
+            if behind < self.compress_from_bytes or self.lag < fb // 4 or len(queue) < enough:
                 return None  # not behind enough to alter speech, or too little queued
             if self._wsola is None:
                 self._wsola = Wsola(fb * 25, CATCH_UP_SPEED)
@@ -229,9 +237,12 @@ class PlayoutBuffer:
         if wsola.reached:
             self._stop_compressing()
         elif len(self._ready) < fb and len(queue) < fb:
-            # the backlog is used up: nothing is waiting, so nothing is late any more
+            # the queue is used up. With credit outstanding the rest of the backlog may
+            # wait in the agent's SDK for it (a credit round trip away): still owed. With
+            # none, nothing is waiting, so nothing is late any more.
             self._stop_compressing()
-            self.lag = 0
+            if not self.outstanding:
+                self.lag = 0
         if len(self._ready) < fb:
             return None
         frame = bytes(self._ready[:fb])
