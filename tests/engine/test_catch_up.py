@@ -307,3 +307,30 @@ def test_an_agent_slow_to_answer_credit_is_caught_up_after_a_stall(rtt_ticks: in
     assert max(after) <= target_ms + BOUND_MS + 40
     assert max(after[-10:]) <= max(before[-10:]) + 20  # back where it was
     assert call.playout.stats.bytes_compressed >= 100 * BYTES_PER_MS  # paid by speech
+
+
+def test_while_behind_each_tick_looks_only_at_new_frames_for_quiet_ones(monkeypatch) -> None:
+    """Behind with a queue of speech (nothing quiet to skip, too little to compress), each
+    tick looks at the frames that came since the last one, not the whole queue again; a
+    quiet frame that comes later is still found and skipped."""
+    import telcoflow.engine.playout as playout
+
+    looked = [0]
+    frombuffer = np.frombuffer
+
+    def counting(buffer, dtype=float, count=-1, offset=0):  # type: ignore[no-untyped-def]
+        looked[0] += count
+        return frombuffer(buffer, dtype=dtype, count=count, offset=offset)
+
+    monkeypatch.setattr(playout.np, "frombuffer", counting)
+    buf = PlayoutBuffer(FB, target_ms=400, prebuffer_ms=20, compress_from_ms=200)
+    buf.push(tone(16))
+    buf.owe(4 * FB)  # 80 ms behind: under compress_from, so only quiet frames may pay it
+    for n in range(50):
+        buf.push(tone(1, 16 + n))
+        buf.tick()
+    assert buf.lag == 4 * FB
+    assert looked[0] <= (16 + 50 * 2) * FB // 2  # the whole queue each tick: 16 x 50 frames
+    buf.push(bytes(FB) * 2 + tone(1, 66))  # a pause of two frames
+    buf.tick()
+    assert buf.stats.bytes_dropped_quiet == 2 * FB and buf.lag == 2 * FB

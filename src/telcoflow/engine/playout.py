@@ -76,6 +76,10 @@ class PlayoutBuffer:
         self._saved_base = 0
         self._ready = bytearray()  # compressed output not yet played
         self._late_ticks = -1      # silent ticks since the talkspurt ran dry (-1: it did not)
+        # bytes at the queue's tail not yet looked at for quiet frames: while behind, each
+        # tick looks only at what came since (the rest is known to be speech), not at the
+        # whole queue again (up to target + lag: ~15 µs a call a tick, 0.15 cores at 200)
+        self._unscanned = 0
 
     @property
     def playing(self) -> bool:
@@ -93,6 +97,7 @@ class PlayoutBuffer:
         room = self.max_bytes - len(self._queue)
         accepted = pcm if len(pcm) <= room else pcm[:max(0, room)]
         self._queue += accepted
+        self._unscanned += len(accepted)
         self.stats.bytes_received += len(accepted)
         if self.lag > self.max_lag_bytes:
             self._cut_late()
@@ -140,6 +145,7 @@ class PlayoutBuffer:
         self.lag, self._late_ticks = 0, -1
         dropped = len(self._queue)
         self._queue.clear()
+        self._unscanned = 0
         self._playing = False
         self._waited = 0
         self._hold_partial = False
@@ -255,13 +261,20 @@ class PlayoutBuffer:
         lag: nobody hears a missing 20 ms of near-silence."""
         fb, queue = self.frame_bytes, self._queue
         frames = len(queue) // fb
-        if frames < 2:
+        if frames < 2 or not self._unscanned:
             return
-        peaks = np.abs(np.frombuffer(queue, dtype="<i2", count=frames * fb // 2)
-                       .astype(np.int32).reshape(frames, fb // 2)).max(axis=1)
-        quiet = np.flatnonzero(peaks < QUIET_PEAK)[:self.lag // fb]
+        # the frames holding the unscanned tail (one more: the tail need not be aligned)
+        first = max(0, frames - min(len(queue), self._unscanned) // fb - 1)
+        # (no view of the queue may outlive this line: the queue is resized below)
+        peaks = np.abs(np.frombuffer(queue, dtype="<i2", count=(frames - first) * fb // 2,
+                                     offset=first * fb).astype(np.int32)
+                       .reshape(frames - first, fb // 2)).max(axis=1)
+        found = np.flatnonzero(peaks < QUIET_PEAK) + first
+        quiet = found[:self.lag // fb]
         for index in quiet[::-1]:  # from the back, so the earlier offsets stay put
             del queue[index * fb:(index + 1) * fb]
+        # quiet frames left (the lag did not need them) are looked at again next time
+        self._unscanned = len(queue) if len(found) > len(quiet) else len(queue) % fb
         dropped = len(quiet) * fb
         self.lag -= dropped
         self.stats.bytes_dropped_quiet += dropped
@@ -284,6 +297,7 @@ class PlayoutBuffer:
         self.stats.bytes_played -= pad  # silence of ours, not the agent's audio
         self._queue[:0] = self._ready
         self._ready.clear()
+        self._unscanned = len(self._queue)  # what went back in front was never looked at
         self._compressing = False
         return saved
 
