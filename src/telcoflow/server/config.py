@@ -251,7 +251,8 @@ class GatewayConfig:
     playout_prebuffer_ms: int = 40
     playout_max_lag_ms: int = 200  # catch-up bound (EngineSettings); 0: no catch-up
     # each answered call's legs measured live (level, SNR, clipping, talk: the quality
-    # alerts and timelines); false: a fifth to a half less CPU per call, no quality data
+    # alerts and timelines); false: no quality data, and about a third less gateway CPU
+    # per call (docs/benchmarks.md: the floor ratio)
     quality_watch: bool = True
     # the longest call.connect rings a subscriber line, whatever the agent asks (an
     # operator's cap, as carriers have; tests lower it to exercise CALL_UNANSWERED)
