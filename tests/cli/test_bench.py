@@ -179,7 +179,8 @@ def test_server_settings_become_config_lines_or_a_clear_refusal(tmp_path: Path) 
                     'numbers = ["+1555"]\n')
     cfg = load_file(path)
     assert (cfg.quality_watch, cfg.playout_target_ms, cfg.hold_sound) == (False, 80, "silence")
-    for bad in ("quality_watch", "quality_watch=no", "=1", "port=9", "a b=1"):
+    for bad in ("quality_watch", "quality_watch=no", "=1", "port=9", "a b=1",
+                "quality_watch=false\nport = 9", "quality_watch=false\n[metrics]"):
         with pytest.raises(ValueError, match="expected KEY=VALUE"):
             server_lines([bad])
     done = subprocess.run([sys.executable, "-m", "telcoflow.cli.main", "bench", "--calls", "1",

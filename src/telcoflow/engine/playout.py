@@ -78,7 +78,7 @@ class PlayoutBuffer:
         self._late_ticks = -1      # silent ticks since the talkspurt ran dry (-1: it did not)
         # bytes at the queue's tail not yet looked at for quiet frames: while behind, each
         # tick looks only at what came since (the rest is known to be speech), not at the
-        # whole queue again (up to target + lag: ~15 µs a call a tick, 0.15 cores at 200)
+        # whole queue again (up to target + lag: ~5 % of the gateway at 200 calls behind)
         self._unscanned = 0
 
     @property

@@ -675,11 +675,12 @@ def server_lines(settings: list[str]) -> str:
     for setting in settings:
         key, eq, value = setting.partition("=")
         key = key.strip()
-        try:
-            parsed = tomllib.loads(f"{key} = {value}") if eq and key.isidentifier() else None
+        try:  # one value of one key: no second line, key or table smuggled in with it
+            parsed = tomllib.loads(f"{key} = {value}") if eq and key.isidentifier() \
+                and "\n" not in value and "\r" not in value else None
         except tomllib.TOMLDecodeError:
             parsed = None
-        if not parsed or key in ("host", "port"):
+        if not parsed or list(parsed) != [key] or key in ("host", "port"):
             raise ValueError(f"--server {setting!r}: expected KEY=VALUE, VALUE in TOML "
                              "(true, 80, \"tone\"), KEY a [server] setting other than "
                              "host and port")
