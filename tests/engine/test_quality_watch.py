@@ -295,3 +295,32 @@ def test_calls_answered_together_measure_and_analyse_in_different_ticks() -> Non
     assert max(blocks_per_tick) <= 10            # of 40 calls (all 40 when unstaggered)
     assert max(analyses_per_tick[20:]) <= 4      # of 80 legs (all 80 unstaggered, 6 with
     # the blocks staggered but not the analyses: the 4 calls per block phase, both legs)
+
+
+def test_a_long_first_block_of_digital_silence_is_not_measured() -> None:
+    """Whatever a call's first block's length (10-19 ticks, from its id), digital silence
+    in it skips the monitor: measured, its all-zero spectrum would stand as the leg's
+    analysis for 2 s and the speech after it would read as SNR 0 (false low_snr)."""
+    import uuid
+    import zlib
+
+    t = np.arange(int(0.2 * RATE)) / RATE
+    speech = np.concatenate([np.zeros(int(0.3 * RATE), np.int16),
+                             (12000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16)]).tobytes()
+    lengths: set[int] = set()
+    n = 0
+    while len(lengths) < 10:
+        call_id = str(uuid.UUID(int=n * 7919 + 3))
+        n += 1
+        extra = zlib.crc32(call_id.encode()) % 10
+        if extra in lengths:
+            continue
+        lengths.add(extra)
+        watch = CallWatch(call_id, RATE, NoObserver(), lambda: None)
+        for i in range(0, len(speech), 2 * FRAME):
+            watch.caller_frame(speech[i:i + 2 * FRAME])
+            watch.tick(None)
+        for _ in range(25):
+            watch.tick(None)
+        watch.close()
+        assert watch.caller.alerts == [], (extra, watch.caller.alerts)

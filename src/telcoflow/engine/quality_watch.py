@@ -217,7 +217,7 @@ class CallWatch:
                               (phase + _ANALYSIS_BLOCKS // 2) % _ANALYSIS_BLOCKS * block)
         frame = rate // 50 * 2
         self._silence = bytes(frame)
-        self._silent_block = bytes(frame * BLOCK_TICKS)
+        self._silent_block = bytes(frame * (2 * BLOCK_TICKS))  # the first block's too
         # frames given and not yet taken by a tick, and this block's frames, per leg
         # (bounded: a leg running MAX_AHEAD frames ahead of the clock loses its oldest)
         self._caller_in: deque[bytes] = deque(maxlen=MAX_AHEAD)
