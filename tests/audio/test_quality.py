@@ -183,3 +183,24 @@ def test_the_analysis_phase_moves_the_periodic_analyses_not_their_interval() -> 
     assert analysed_chunks(0) == [0, 10, 20, 30]
     assert analysed_chunks(600) == [0, 7, 17, 27]
     assert analysed_chunks(2600) == analysed_chunks(600)  # taken modulo the interval
+
+
+def test_first_words_without_pauses_have_no_snr_yet_and_raise_no_low_snr() -> None:
+    """Before pauses give an energy SNR, audio that is not tonal (speech, noise) has no
+    SNR worth the name: the spectral figure of clean speech is about -4 dB. It is
+    reported with ``snr_method`` "none", raises no ``low_snr``, costs the score nothing
+    and stays out of the averages; a tone in noise is still judged by its spectrum."""
+    rate = 16000
+    rng = np.random.default_rng(5)
+    words = (rng.normal(0, 3000, rate // 5)).astype(np.int16).tobytes()  # no pause in it
+    mon = AudioQualityMonitor(rate, analysis_ms=300, analysis_interval_ms=2000)
+    alerts: list[QualityAlert] = []
+    mon.add_alert_callback(alerts.append)
+    m = mon.analyze_audio_chunk(words)
+    assert m.snr_method == "none" and not m.is_silence
+    assert m.quality_score == pytest.approx(100.0) and alerts == []
+    summary = mon.get_quality_summary()
+    assert summary["average_snr_db"] is None and summary["min_snr_db"] is None
+    tone = AudioQualityMonitor(rate).analyze_audio_chunk(
+        _tone_with_noise(rate, 0.2, 1000.0, 12.0, seed=2))
+    assert tone.snr_method == "spectral" and tone.snr_db == pytest.approx(12.0, abs=1.0)

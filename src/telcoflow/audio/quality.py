@@ -28,6 +28,12 @@ SNR (``snr_db``), two estimators, the one used is in ``snr_method``:
   bins outside the DC, fundamental and harmonic lobes times the number of bins
   in the band (the IEEE 1241 definition: harmonics count neither as signal
   nor as noise).
+* ``"none"`` -- neither applies: no pauses learnt yet and the audio is not
+  tonal (the fundamental carries under half its power: speech, noise). The
+  spectral figure of speech says nothing of its noise (clean speech reads
+  about -4 dB), so ``snr_db`` is still that figure but it raises no
+  ``low_snr``, costs the score nothing and is left out of the averages. A
+  call's first words are in this state until its pauses give an energy SNR.
 
 THD (``thd_percent``)
     Harmonic analysis: 4-term Blackman-Harris window (sidelobes < -92 dB),
@@ -297,7 +303,8 @@ class _Analysis:
     @classmethod
     def of(cls, ha: HarmonicAnalysis, energy: float | None) -> _Analysis:
         thd_valid = ha.fundamental_fraction >= 0.5
-        snr, method = (energy, "energy") if energy is not None else (ha.snr_db, "spectral")
+        snr, method = (energy, "energy") if energy is not None else (
+            ha.snr_db, "spectral" if thd_valid else "none")
         return cls(ha.fundamental_hz, thd_valid, ha.thd_percent if thd_valid else 0.0,
                    float(snr), method)
 
@@ -308,6 +315,7 @@ class _Totals:
     samples: int = 0
     clipped: int = 0
     voiced: int = 0  # non-silent chunks, over which SNR and score are averaged
+    snr_n: int = 0  # voiced chunks with a known SNR (not "none")
     snr_sum: float = 0.0
     snr_min: float = math.inf
     score_sum: float = 0.0
@@ -422,7 +430,8 @@ class AudioQualityMonitor:
         thd_valid, thd = a.thd_valid, a.thd
         snr = min(max(a.snr, -20.0), 120.0) if ms != 0.0 else 0.0
         clip_pct = 100.0 * clipped / n if n else 0.0
-        score = 100.0 - min(60.0, 1.5 * max(0.0, 40.0 - snr))
+        known = a.method != "none"  # an SNR that says something (see the module doc)
+        score = 100.0 - (min(60.0, 1.5 * max(0.0, 40.0 - snr)) if known else 0.0)
         score = max(score - (min(30.0, 10.0 * thd) + min(40.0, 20.0 * clip_pct)), 0.0)
         silent = rms_dbfs < self.silence_dbfs
         # positional, in QualityMetrics' field order (once per chunk)
@@ -433,8 +442,10 @@ class AudioQualityMonitor:
         t.clipped += clipped
         if not silent:
             t.voiced += 1
-            t.snr_sum += snr
-            t.snr_min = min(t.snr_min, snr)
+            if known:
+                t.snr_n += 1
+                t.snr_sum += snr
+                t.snr_min = min(t.snr_min, snr)
             t.score_sum += score
             t.score_min = min(t.score_min, score)
             if thd_valid:
@@ -449,14 +460,15 @@ class AudioQualityMonitor:
         active = self._totals.active
         if (
             not active
-            and m.snr_db >= th.min_snr_db
+            and (m.snr_db >= th.min_snr_db or m.snr_method == "none")
             and not (m.thd_valid and m.thd_percent > th.max_thd_percent)
             and m.clipping_percent <= th.max_clipping_percent
             and m.quality_score >= th.min_quality_score
         ):
             return
         checks = (
-            ("low_snr", m.snr_db < th.min_snr_db, m.snr_db, th.min_snr_db),
+            ("low_snr", m.snr_db < th.min_snr_db and m.snr_method != "none", m.snr_db,
+             th.min_snr_db),
             (
                 "high_thd",
                 m.thd_valid and m.thd_percent > th.max_thd_percent,
@@ -504,8 +516,8 @@ class AudioQualityMonitor:
         return {
             "chunks_analyzed": t.chunks,
             "duration_seconds": t.samples / self.sample_rate,
-            "average_snr_db": t.snr_sum / v if v else None,
-            "min_snr_db": t.snr_min if v else None,
+            "average_snr_db": t.snr_sum / t.snr_n if t.snr_n else None,
+            "min_snr_db": t.snr_min if t.snr_n else None,
             "average_thd_percent": t.thd_sum / t.thd_n if t.thd_n else None,
             "clipped_samples": t.clipped,
             "clipping_percent": 100.0 * t.clipped / t.samples if t.samples else 0.0,

@@ -112,7 +112,9 @@ class LegMeter:
             self.level_dbfs = m.rms_dbfs
             power = 10.0 ** (m.rms_dbfs / 10.0)
             if not m.is_silence:
-                self.snr_db, self.score = m.snr_db, m.quality_score
+                # an SNR of "none" (first words, no pauses learnt yet) is not known
+                self.snr_db = m.snr_db if m.snr_method != "none" else self.snr_db
+                self.score = m.quality_score
                 events = self._edges(m.clipping_percent, at_s)
         if silent and not self.vad.is_speaking:  # digital silence: nothing to ask the VAD
             self._skipped += len(block) // 2
