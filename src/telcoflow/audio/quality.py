@@ -458,17 +458,17 @@ class AudioQualityMonitor:
     def _check_quality_alerts(self, m: QualityMetrics) -> None:
         th = self.thresholds
         active = self._totals.active
+        low_snr = m.snr_db < th.min_snr_db and m.snr_method != "none"  # "none": not known
         if (
             not active
-            and (m.snr_db >= th.min_snr_db or m.snr_method == "none")
+            and not low_snr
             and not (m.thd_valid and m.thd_percent > th.max_thd_percent)
             and m.clipping_percent <= th.max_clipping_percent
             and m.quality_score >= th.min_quality_score
         ):
             return
         checks = (
-            ("low_snr", m.snr_db < th.min_snr_db and m.snr_method != "none", m.snr_db,
-             th.min_snr_db),
+            ("low_snr", low_snr, m.snr_db, th.min_snr_db),
             (
                 "high_thd",
                 m.thd_valid and m.thd_percent > th.max_thd_percent,

@@ -112,8 +112,8 @@ class LegMeter:
             self.level_dbfs = m.rms_dbfs
             power = 10.0 ** (m.rms_dbfs / 10.0)
             if not m.is_silence:
-                # an SNR of "none" (first words, no pauses learnt yet) is not known
-                self.snr_db = m.snr_db if m.snr_method != "none" else self.snr_db
+                if m.snr_method != "none":  # "none": first words, no SNR known yet
+                    self.snr_db = m.snr_db
                 self.score = m.quality_score
                 events = self._edges(m.clipping_percent, at_s)
         if silent and not self.vad.is_speaking:  # digital silence: nothing to ask the VAD

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..server.config import GatewayConfig
+from ..server.config import SERVER_SETTINGS, GatewayConfig
 from . import hog, probe
 from .agent import load_spooled
 from .carriers import VAIC_FORMATS, BenchTwilio, BenchVaic
@@ -673,19 +673,24 @@ def server_lines(settings: list[str]) -> str:
     one is not a key and a TOML value."""
     lines = []
     for setting in settings:
-        key, eq, value = setting.partition("=")
+        key, _, value = setting.partition("=")
         key = key.strip()
-        try:  # one value of one key: no second line, key or table smuggled in with it
-            parsed = tomllib.loads(f"{key} = {value}") if eq and key.isidentifier() \
-                and "\n" not in value and "\r" not in value else None
-        except tomllib.TOMLDecodeError:
-            parsed = None
-        if not parsed or list(parsed) != [key] or key in ("host", "port"):
+        if key not in SERVER_SETTINGS or key in ("host", "port") or not _one_value(key, value):
             raise ValueError(f"--server {setting!r}: expected KEY=VALUE, VALUE in TOML "
                              "(true, 80, \"tone\"), KEY a [server] setting other than "
                              "host and port")
         lines.append(f"{key} = {value.strip()}\n")
     return "".join(lines)
+
+
+def _one_value(key: str, value: str) -> bool:
+    """``value`` is one TOML value, no second line, key or table smuggled in with it."""
+    if "\n" in value or "\r" in value:
+        return False
+    try:
+        return list(tomllib.loads(f"{key} = {value}")) == [key]
+    except tomllib.TOMLDecodeError:
+        return False
 
 
 def _floor_problem(args: argparse.Namespace) -> str | None:
