@@ -427,9 +427,10 @@ def test_switched_off_metrics_are_404_and_the_engine_unobserved() -> None:
     config = embedded_defaults(port=0)
     config.metrics.enabled = False
     with GatewayThread(config) as gw:
-        # the call records alone observe it: no metric is kept
+        # the call records and the stall log observe it: no metric is kept
         assert gw.gateway.metrics is None
-        assert gw.gateway.engine.observer is gw.gateway.records
+        observers = gw.gateway.engine.observer.observers  # type: ignore[attr-defined]
+        assert observers == (gw.gateway.records, gw.gateway.stalls)
         assert http_get(gw.http_url + "/metrics", config.metrics.keys[0])[0] == 404
         assert http_get(gw.http_url + "/healthz")[0] == 200
 

@@ -106,6 +106,13 @@ def scrape(url: str, key: str) -> dict[str, float]:
             key_ = "refused_overloaded"
         elif name == "telcoflow_agent_frames_played_total":
             key_ = "agent_frames_played"
+        elif name == "telcoflow_media_stalls_total":  # by what the loop did meanwhile
+            cause = re.search(r'cause="(\w+)"', labels)
+            key_ = f"stalls_{cause.group(1) if cause else ''}"
+        elif name == "telcoflow_loop_cpu_wait_seconds_total":
+            key_ = "loop_cpu_wait_s"
+        elif name == "telcoflow_media_reanchors_total":
+            key_ = "reanchors"
         else:
             continue
         out[key_] = out.get(key_, 0.0) + value

@@ -330,7 +330,8 @@ class Bench:
         refused = sum("GATEWAY_OVERLOADED" in f for f in failures)
         result = {"calls": calls, "answered": len(live), "setup_failures": failures[:10],
                   "refused_overloaded": refused, "trends": trends,
-                  "gateway_counts": catch_up_share(counted, len(live) * plan.duration),
+                  "gateway_counts": catch_up_share(counted, len(live) * plan.duration,
+                                                   plan.duration),
                   "duration_s": plan.duration, "interrupt_scene": plan.interrupt[0] >= 0,
                   **figures, "resources": resources, "targets": targets}
         if "_connections" in merged:
@@ -418,12 +419,16 @@ class Bench:
         return steps
 
 
-def catch_up_share(counted: dict[str, float] | None, talk_s: float) -> dict[str, Any] | None:
+def catch_up_share(counted: dict[str, float] | None, talk_s: float,
+                   wall_s: float = 0.0) -> dict[str, Any] | None:
     """The gateway's catch-up counters over the talking window, and their share of the
-    agent audio the callers should have heard."""
+    agent audio the callers should have heard (and the share of ``wall_s`` its loop's
+    thread spent waiting for a CPU)."""
     if counted is None:
         return None
     out: dict[str, Any] = dict(counted)
+    if "loop_cpu_wait_s" in counted and wall_s:
+        out["loop_cpu_wait_pct"] = round(100 * counted["loop_cpu_wait_s"] / wall_s, 2)
     for how in ("compressed", "quiet", "cut"):
         seconds = counted.get(f"catchup_{how}_s", 0.0)
         out[f"catchup_{how}_pct"] = round(100 * seconds / talk_s, 3) if talk_s else None

@@ -58,6 +58,12 @@ def run_table(run: dict[str, Any], title: str) -> str:
                      f"{_cell(counts_.get('catchup_quiet_pct'))}, cut "
                      f"{_cell(counts_.get('catchup_cut_pct'))}; calls refused as overloaded: "
                      f"{run.get('refused_overloaded', 0)}")
+        if "stalls_busy" in counts_:
+            lines.append("media clock stalls (>= 50 ms late): "
+                         f"{int(counts_.get('stalls_cpu_wait', 0))} waiting for a CPU, "
+                         f"{int(counts_['stalls_busy'])} running; re-anchored "
+                         f"{int(counts_.get('reanchors', 0))}; the loop waited for a CPU "
+                         f"{_cell(counts_.get('loop_cpu_wait_pct'))} % of the time")
     for who, t in (run.get("trends") or {}).items():
         lines.append(f"{who}: RSS {t['rss_mb_first']} -> {t['rss_mb_last']} MB "
                      f"({_cell(t['rss_mb_per_hour'])} MB/h; 2nd half "

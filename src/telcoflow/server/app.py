@@ -46,6 +46,7 @@ from .netio import (
 )
 from .records import CallRecords, FanOut
 from .sm_ws import SmLink
+from .stalls import StallWatch
 from .voice_ws import VoiceConn
 
 logger = logging.getLogger(__name__)
@@ -110,11 +111,13 @@ class Gateway:
         self.clock = LoopClock()
         self.metrics = GatewayMetrics() if config.metrics.enabled else None
         # call records (REST, the console) and recordings observe the engine beside metrics
+        self.stalls = StallWatch()  # why media ticks ran late (logged, and on /metrics)
         self.records = CallRecords.for_gateway(
             config, lambda connector: self.engine.live_reports(connector, quality=True),
             lambda: self.clock.wall())
         self.engine = Engine(config.engine_settings(), self.clock,
-                             FanOut(self.metrics, self.records) if self.metrics else self.records)
+                             FanOut(*(o for o in (self.metrics, self.records, self.stalls)
+                                      if o is not None)))
         self.engine.recorder = self.records.recorder
         self.admin = AdminEndpoints(self.metrics, config.metrics.keys, self.auth,
                                     self._readiness)
@@ -176,6 +179,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         self.clock.now = loop.time
         self._driver = EngineDriver(self.engine, loop)
+        self.stalls.start()
         cfg = self.config
         timeouts = NetTimeouts(ping_interval=cfg.ws_ping_interval_s,
                                pong_timeout=cfg.ws_pong_timeout_s)
@@ -205,7 +209,8 @@ class Gateway:
             cluster = self.cluster
             self.metrics.sources = Sources(self.engine, self.auth.failures.items,
                                            lambda: server.connections,
-                                           None if cluster is None else lambda: cluster.healthy)
+                                           None if cluster is None else lambda: cluster.healthy,
+                                           self.stalls)
         mcfg = cfg.metrics
         if mcfg.host is not None:
             self._admin_server = await serve_admin(self.admin, mcfg.host, mcfg.port)
@@ -224,6 +229,7 @@ class Gateway:
             await stop()
         if self._driver is not None:
             self._driver.stop()
+        self.stalls.stop()
         if self._server is not None:
             await self._server.shutdown(code=1001, reason="server shutting down", timeout=2.0)
         if self._admin_server is not None:

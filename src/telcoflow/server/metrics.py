@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from ..engine import Engine
 from ..engine.ports import CallReport
+from .stalls import StallWatch
 
 PLANES = ("session_manager", "voice", "phone", "quic")  # connections are counted by these
 
@@ -91,6 +92,7 @@ class Sources:
     auth_failures: Callable[[], Iterable[tuple[tuple[str, str], int]]]
     tcp_connections: Callable[[], int] = lambda: 0
     registry_up: Callable[[], bool] | None = None  # a shared registry (Redis) answers
+    stalls: StallWatch | None = None  # why media ticks ran late
 
 
 class GatewayMetrics:
@@ -254,6 +256,21 @@ class _StateCollector(Collector):
                 ("telcoflow_media_reanchors", clock.reanchors,
                  "Stalls too long to catch up: the media clock restarted.")):
             yield CounterMetricFamily(name, doc, value=value)
+        if sources.stalls is not None:
+            yield from _stalls(sources.stalls)
+
+
+def _stalls(stalls: StallWatch) -> Iterator[Metric]:
+    counts = CounterMetricFamily("telcoflow_media_stalls", "Media ticks 50 ms late or more, "
+                                 "by what the loop's thread did meanwhile: waiting for a CPU "
+                                 "(the machine is short of cores) or running (the gateway's "
+                                 "own work).", labels=["cause"])
+    counts.add_metric(["cpu_wait"], stalls.totals.waiting)
+    counts.add_metric(["busy"], stalls.totals.busy)
+    yield counts
+    yield CounterMetricFamily("telcoflow_loop_cpu_wait_seconds", "Time the event loop's thread "
+                              "was runnable but waiting for a CPU (Linux; 0 elsewhere).",
+                              value=stalls.cpu_wait_s())
 
 
 def _calls_active(live: list[CallReport]) -> Iterator[Metric]:
