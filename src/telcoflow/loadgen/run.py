@@ -114,6 +114,9 @@ def add_parser(sub: Any) -> None:
                        "run (the default with --workers > 1), or a Redis URL; the Redis "
                        "commands per call are counted")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    bench.add_argument("--gateway-log", metavar="FILE",
+                       help="write the bench gateway's log (its warnings: stalls, alerts) to "
+                       "FILE when the run ends")
     bench.add_argument("--via", choices=("phone", "twilio", "audiocodes", "quic"),
                        default="phone",
                        help="the door the callers come through; twilio and audiocodes run the "
@@ -634,6 +637,9 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
         hog.stop(hogs)
         if gateway is not None:
             gateway.stop()
+            if args.gateway_log:
+                text = "".join(f"{line}\n" for line in gateway.lines)
+                await asyncio.to_thread(Path(args.gateway_log).write_text, text)
     return out
 
 
