@@ -62,20 +62,28 @@ def test_this_threads_schedstat_counts_its_cpu() -> None:
         times.close()
 
 
-def test_a_stall_spent_waiting_for_a_cpu_is_put_down_to_the_machine(
-        caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(("wall", "cpu", "wait", "counts", "said"), [
+    # runnable but not run: the machine is short of cores
+    (0.130, 0.010, 0.115, (1, 0, 0), ("waited 115 ms for a CPU", "short of CPU")),
+    # neither on a CPU nor waiting for one: e.g. a write to a full pipe sleeps in the kernel
+    (0.120, 0.004, 0.002, (0, 0, 1), ("off a CPU 114 ms", "blocked or asleep")),
+])
+def test_a_stall_is_put_down_to_where_the_loops_thread_spent_it(
+        caplog: pytest.LogCaptureFixture, wall: float, cpu: float, wait: float,
+        counts: tuple[int, int, int], said: tuple[str, str]) -> None:
     w, times, clock = watch()
     w.media_tick_started(0.0, 1)
-    clock.t += 0.130
-    times.cpu += 0.010
-    times.wait += 0.115
+    clock.t += wall
+    times.cpu += cpu
+    times.wait += wait
     with caplog.at_level(logging.WARNING, "telcoflow.server.stalls"):
         w.media_tick_started(0.110, 22)
-    assert (w.totals.stalls, w.totals.waiting, w.totals.busy) == (1, 1, 0)
-    assert w.totals.wait_s == pytest.approx(0.115)
+    assert w.totals.stalls == 1
+    assert (w.totals.waiting, w.totals.busy, w.totals.blocked) == counts
+    assert (w.totals.wait_s, w.totals.blocked_s) == pytest.approx((wait, wall - cpu - wait))
     [line] = caplog.messages
-    assert "worst 110 ms late" in line and "waited 115 ms for a CPU" in line
-    assert "short of CPU" in line
+    assert "worst 110 ms late" in line and all(part in line for part in said)
+    w.stop()
 
 
 def test_a_stall_spent_running_is_the_gateways_own_work_and_gc_is_counted() -> None:
@@ -135,8 +143,12 @@ def test_metrics_show_stalls_by_cause_and_the_loops_wait_for_a_cpu() -> None:
     times.cpu += 0.02
     w.media_tick_started(0.18, 36)
     metrics = GatewayMetrics()
-    metrics.sources = Sources(Harness().engine, lambda: (), stalls=w)
+    engine = Harness().engine
+    engine.watch_cost.seconds = 2.5
+    metrics.sources = Sources(engine, lambda: (), stalls=w)
+    assert sample(metrics, "telcoflow_quality_watch_cpu_seconds_total") == 2.5
     assert sample(metrics, "telcoflow_media_stalls_total", cause="cpu_wait") == 1
     assert sample(metrics, "telcoflow_media_stalls_total", cause="busy") == 0
+    assert sample(metrics, "telcoflow_media_stalls_total", cause="blocked") == 0
     assert sample(metrics, "telcoflow_loop_cpu_wait_seconds_total") == pytest.approx(0.15)
     w.stop()

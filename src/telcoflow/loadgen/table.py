@@ -45,6 +45,9 @@ def run_table(run: dict[str, Any], title: str) -> str:
     lines.append(f"whole machine (cores): busy {_cell(res.get('machine_busy_cores'))}, "
                  f"idle {_cell(res.get('machine_idle_cores'))}, "
                  f"stolen by the hypervisor {_cell(res.get('machine_steal_cores'))}")
+    if res.get("gateway_watch_cpu_s_per_call_min") is not None:
+        lines.append("of the gateway's, the quality watch (CPU-s per call-minute): "
+                     f"{_cell(res['gateway_watch_cpu_s_per_call_min'])}")
     if res.get("gateway_rss_mb") is not None:
         lines.append(f"gateway RSS: {res['gateway_rss_mb']} MB, "
                      f"{res['gateway_rss_kb_per_call']} kB per call")
@@ -61,7 +64,8 @@ def run_table(run: dict[str, Any], title: str) -> str:
         if "stalls_busy" in counts_:
             lines.append("media clock stalls (>= 50 ms late): "
                          f"{int(counts_.get('stalls_cpu_wait', 0))} waiting for a CPU, "
-                         f"{int(counts_['stalls_busy'])} running; re-anchored "
+                         f"{int(counts_['stalls_busy'])} running, "
+                         f"{int(counts_.get('stalls_blocked', 0))} blocked; re-anchored "
                          f"{int(counts_.get('reanchors', 0))}; the loop waited for a CPU "
                          f"{_cell(counts_.get('loop_cpu_wait_pct'))} % of the time")
     for who, t in (run.get("trends") or {}).items():
@@ -140,7 +144,10 @@ def floor_line(floor: dict[str, Any]) -> str:
             f"({_cell(floor['cores'])} cores, kernel share {_cell(floor['sys_share'])}, "
             f"machine busy {_cell(floor['machine_busy_cores'])} cores); gateway "
             f"{_cell(floor['gateway_cpu_s_per_call_min'])}: ratio to the floor "
-            f"{_cell(floor['ratio'])}x")
+            f"{_cell(floor['ratio'])}x" + (
+                "" if floor.get("ratio_without_watch") is None else
+                f"; of which the quality watch {_cell(floor['watch_cpu_s_per_call_min'])}: "
+                f"without it {_cell(floor['ratio_without_watch'])}x"))
 
 
 def render(out: dict[str, Any]) -> str:

@@ -254,7 +254,10 @@ class _StateCollector(Collector):
                 ("telcoflow_media_late_subticks", clock.late_ticks,
                  "Sub-ticks run late, in a catch-up burst."),
                 ("telcoflow_media_reanchors", clock.reanchors,
-                 "Stalls too long to catch up: the media clock restarted.")):
+                 "Stalls too long to catch up: the media clock restarted."),
+                ("telcoflow_quality_watch_cpu_seconds", engine.watch_cost.seconds,
+                 "CPU the live quality watch took measuring calls' legs (its share of the "
+                 "gateway's CPU).")):
             yield CounterMetricFamily(name, doc, value=value)
         if sources.stalls is not None:
             yield from _stalls(sources.stalls)
@@ -263,10 +266,11 @@ class _StateCollector(Collector):
 def _stalls(stalls: StallWatch) -> Iterator[Metric]:
     counts = CounterMetricFamily("telcoflow_media_stalls", "Media ticks 50 ms late or more, "
                                  "by what the loop's thread did meanwhile: waiting for a CPU "
-                                 "(the machine is short of cores) or running (the gateway's "
-                                 "own work).", labels=["cause"])
+                                 "(the machine is short of cores), running (the gateway's "
+                                 "own work) or neither (blocked or asleep).", labels=["cause"])
     counts.add_metric(["cpu_wait"], stalls.totals.waiting)
     counts.add_metric(["busy"], stalls.totals.busy)
+    counts.add_metric(["blocked"], stalls.totals.blocked)
     yield counts
     yield CounterMetricFamily("telcoflow_loop_cpu_wait_seconds", "Time the event loop's thread "
                               "was runnable but waiting for a CPU (Linux; 0 elsewhere).",

@@ -4,8 +4,10 @@ A media tick 50 ms late or more is a stall callers hear. Its cause decides the c
 if the loop's thread was *on a CPU* the whole time, the gateway itself is too slow
 (too many calls for one process, a long GC pass); if it was *waiting for a CPU*
 (runnable, but the kernel ran something else), the machine is short of cores and
-no change to the gateway helps. Linux keeps both per thread in
-``/proc/thread-self/schedstat`` (ns on a CPU, ns runnable but waiting); this
+no change to the gateway helps; if it was *neither* (asleep, or in a call that
+blocks: a write to a full log pipe, a disk), something blocks the loop. Linux keeps
+the first two per thread in ``/proc/thread-self/schedstat`` (ns on a CPU, ns
+runnable but waiting; the third is the rest of the wall time); this
 observer reads it at every media tick (0.4 µs: one ``pread`` on a file kept open)
 and, for a late tick, attributes the time since the previous one.
 
@@ -21,8 +23,8 @@ import gc
 import logging
 import os
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..engine.ports import NoObserver
@@ -73,21 +75,37 @@ class StallTotals:
     stalls: int = 0
     waiting: int = 0       # stalls mostly spent waiting for a CPU
     busy: int = 0          # stalls mostly spent on a CPU (the gateway's own work)
+    blocked: int = 0       # stalls mostly spent off a CPU and not waiting for one
     worst_late_s: float = 0.0
     on_cpu_s: float = 0.0  # over the stalls' intervals
     wait_s: float = 0.0
+    blocked_s: float = 0.0  # asleep or in a blocking call (a full pipe, a disk)
     gc_s: float = 0.0
 
-    def add(self, late_s: float, on_cpu_s: float, wait_s: float, gc_s: float) -> None:
+    def add(self, late_s: float, wall_s: float, on_cpu_s: float, wait_s: float,
+            gc_s: float) -> None:
+        blocked_s = max(0.0, wall_s - on_cpu_s - wait_s)
         self.stalls += 1
-        if wait_s > on_cpu_s:
+        most = max(on_cpu_s, wait_s, blocked_s)
+        if most == wait_s:
             self.waiting += 1
-        else:
+        elif most == on_cpu_s:
             self.busy += 1
+        else:
+            self.blocked += 1
         self.worst_late_s = max(self.worst_late_s, late_s)
         self.on_cpu_s += on_cpu_s
         self.wait_s += wait_s
+        self.blocked_s += blocked_s
         self.gc_s += gc_s
+
+    def cause(self) -> str:
+        most = max(self.on_cpu_s, self.wait_s, self.blocked_s)
+        if most == self.wait_s:
+            return "the machine is short of CPU"
+        if most == self.on_cpu_s:
+            return "the gateway's own work"
+        return "the loop was blocked or asleep (a blocking call, or a timer that fired late)"
 
 
 class StallWatch(NoObserver):
@@ -139,9 +157,9 @@ class StallWatch(NoObserver):
         self._last = (now, cpu, wait, self._gc_s)
         if last is None or lateness_s < STALL_S:
             return
-        on_cpu, waiting, in_gc = cpu - last[1], wait - last[2], self._gc_s - last[3]
-        self.totals.add(lateness_s, on_cpu, waiting, in_gc)
-        self._pending.add(lateness_s, on_cpu, waiting, in_gc)
+        times = (now - last[0], cpu - last[1], wait - last[2], self._gc_s - last[3])
+        self.totals.add(lateness_s, *times)
+        self._pending.add(lateness_s, *times)
         self._flush(now=now)
 
     def _flush(self, force: bool = False, now: float | None = None) -> None:
@@ -152,10 +170,9 @@ class StallWatch(NoObserver):
         if not force and now - self._logged_at < LOG_EVERY_S:
             return
         self._logged_at = now
-        cause = ("the machine is short of CPU" if p.wait_s > p.on_cpu_s
-                 else "the gateway's own work")
         logger.warning(
             "media clock stalled %d time(s), worst %.0f ms late: the loop waited %.0f ms for a"
-            " CPU and ran %.0f ms (%.0f ms went to garbage collection): %s", p.stalls,
-            1000 * p.worst_late_s, 1000 * p.wait_s, 1000 * p.on_cpu_s, 1000 * p.gc_s, cause)
+            " CPU, ran %.0f ms (%.0f ms went to garbage collection) and was off a CPU %.0f ms:"
+            " %s", p.stalls, 1000 * p.worst_late_s, 1000 * p.wait_s, 1000 * p.on_cpu_s,
+            1000 * p.gc_s, 1000 * p.blocked_s, p.cause())
         self._pending = StallTotals()
