@@ -83,6 +83,9 @@ def test_bench_measures_every_frame_of_both_sdks(bench_json: dict[str, object],
     for key in ("stalls_cpu_wait", "stalls_busy", "reanchors", "loop_cpu_wait_s"):
         assert gateway[key] >= 0, key
     assert 0 <= gateway["loop_cpu_wait_pct"] < 100
+    # the quality watch's part of the gateway's CPU, measured by the gateway itself
+    assert 0 < resources["gateway_watch_cpu_s_per_call_min"] < resources[
+        "gateway_cpu_s_per_call_min"]
 
 
 def test_bench_records_machine_and_command(bench_json: dict[str, object]) -> None:
@@ -194,3 +197,21 @@ def test_server_settings_become_config_lines_or_a_clear_refusal(tmp_path: Path) 
                            "--server", "playout_target_ms=fast"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--server 'playout_target_ms=fast'" in done.stderr
+
+
+def test_bench_floor_relays_the_same_calls_and_parts_the_watch_from_the_media_path(
+        tmp_path: Path) -> None:
+    log = tmp_path / "gateway.log"
+    out = _bench("--calls", "2", "--duration", "2", "--floor", "--gateway-log", str(log))
+    floor = out["floor"]
+    [run] = out["runs"]
+    assert floor["answered"] == floor["calls"] == 2  # the floor relayed the same callers
+    assert run["counts"]["uplink_lost"] == 0
+    gw, fl = floor["gateway_cpu_s_per_call_min"], floor["cpu_s_per_call_min"]
+    assert gw > 0 and fl > 0 and floor["ratio"] == round(gw / fl, 2)
+    watch = floor["watch_cpu_s_per_call_min"]
+    assert 0 < watch < gw
+    assert floor["ratio_without_watch"] == round((gw - watch) / fl, 2) < floor["ratio"]
+    table = render(out)
+    assert "== floor (" in table and "without it" in table
+    assert "gateway listening on" in log.read_text()  # the gateway's log, kept

@@ -172,6 +172,21 @@ def test_talk_ratio_and_double_talk_follow_who_speaks() -> None:
     assert 0.1 < quality["doubleTalkRatio"] < 0.4
 
 
+def test_the_watchs_cpu_is_summed_over_calls_when_the_owner_gives_a_cpu_clock() -> None:
+    h = Harness()
+    spent = iter(range(1000))  # a CPU clock moving 1 s per reading: each block costs 1 s
+    h.engine.watch_cost.cpu_clock = lambda: float(next(spent))
+    for _ in range(2):
+        leg, _, _, _ = h.answered_call()
+        h.engine.leg_audio(leg, pcm(tone(0.02, 3000.0)))
+    h.run(1.0)  # 50 ticks: each call's first block (10-19 ticks) and then 200 ms blocks
+    assert 2 * 4 <= h.engine.watch_cost.blocks <= 2 * 5
+    assert h.engine.watch_cost.seconds == h.engine.watch_cost.blocks  # 1 s a block
+    h.engine.watch_cost.cpu_clock = None  # no clock given (the engine's default): not timed
+    h.run(0.2)
+    assert h.engine.watch_cost.seconds < h.engine.watch_cost.blocks
+
+
 def test_quality_watching_switched_off_costs_nothing_and_reports_none() -> None:
     h = Harness()
     h.settings.quality_watch = False
@@ -324,3 +339,4 @@ def test_a_long_first_block_of_digital_silence_is_not_measured() -> None:
             watch.tick(None)
         watch.close()
         assert watch.caller.alerts == [], (extra, watch.caller.alerts)
+

@@ -62,7 +62,7 @@ from .ports import (
     Timed,
     receive_stats,
 )
-from .quality_watch import CallWatch
+from .quality_watch import CallWatch, WatchCost
 from .session_states import BindingEvent
 from .sessions import Session, SessionStore
 from .settings import ConnectorSpec, EngineSettings
@@ -108,6 +108,7 @@ class Engine:
         self._timed: list[Timed] = []
         self.control = CallControl(settings, self.timers, self.diallers, self.legs)
         self.media = MediaPlane(self._media_failed, self.observer)
+        self.watch_cost = WatchCost()  # the quality watch's CPU, given a CPU clock
         self.hold_sound = HoldSound(settings.hold_sound)
         self.outbound_calls: dict[str, bool] = {c.uuid: True for c in settings.connectors}
         self.messaging = Messaging(self)
@@ -569,7 +570,7 @@ class Engine:
             recording = (self.recorder.open(call.id, call.session.connector_uuid, call.agent_rate)
                          if self.recorder is not None else None)
             call.watch = CallWatch(call.id, call.agent_rate, self.observer, lambda: call.agent,
-                                   recording)
+                                   recording, cost=self.watch_cost)
         call.caller_leg.answered(call.id)
         self._media_add(call)
         self.observer.call_answered(call.id, call.caller_leg.network, call.outbound,

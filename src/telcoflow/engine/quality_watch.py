@@ -53,6 +53,18 @@ _ANALYSIS_BLOCKS = ANALYSIS_MS // (20 * BLOCK_TICKS)
 LEGS = ("caller", "agent")
 
 
+class WatchCost:
+    """What measuring costs, over every call of an engine: CPU seconds spent in the
+    blocks' measurement, when the owner gives a CPU clock (the engine itself reads
+    none). The gateway gives its loop thread's, so ``/metrics`` and the bench can tell
+    the watch's share of the gateway's CPU from the media path's."""
+
+    def __init__(self, cpu_clock: Callable[[], float] | None = None) -> None:
+        self.cpu_clock = cpu_clock
+        self.seconds = 0.0
+        self.blocks = 0  # blocks measured (both legs of a call: one)
+
+
 class LegMeter:
     """One leg's monitor, VAD and running figures."""
 
@@ -199,8 +211,9 @@ class CallWatch:
 
     def __init__(self, call_id: str, rate: int, observer: CallObserver,
                  agent: Callable[[], Any], recording: CallRecording | None = None,
-                 vad_engine: str = "webrtc") -> None:
+                 vad_engine: str = "webrtc", cost: WatchCost | None = None) -> None:
         self.call_id = call_id
+        self._cost = cost or WatchCost()
         self.rate = rate
         self._observer = observer
         self._agent = agent  # the call's agent link now (it changes on a reconnect)
@@ -283,11 +296,17 @@ class CallWatch:
         self._caller_block.clear()
         self._agent_block.clear()
         at_s = self.ticks / 50
+        cost = self._cost
+        cpu = cost.cpu_clock
+        started = cpu() if cpu is not None else 0.0
         dc, caller_events = self.caller.measure(c, c == self._silent_block[:len(c)], at_s)
         da, agent_events = self.agent.measure(a, a == self._silent_block[:len(a)], at_s)
         # VAD frames side by side (the shorter leg's count): both spoke, neither did
         self.double_talk += sum(map(and_, dc, da))
         self.both_silent += min(len(dc), len(da)) - sum(map(or_, dc, da))
+        cost.blocks += 1
+        if cpu is not None:
+            cost.seconds += cpu() - started
         if caller_events or agent_events:
             for event in caller_events + agent_events:
                 self._tell(event)

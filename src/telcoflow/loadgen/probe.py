@@ -113,6 +113,8 @@ def scrape(url: str, key: str) -> dict[str, float]:
             key_ = "loop_cpu_wait_s"
         elif name == "telcoflow_media_reanchors_total":
             key_ = "reanchors"
+        elif name == "telcoflow_quality_watch_cpu_seconds_total":
+            key_ = "watch_cpu_s"
         else:
             continue
         out[key_] = out.get(key_, 0.0) + value

@@ -323,6 +323,9 @@ class Bench:
         if "gateway" in before and after["gateway"] > before["gateway"]:
             resources["gateway_sys_share"] = round((after["gateway_sys"] - before["gateway_sys"])
                                                    / (after["gateway"] - before["gateway"]), 3)
+        if counted is not None and "watch_cpu_s" in counted:  # the live quality watch's part
+            resources["gateway_watch_cpu_s_per_call_min"] = round(
+                counted["watch_cpu_s"] / minutes, 4)
         if rss and self.idle_rss is not None:
             resources["gateway_rss_mb"] = round(rss[0] / 2**20, 1)
             resources["gateway_rss_kb_per_call"] = round(
@@ -654,12 +657,17 @@ async def _floor(plan: Plan, creds: Credentials, workdir: Path,
         child.stop()
     gw = measured["resources"].get("gateway_cpu_s_per_call_min")
     fl = run["resources"].get("gateway_cpu_s_per_call_min")
+    watch = measured["resources"].get("gateway_watch_cpu_s_per_call_min")
     return {"calls": run["calls"], "answered": run["answered"],
             "cpu_s_per_call_min": fl, "cores": run["resources"].get("gateway_cpu_cores"),
             "sys_share": run["resources"].get("gateway_sys_share"),
             "machine_busy_cores": run["resources"].get("machine_busy_cores"),
             "gateway_cpu_s_per_call_min": gw,
-            "ratio": round(gw / fl, 2) if gw and fl else None}
+            "ratio": round(gw / fl, 2) if gw and fl else None,
+            # the media path alone: the gateway less what its quality watch measured taking
+            "watch_cpu_s_per_call_min": watch,
+            "ratio_without_watch": round((gw - watch) / fl, 2) if gw and fl and watch is not None
+            else None}
 
 
 def _plane_problem(args: argparse.Namespace) -> str | None:

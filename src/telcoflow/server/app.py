@@ -119,6 +119,8 @@ class Gateway:
                              FanOut(*(o for o in (self.metrics, self.records, self.stalls)
                                       if o is not None)))
         self.engine.recorder = self.records.recorder
+        # the watch's CPU, on the loop's thread (where it runs): its share of the gateway's
+        self.engine.watch_cost.cpu_clock = time.thread_time
         self.admin = AdminEndpoints(self.metrics, config.metrics.keys, self.auth,
                                     self._readiness)
         self.console = Console(config, self.auth, self.engine, lambda: self.clock.wall(),
