@@ -204,3 +204,54 @@ def test_first_words_without_pauses_have_no_snr_yet_and_raise_no_low_snr() -> No
     tone = AudioQualityMonitor(rate).analyze_audio_chunk(
         _tone_with_noise(rate, 0.2, 1000.0, 12.0, seed=2))
     assert tone.snr_method == "spectral" and tone.snr_db == pytest.approx(12.0, abs=1.0)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_speech_is_not_tonal_its_voice_is_neither_distortion_nor_a_spectral_snr(
+        rate: int) -> None:
+    """A vowel is periodic enough for its fundamental to carry half the power, but its
+    level moves from syllable to syllable: it must not read as a tone (its harmonics as
+    THD, its spectrum as an SNR). eSpeak's clean voice, analysed at every 200 ms block
+    as a call's watch would at its 2 s turns, raises nothing; a steady tone still is
+    tonal."""
+    speech = synth.tts("Hello, thank you for calling. Your order number is four five six "
+                       "seven, and it ships tomorrow morning. Please hold while I transfer "
+                       "you to an agent who can help.", rate)
+    mon = AudioQualityMonitor(rate, analysis_ms=300, analysis_interval_ms=200)
+    alerts: list[QualityAlert] = []
+    mon.add_alert_callback(alerts.append)
+    block = rate // 5
+    voiced = 0
+    for i in range(0, speech.size - block + 1, block):
+        m = mon.analyze_audio_chunk(speech[i:i + block].tobytes())
+        if not m.is_silence:
+            voiced += 1
+            assert not m.thd_valid and m.snr_method != "spectral", (i / rate, m)
+    assert voiced >= 20 and alerts == []
+    hum = AudioQualityMonitor(rate).analyze_audio_chunk(
+        _tone_with_noise(rate, 0.3, 120.0, 15.0, seed=3))
+    assert hum.thd_valid and hum.snr_method == "spectral"
+
+
+@pytest.mark.parametrize("snr", [10.0, 20.0, 30.0, 40.0])
+def test_the_snr_of_noisy_speech_is_its_pauses_noise_within_2_5_db(snr: float) -> None:
+    """Speech against the noise in its pauses: the noise is measured in the pauses
+    themselves (200 ms or more of steady quiet frames), not as the mean of everything
+    quiet, where soft speech passed for noise (30 dB read as 18-24 dB). Until the first
+    pause there is no energy SNR at all."""
+    rate = 16000
+    speech = np.concatenate([synth.tts(text, rate).astype(np.float64) for text in (
+        "Hello, thank you for calling. How can I help you today?",
+        "Your order number is four five six seven, and it ships tomorrow morning.")])
+    frames = speech[: speech.size // 160 * 160].reshape(-1, 160)
+    power = (frames**2).mean(axis=1)
+    voiced = float(power[power > 32768.0**2 * 1e-4].mean())  # frames above -40 dBFS
+    noise = synth.white_noise(speech.size / rate, rate, 1.0, seed=2)
+    x = synth.to_int16(speech + noise * np.sqrt(voiced / 10 ** (snr / 10)))
+    mon = AudioQualityMonitor(rate, analysis_ms=300, analysis_interval_ms=2000)
+    methods = []
+    for i in range(0, x.size - 3200 + 1, 3200):
+        m = mon.analyze_audio_chunk(x[i:i + 3200].tobytes())
+        methods.append(m.snr_method)
+    assert methods[0] == "none"  # first words: no pause yet
+    assert m.snr_method == "energy" and m.snr_db == pytest.approx(snr, abs=2.5)

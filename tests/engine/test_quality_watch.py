@@ -340,3 +340,20 @@ def test_a_long_first_block_of_digital_silence_is_not_measured() -> None:
         watch.close()
         assert watch.caller.alerts == [], (extra, watch.caller.alerts)
 
+
+def test_an_agents_turns_between_digital_silence_read_as_clean_not_as_low_snr() -> None:
+    """A TTS agent speaks in turns with digital silence between them; the watch skips
+    the silent blocks, so the monitor never sees a pause's frames. Told of them, it
+    reads the turns as speech against no noise (clean), not as loud vowels against soft
+    consonants (the false low_snr the demo's agent leg raised)."""
+    from telcoflow.audio import synth
+
+    turn = synth.tts("Thanks for calling. Your order ships tomorrow morning.", RATE).tobytes()
+    watch = CallWatch("call-1", RATE, NoObserver(), lambda: None)
+    fb = FRAME * 2
+    audio = [turn[i:i + fb] for i in range(0, len(turn) - fb + 1, fb)]
+    for frame in [*audio, *[None] * 50, *audio, *[None] * 50, *audio]:
+        watch.tick(frame)
+    agent = watch.summary()["agent"]
+    assert agent["alertCounts"] == {}
+    assert agent["snrDb"] is not None and agent["snrDb"] > 60

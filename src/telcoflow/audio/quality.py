@@ -29,7 +29,8 @@ SNR (``snr_db``), two estimators, the one used is in ``snr_method``:
   in the band (the IEEE 1241 definition: harmonics count neither as signal
   nor as noise).
 * ``"none"`` -- neither applies: no pauses learnt yet and the audio is not
-  tonal (the fundamental carries under half its power: speech, noise). The
+  tonal (the fundamental carries under half its power, or the level does not
+  hold within 3 dB across the window: speech, noise). The
   spectral figure of speech says nothing of its noise (clean speech reads
   about -4 dB), so ``snr_db`` is still that figure but it raises no
   ``low_snr``, costs the score nothing and is left out of the averages. A
@@ -45,7 +46,9 @@ THD (``thd_percent``)
     ``THD = 100 * sqrt(sum(Ph)) / sqrt(P1)`` (amplitude ratio). It is only
     meaningful for a periodic signal, so it is computed only when the
     fundamental carries at least half of the chunk's power
-    (``thd_valid``); otherwise it is reported as 0.
+    and its level holds within 3 dB over the window's 20 ms frames
+    (``thd_valid``: tonal); otherwise it is reported as 0. A vowel's harmonics
+    are the voice, not distortion, and its level moves from syllable to syllable.
 
 Score (``quality_score``, 0..100)
     ``100 - min(60, 1.5 * max(0, 40 - SNR)) - min(30, 10 * THD%)
@@ -70,7 +73,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -239,11 +242,12 @@ class _FrameHistogram:
         self.size = 0  # frames seen (for the minimum-history rule)
         self._centers = self.LO_DB + self.STEP_DB * (np.arange(self.BINS) + 0.5)
 
-    def add(self, powers: npt.NDArray[np.float64]) -> None:
-        """Add normalised frame powers (1.0 = full-scale square wave), vectorised."""
+    def add(self, powers: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Add normalised frame powers (1.0 = full-scale square wave), vectorised;
+        returns their levels in dB."""
         k = powers.size
         if k == 0:
-            return
+            return powers
         fade = self._decay**k
         self.counts *= fade
         self.sums *= fade
@@ -254,9 +258,16 @@ class _FrameHistogram:
         self.counts += np.bincount(bins, weights=w, minlength=self.BINS)
         self.sums += np.bincount(bins, weights=w * powers, minlength=self.BINS)
         self.size += k
+        return db
 
     def snr_db(self) -> float | None:
         """Otsu split on levels; ``None`` unless two classes >= 6 dB apart, >= 5 % each."""
+        split = self.split()
+        return None if split is None else split[0]
+
+    def split(self) -> tuple[float, float, float] | None:
+        """(SNR, the level in dB below which a frame is in the quiet class, the loud
+        class's mean power), as :meth:`snr_db` finds them."""
         if self.size < 20:
             return None
         c = self.counts
@@ -282,12 +293,38 @@ class _FrameHistogram:
             return None
         noise = max(float(self.sums[:k].sum()) / nq, _EPS)
         loud = float(self.sums[k:].sum()) / nl
-        return 10.0 * float(np.log10(max(loud - noise, _EPS) / noise))
+        return (10.0 * float(np.log10(max(loud - noise, _EPS) / noise)),
+                self.LO_DB + self.STEP_DB * k, loud)
+
+    def mean_power(self) -> float:
+        """The (faded) mean power of all frames added."""
+        n = float(self.counts.sum())
+        return float(self.sums.sum()) / n if n > 0.0 else 0.0
+
+    def fade(self, frames: int) -> float:
+        """What ``frames`` frames of history fade a weight by."""
+        return float(self._decay**frames)
 
     def clear(self) -> None:
         self.counts[:] = 0.0
         self.sums[:] = 0.0
         self.size = 0
+
+
+PAUSE_FRAMES = 20  # 200 ms of 10 ms frames in the quiet class: a pause, not a consonant
+PAUSE_SPREAD_DB = 3.0  # a pause's frames' levels vary less than this (std)
+_STEADY_RATIO = 2.0  # 3 dB: a tone in noise (SNR >= 0 dB) varies under 1.5 dB
+
+
+def _steady(x: npt.NDArray[np.int16], frame: int) -> bool:
+    """Whether the level of ``x`` holds within 3 dB over its 20 ms frames (``frame``
+    samples): a tone's does, at any SNR the monitor judges; speech's syllables do not."""
+    n = x.size // frame
+    if n < 2:
+        return True
+    f = x[x.size - n * frame:].astype(np.float64).reshape(n, frame)
+    powers = np.einsum("ij,ij->i", f, f)
+    return bool(powers.max() <= _STEADY_RATIO * powers.min())
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,8 +338,10 @@ class _Analysis:
     method: str
 
     @classmethod
-    def of(cls, ha: HarmonicAnalysis, energy: float | None) -> _Analysis:
-        thd_valid = ha.fundamental_fraction >= 0.5
+    def of(cls, ha: HarmonicAnalysis, energy: float | None, steady: bool = True) -> _Analysis:
+        # tonal: one frequency carries most of the power and the level holds (a test tone,
+        # a hum, a whistle); a vowel passes the first test but not the second
+        thd_valid = ha.fundamental_fraction >= 0.5 and steady
         snr, method = (energy, "energy") if energy is not None else (
             ha.snr_db, "spectral" if thd_valid else "none")
         return cls(ha.fundamental_hz, thd_valid, ha.thd_percent if thd_valid else 0.0,
@@ -357,11 +396,29 @@ class AudioQualityMonitor:
         # started together (calls answered in a burst) then spread their analyses over
         # the interval instead of all running theirs in the same 20 ms
         self._phase_samples = sample_rate * analysis_phase_ms // 1000 % self._interval_samples
-        self._recent = np.zeros(0, dtype=np.int16)  # audio of the last analysis window
-        self._chunks: list[npt.NDArray[np.int16]] = []  # audio since the last analysis
-        self._since = 0  # samples since the last analysis
+        # the newest audio, at least a window of it (the spectrum's), as the chunks came
+        self._tail: deque[npt.NDArray[np.int16]] = deque()
+        self._tail_samples = 0
+        # 10 ms frame powers (sums of squares) since the last analysis, for the energy
+        # SNR: worked out per chunk (a chunk of whole frames has them from its level's
+        # sum), not over all the audio at each analysis
+        self._powers: list[npt.NDArray[np.float64]] = []
+        self._fresh = 0  # samples since the last analysis
+        self._since = 0  # the same, less the first analysis's phase
         self._since_snr = 0  # samples since the energy SNR was last recomputed (every 1 s)
-        self._energy_snr_cache: tuple[float | None] | None = None
+        # the split of the levels: (quiet below this dB, the loud class's mean power)
+        self._split: tuple[float, float] | None = None
+        self._split_due = True
+        # An energy SNR needs pauses to learn the noise from: runs of PAUSE_FRAMES
+        # frames in the quiet class. Speech alone splits into loud vowels and soft
+        # consonants 6+ dB apart, and soft speech in the quiet class would pass for
+        # noise: the noise is the mean power of the pauses' frames (faded like the
+        # histogram), and with no pause within the history there is no energy SNR.
+        self._noise = [0.0, 0.0]  # faded sum of pause frames' powers, their faded count
+        self._quiet_run = 0  # quiet frames at the end of the audio so far
+        self._frames_seen = 0
+        self._pause_seen_at: int | None = None  # frame count at the last pause's end
+        self._history_frames = max(int(history_seconds * 100), 20)
         self._analysis: _Analysis | None = None
         self._callbacks: list[Callable[[QualityAlert], object]] = []
         self._totals = _Totals()
@@ -378,26 +435,102 @@ class AudioQualityMonitor:
         # the spectrum is of the last window of audio (or of the last chunk, if longer),
         # however much came since the last analysis: an interval longer than the window
         # must not make the transform longer too (a 2 s FFT costs ~7x a 300 ms one)
-        last = self._chunks[-1].size
-        new = np.concatenate(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
-        self._chunks.clear()
         self._since = self._phase_samples if self._analysis is None else 0
-        # Frame powers for the call-level SNR (10 ms frames, carried across chunks).
-        data = np.concatenate((self._pending, new)).astype(np.float64)
+        powers = self._powers
+        levels = None
+        if powers:
+            p = np.concatenate(powers) if len(powers) > 1 else powers[0]
+            powers.clear()
+            if p.size:
+                levels = self._hist.add(p / (self._frame * 32768.0**2))
+        w = max(self._window_samples, self._tail[-1].size)
+        tail = self._tail
+        recent = (np.concatenate(tail) if len(tail) > 1 else tail[0])[-w:]
+        self._since_snr += self._fresh
+        self._fresh = 0
+        if self._split_due or self._since_snr >= self.sample_rate:
+            split = self._hist.split()
+            self._split = None if split is None else split[1:]
+            self._since_snr = 0
+        if levels is not None:
+            self._look_for_pauses(levels)
+        self._analysis = _Analysis.of(harmonic_analysis(recent, self.sample_rate),
+                                      self._energy_snr(), _steady(recent, 2 * self._frame))
+
+    def note_silence(self, samples: int) -> None:
+        """``samples`` of digital silence went by unanalysed (an owner that skips them):
+        a pause with no noise in it. Nothing else is counted."""
+        frames = samples // self._frame
+        self._frames_seen += frames
+        fade = self._hist.fade(frames)
+        self._noise[0] *= fade
+        self._noise[1] = self._noise[1] * fade + frames
+        self._quiet_run = 0
+        if frames >= PAUSE_FRAMES:
+            self._pause_seen_at = self._frames_seen
+
+    def _energy_snr(self) -> float | None:
+        """Speech (the loud class) against the noise in its pauses, if both are known."""
+        paused = (self._pause_seen_at is not None
+                  and self._frames_seen - self._pause_seen_at < self._history_frames)
+        # until a pause is seen the split is redone at every analysis: the first one
+        # may be of a single block of speech
+        self._split_due = not paused
+        if not paused:
+            return None
+        # speech: the loud class, or all of it when the levels do not split (pauses of
+        # digital silence the owner skipped, so the histogram holds only speech)
+        loud = self._split[1] if self._split is not None else self._hist.mean_power()
+        noise = max(self._noise[0] / self._noise[1], _EPS)
+        return 10.0 * math.log10(max(loud - noise, _EPS) / noise)
+
+    def _look_for_pauses(self, levels: npt.NDArray[np.float64]) -> None:
+        """Learn the noise from the runs of :data:`PAUSE_FRAMES` quiet frames or more in
+        ``levels`` (the frames since the last look, in order; a run may span looks)."""
+        self._frames_seen += levels.size
+        fade = self._hist.fade(levels.size)
+        self._noise[0] *= fade
+        self._noise[1] *= fade
+        if self._split is None:
+            self._quiet_run = 0
+            return
+        quiet = levels < self._split[0]
+        edges = np.flatnonzero(np.diff(quiet.view(np.int8), prepend=0, append=0))
+        runs = edges.reshape(-1, 2)  # [start, end) of each run of quiet frames
+        if not runs.size:
+            self._quiet_run = 0
+            return
+        lengths = runs[:, 1] - runs[:, 0]
+        if runs[0, 0] == 0:
+            lengths[0] += self._quiet_run
+        self._quiet_run = int(lengths[-1]) if runs[-1, 1] == levels.size else 0
+        # a pause's level holds (noise, or digital silence); a soft stretch of speech (a
+        # fricative, a trailing vowel) falls or rises through it
+        pauses = [levels[a:b] for a, b in runs[lengths >= PAUSE_FRAMES]
+                  if float(np.std(levels[a:b])) <= PAUSE_SPREAD_DB]
+        if pauses:
+            self._pause_seen_at = self._frames_seen
+            frames = np.concatenate(pauses) if len(pauses) > 1 else pauses[0]
+            self._noise[0] += float(np.sum(10.0 ** (frames / 10.0)))
+            self._noise[1] += float(frames.size)
+
+    def _frame_powers(self, x16: npt.NDArray[np.int16]) -> None:
+        """10 ms frame powers of a chunk that is not whole frames (or follows one that
+        was not): framed across chunks, the rest kept for the next."""
+        data = np.concatenate((self._pending, x16)) if self._pending.size else x16
         nf = data.size // self._frame
         if nf:
-            fr = data[: nf * self._frame].reshape(nf, self._frame)
-            self._hist.add(np.einsum("ij,ij->i", fr, fr) / (self._frame * 32768.0**2))
-        self._pending = new[new.size - (data.size - nf * self._frame) :]
-        w = max(self._window_samples, last)
-        recent = np.concatenate((self._recent, new))[-w:]
-        self._recent = recent[-self._window_samples :]
-        self._since_snr += new.size
-        if self._energy_snr_cache is None or self._since_snr >= self.sample_rate:
-            self._energy_snr_cache = (self._hist.snr_db(),)
-            self._since_snr = 0
-        self._analysis = _Analysis.of(harmonic_analysis(recent, self.sample_rate),
-                                      self._energy_snr_cache[0])
+            fr = data[: nf * self._frame].astype(np.float64).reshape(nf, self._frame)
+            self._powers.append(np.einsum("ij,ij->i", fr, fr))
+        self._pending = data[nf * self._frame :].copy()
+
+    def _keep(self, x16: npt.NDArray[np.int16]) -> None:
+        """Keep the newest chunk and as many before it as make up a window."""
+        tail = self._tail
+        tail.append(x16)
+        self._tail_samples += x16.size
+        while len(tail) > 1 and self._tail_samples - tail[0].size >= self._window_samples:
+            self._tail_samples -= tail.popleft().size
 
     def analyze_audio_chunk(self, audio_bytes: PCMInput) -> QualityMetrics:
         """Analyse one chunk of PCM16 mono at ``sample_rate``."""
@@ -413,11 +546,20 @@ class AudioQualityMonitor:
                 np.count_nonzero((x16 >= self.clip_level) | (x16 <= -self.clip_level))
             )
         x = x16.astype(np.float64)
-        ms = float(np.dot(x, x)) / n if n else 0.0
+        frame = self._frame
+        if n and not n % frame and not self._pending.size:  # whole frames (a watch's blocks)
+            xr = x.reshape(n // frame, frame)
+            p = np.einsum("ij,ij->i", xr, xr)
+            self._powers.append(p)
+            ms = float(p.sum()) / n
+        else:
+            ms = float(np.dot(x, x)) / n if n else 0.0
+            self._frame_powers(x16)
         rms_dbfs = 10.0 * math.log10(ms / 32768.0**2 + 1e-12)
         # Spectral analysis and the SNR run once per analysis window of new audio
         # (or on every chunk that is itself at least that long).
-        self._chunks.append(x16)
+        self._keep(x16)
+        self._fresh += n
         self._since += n
         if (
             self._analysis is None
@@ -532,11 +674,16 @@ class AudioQualityMonitor:
     def reset(self) -> None:
         self._hist.clear()
         self._pending = np.zeros(0, dtype=np.int16)
-        self._recent = np.zeros(0, dtype=np.int16)
-        self._chunks.clear()
+        self._tail.clear()
+        self._tail_samples = 0
+        self._powers.clear()
+        self._fresh = 0
         self._since = 0
         self._since_snr = 0
-        self._energy_snr_cache = None
+        self._split, self._split_due = None, True
+        self._noise = [0.0, 0.0]
+        self._quiet_run = self._frames_seen = 0
+        self._pause_seen_at = None
         self._analysis = None
         self._totals = _Totals()
         self.last_metrics = None

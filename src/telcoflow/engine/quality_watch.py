@@ -119,6 +119,7 @@ class LegMeter:
         if silent:
             self.level_dbfs = -120.0
             power = 0.0
+            self.monitor.note_silence(pcm.size)  # a pause with no noise in it
         else:
             m = self.monitor.analyze_audio_chunk(pcm)
             self.level_dbfs = m.rms_dbfs
