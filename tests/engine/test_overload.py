@@ -3,6 +3,10 @@ it has been on time for a while (hysteresis). The engine is given the time."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from telcoflow.engine.overload import Admission, OverloadSettings
 from telcoflow.engine.ports import EndReason
 
@@ -61,3 +65,37 @@ def test_the_engine_refuses_callers_while_its_tick_runs_late_and_admits_again() 
     h.run(10.0)                       # ticks on time again: admitted after the hold
     leg, call_id = h.dial()
     assert call_id is not None and leg.events[-1][0] == "ringing"
+
+
+def test_the_quality_watch_pauses_while_the_tick_runs_late_until_the_load_falls(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The watch is a third of the gateway's CPU: while the tick runs late it is
+    paused (the recording still gets every block), and it resumes only once the
+    overload is over *and* the calls are under 90 % of the count it paused at, so it
+    does not flap back on at the load that made the tick late."""
+    from telcoflow.engine.call_states import CallEvent
+
+    h = Harness()
+    calls = [h.answered_call()[3] for _ in range(10)]
+    media = h.engine.media
+    h.run(1.0)
+    assert not media.watch.paused and media.watch.blocks > 0
+    with caplog.at_level(logging.WARNING, "telcoflow.engine.media"):
+        for _ in range(5):  # the loop keeps getting blocked for 70 ms
+            h.run(0.02)
+            h.stall(0.07)
+    assert media.watch.paused
+    assert "quality watch paused until under 9 calls" in caplog.text
+    blocks = media.watch.blocks
+    h.run(10.0)  # on time again, admitting again, the same ten calls: still paused
+    assert not media.admission.overloaded(h.clock.now())
+    assert media.watch.paused and media.watch.blocks == blocks
+    quality = h.engine.report(calls[0]).quality
+    assert quality is not None and quality["unmeasuredSeconds"] >= 9.8
+    assert media.watch.unmeasured_s >= 10 * 9.8
+    h.engine.end_call(calls[0], CallEvent.CALLER_HANGUP)  # 9 calls: not under 90 % of 10
+    h.run(0.2)
+    assert media.watch.paused
+    h.engine.end_call(calls[1], CallEvent.CALLER_HANGUP)  # 8: measured again
+    h.run(0.5)
+    assert not media.watch.paused and media.watch.blocks > blocks

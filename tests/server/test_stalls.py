@@ -145,8 +145,12 @@ def test_metrics_show_stalls_by_cause_and_the_loops_wait_for_a_cpu() -> None:
     metrics = GatewayMetrics()
     engine = Harness().engine
     engine.watch_cost.seconds = 2.5
+    engine.watch_cost.unmeasured_s = 4.0
+    engine.watch_cost.paused = True
     metrics.sources = Sources(engine, lambda: (), stalls=w)
     assert sample(metrics, "telcoflow_quality_watch_cpu_seconds_total") == 2.5
+    assert sample(metrics, "telcoflow_quality_watch_unmeasured_seconds_total") == 4.0
+    assert sample(metrics, "telcoflow_quality_watch_paused") == 1
     assert sample(metrics, "telcoflow_media_stalls_total", cause="cpu_wait") == 1
     assert sample(metrics, "telcoflow_media_stalls_total", cause="busy") == 0
     assert sample(metrics, "telcoflow_media_stalls_total", cause="blocked") == 0

@@ -62,7 +62,7 @@ from .ports import (
     Timed,
     receive_stats,
 )
-from .quality_watch import CallWatch, WatchCost
+from .quality_watch import CallWatch
 from .session_states import BindingEvent
 from .sessions import Session, SessionStore
 from .settings import ConnectorSpec, EngineSettings
@@ -108,7 +108,7 @@ class Engine:
         self._timed: list[Timed] = []
         self.control = CallControl(settings, self.timers, self.diallers, self.legs)
         self.media = MediaPlane(self._media_failed, self.observer)
-        self.watch_cost = WatchCost()  # the quality watch's CPU, given a CPU clock
+        self.watch_cost = self.media.watch  # the quality watch's CPU (given a CPU clock)
         self.hold_sound = HoldSound(settings.hold_sound)
         self.outbound_calls: dict[str, bool] = {c.uuid: True for c in settings.connectors}
         self.messaging = Messaging(self)

@@ -5,6 +5,9 @@ turn, so the phases stay even). A two-party call ticks on its own
 (:meth:`Call.tick`); bridged calls of one agent rate go through one batch
 (:class:`~.conference.ConferenceTicker`).
 
+While the tick runs late (admission control's verdict) the calls' quality watches
+are paused; see :meth:`MediaPlane._pause_watch`.
+
 The observer (:class:`~.ports.CallObserver`) hears of each tick once, not of each
 call or frame: its lateness, its start and end (it times them), and each interrupt
 when the interrupted call's next tick has run.
@@ -20,6 +23,7 @@ from .clock import PHASES, MediaClock
 from .conference import ConferenceTicker
 from .overload import Admission
 from .ports import CallObserver, NoObserver
+from .quality_watch import WatchCost
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ class MediaPlane:
         self._next_phase = 0
         self._conferences: dict[int, ConferenceTicker] = {}
         self.admission = Admission()  # fed every sub-tick's lateness: new calls or not
+        self.watch = WatchCost()  # the calls' quality watches: their cost, paused or not
+        self._paused_at_calls = 0
 
     def __len__(self) -> int:
         return len(self._phase_of)
@@ -98,6 +104,7 @@ class MediaPlane:
         observer = self._observer
         observer.media_tick_started(max(0.0, now - due_at), len(ticks))
         self.admission.observe(max(0.0, now - due_at), now)
+        self._pause_watch(now)
         if self.clock.just_skipped >= PHASES:
             self._owe(self.clock.just_skipped // PHASES)
         for n in ticks:
@@ -105,6 +112,23 @@ class MediaPlane:
         if self._interrupts:
             self._interrupts_heard(ticks, now)
         observer.media_tick_done()
+
+    def _pause_watch(self, now: float) -> None:
+        """While the media tick runs late the quality watch is paused (a third of the
+        gateway's CPU: the calls' audio comes first). It resumes once the overload is
+        over *and* the calls have fallen under 90 % of the count it was paused at:
+        resuming at the same load would only bring the lateness back, and the watch
+        would flap on and off with the admission's 3 s window."""
+        watch = self.watch
+        overloaded = self.admission.overloaded(now)
+        if overloaded and not watch.paused:
+            watch.paused, self._paused_at_calls = True, len(self)
+            logger.warning("media tick running late (p99 %.0f ms) with %d calls: quality "
+                           "watch paused until under %d calls", 1000 * self.admission.p99_s,
+                           len(self), int(0.9 * len(self)))
+        elif watch.paused and not overloaded and len(self) < 0.9 * self._paused_at_calls:
+            watch.paused = False
+            logger.info("quality watch resumed: %d calls, the media tick on time", len(self))
 
     def _owe(self, ticks: int) -> None:
         """A stall made every call miss ``ticks`` of its ticks: they catch up (playout)."""

@@ -57,12 +57,19 @@ class WatchCost:
     """What measuring costs, over every call of an engine: CPU seconds spent in the
     blocks' measurement, when the owner gives a CPU clock (the engine itself reads
     none). The gateway gives its loop thread's, so ``/metrics`` and the bench can tell
-    the watch's share of the gateway's CPU from the media path's."""
+    the watch's share of the gateway's CPU from the media path's.
+
+    ``paused``: set by the media plane while the process cannot keep up (see
+    :mod:`.media`): blocks are then fed to the recording but not measured, and counted
+    as unmeasured. The watch is a third of the gateway's CPU; the calls' audio comes
+    first."""
 
     def __init__(self, cpu_clock: Callable[[], float] | None = None) -> None:
         self.cpu_clock = cpu_clock
         self.seconds = 0.0
         self.blocks = 0  # blocks measured (both legs of a call: one)
+        self.paused = False
+        self.unmeasured_s = 0.0  # call-seconds of blocks left unmeasured while paused
 
 
 class LegMeter:
@@ -244,6 +251,7 @@ class CallWatch:
         self.dropped = 0        # frames a leg sent beyond MAX_AHEAD (dropped, so no drift)
         self.double_talk = 0    # VAD frames both legs spoke in
         self.both_silent = 0
+        self.unmeasured_s = 0.0  # blocks not measured: the watch was paused (overload)
         self.closed = False
 
     # ── fed by the call ──────────────────────────────────────────────────────
@@ -296,8 +304,22 @@ class CallWatch:
         c, a = b"".join(self._caller_block), b"".join(self._agent_block)
         self._caller_block.clear()
         self._agent_block.clear()
-        at_s = self.ticks / 50
         cost = self._cost
+        if cost.paused:  # the process is behind: the audio first (recorded all the same)
+            seconds = len(c) / (2 * self.rate)
+            self.unmeasured_s += seconds
+            cost.unmeasured_s += seconds
+        else:
+            self._measure_legs(c, a, cost)
+        if self.recording is not None:
+            try:
+                self.recording.write(c, a)
+            except Exception:  # a full disk stops the recording, never the call
+                logger.exception("recording call %s failed; recording stopped", self.call_id)
+                self.recording = None
+
+    def _measure_legs(self, c: bytes, a: bytes, cost: WatchCost) -> None:
+        at_s = self.ticks / 50
         cpu = cost.cpu_clock
         started = cpu() if cpu is not None else 0.0
         dc, caller_events = self.caller.measure(c, c == self._silent_block[:len(c)], at_s)
@@ -311,12 +333,6 @@ class CallWatch:
         if caller_events or agent_events:
             for event in caller_events + agent_events:
                 self._tell(event)
-        if self.recording is not None:
-            try:
-                self.recording.write(c, a)
-            except Exception:  # a full disk stops the recording, never the call
-                logger.exception("recording call %s failed; recording stopped", self.call_id)
-                self.recording = None
 
     def _tell(self, event: QualityEvent) -> None:
         log = logger.warning if event.state == "raised" else logger.info
@@ -335,7 +351,8 @@ class CallWatch:
         return {"caller": self.caller.summary(timeline), "agent": self.agent.summary(timeline),
                 "doubleTalkRatio": round(self.double_talk / frames, 3) if frames else 0.0,
                 "silenceRatio": round(self.both_silent / frames, 3) if frames else 0.0,
-                "seconds": round(self.ticks / 50, 2), "droppedFrames": self.dropped}
+                "seconds": round(self.ticks / 50, 2), "droppedFrames": self.dropped,
+                "unmeasuredSeconds": round(self.unmeasured_s, 2)}
 
 
 def _native(rate: int) -> int:

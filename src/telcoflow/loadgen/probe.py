@@ -115,6 +115,8 @@ def scrape(url: str, key: str) -> dict[str, float]:
             key_ = "reanchors"
         elif name == "telcoflow_quality_watch_cpu_seconds_total":
             key_ = "watch_cpu_s"
+        elif name == "telcoflow_quality_watch_unmeasured_seconds_total":
+            key_ = "watch_unmeasured_s"
         else:
             continue
         out[key_] = out.get(key_, 0.0) + value

@@ -433,6 +433,8 @@ def catch_up_share(counted: dict[str, float] | None, talk_s: float,
     if counted is None:
         return None
     out: dict[str, Any] = dict(counted)
+    if talk_s and "watch_unmeasured_s" in counted:  # the watch paused under overload
+        out["watch_unmeasured_pct"] = round(100 * counted["watch_unmeasured_s"] / talk_s, 2)
     if "loop_cpu_wait_s" in counted and wall_s:
         out["loop_cpu_wait_pct"] = round(100 * counted["loop_cpu_wait_s"] / wall_s, 2)
     for how in ("compressed", "quiet", "cut"):

@@ -46,8 +46,10 @@ def run_table(run: dict[str, Any], title: str) -> str:
                  f"idle {_cell(res.get('machine_idle_cores'))}, "
                  f"stolen by the hypervisor {_cell(res.get('machine_steal_cores'))}")
     if res.get("gateway_watch_cpu_s_per_call_min") is not None:
+        paused = (run.get("gateway_counts") or {}).get("watch_unmeasured_pct")
         lines.append("of the gateway's, the quality watch (CPU-s per call-minute): "
-                     f"{_cell(res['gateway_watch_cpu_s_per_call_min'])}")
+                     f"{_cell(res['gateway_watch_cpu_s_per_call_min'])}; paused (overload) "
+                     f"for {_cell(paused)} % of the talk")
     if res.get("gateway_rss_mb") is not None:
         lines.append(f"gateway RSS: {res['gateway_rss_mb']} MB, "
                      f"{res['gateway_rss_kb_per_call']} kB per call")

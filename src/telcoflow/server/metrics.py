@@ -257,8 +257,14 @@ class _StateCollector(Collector):
                  "Stalls too long to catch up: the media clock restarted."),
                 ("telcoflow_quality_watch_cpu_seconds", engine.watch_cost.seconds,
                  "CPU the live quality watch took measuring calls' legs (its share of the "
-                 "gateway's CPU).")):
+                 "gateway's CPU)."),
+                ("telcoflow_quality_watch_unmeasured_seconds", engine.watch_cost.unmeasured_s,
+                 "Call-seconds the quality watch left unmeasured, paused while the media "
+                 "tick ran late.")):
             yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily("telcoflow_quality_watch_paused", "1 while the quality watch "
+                                "is paused (the media tick ran late); 0 while it measures.",
+                                value=int(engine.watch_cost.paused))
         if sources.stalls is not None:
             yield from _stalls(sources.stalls)
 
