@@ -49,3 +49,11 @@ def test_a_quality_watch_that_is_not_a_boolean_is_refused(tmp_path: Path) -> Non
 def test_a_misspelt_server_setting_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown \\[server\\] setting 'quality_wach'"):
         load_file(config(tmp_path, "quality_wach = false"))
+
+
+def test_max_calls_is_taken_and_a_bad_one_refused(tmp_path: Path) -> None:
+    assert load_file(config(tmp_path, "max_calls = 300")).engine_settings().max_calls == 300
+    assert load_file(config(tmp_path, "")).engine_settings().max_calls == 0  # no cap
+    for bad in ("-1", "true", '"300"', "2.5"):
+        with pytest.raises(ConfigError, match="max_calls must be 0 \\(no cap\\) or a number"):
+            load_file(config(tmp_path, f"max_calls = {bad}"))

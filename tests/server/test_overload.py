@@ -39,3 +39,22 @@ async def test_a_caller_is_refused_with_gateway_overloaded_and_readyz_says_so() 
         gw.run(recovered)
         status, _, body = await asyncio.to_thread(http_get, gw.http_url + "/readyz")
         assert (status, json.loads(body)) == (200, {"status": "ready"})
+
+
+@pytest.mark.asyncio
+async def test_a_caller_beyond_max_calls_is_refused_and_readyz_says_so_until_one_ends(
+        ) -> None:
+    """Calls that arrive together load the gateway only once they talk, too late for the
+    media's lateness to refuse them: max_calls caps what one process holds."""
+    with GatewayThread(max_calls=2) as gw:
+        async with Phone(gw.ws_url, gw.phone_key) as a, Phone(gw.ws_url, gw.phone_key) as b:
+            await a.dial(to=gw.number, caller="+15550001")  # ringing: no agent takes it
+            await b.dial(to=gw.number, caller="+15550002")
+            status, _, body = await asyncio.to_thread(http_get, gw.http_url + "/readyz")
+            assert (status, json.loads(body)) == (503, {"status": "overloaded"})
+            async with Phone(gw.ws_url, gw.phone_key) as c:
+                with pytest.raises(PhoneError, match="GATEWAY_OVERLOADED.*max_calls"):
+                    await c.dial(to=gw.number, caller="+15550003")
+            await a.hangup()
+            async with Phone(gw.ws_url, gw.phone_key) as c:
+                await c.dial(to=gw.number, caller="+15550003")  # one ended: room again

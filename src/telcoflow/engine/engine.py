@@ -177,11 +177,10 @@ class Engine:
         if mode == "NO":
             self._refuse(leg, EndReason.DECLINED, f"the number {to} does not take calls")
             return None
-        if self.media.admission.overloaded(self._now()):  # keep the live calls' audio whole
+        full = self.full()
+        if full is not None:  # keep the live calls' audio whole
             self.media.admission.refused += 1
-            self._refuse(leg, EndReason.GATEWAY_OVERLOADED, "the gateway is overloaded (its "
-                         "media is running late) and takes no new calls now; call again "
-                         "shortly")
+            self._refuse(leg, EndReason.GATEWAY_OVERLOADED, full)
             return None
         # the session joins the store only when agents are offered the call
         session = Session(connector.uuid, "TELCO", caller, to, int(self.clock.wall()))
@@ -195,6 +194,18 @@ class Engine:
         if mode != "MISSED_ONLY" or not self.control.ring_subscriber_first(call, self._now()):
             self._offer_to_agents(call)
         return call.id
+
+    def full(self) -> str | None:
+        """Why a new call cannot be taken now, if it cannot: at ``max_calls``, or the
+        media running late (admission control)."""
+        cap = self.settings.max_calls
+        if cap and len(self.calls) >= cap:
+            return (f"the gateway is at its {cap} calls (max_calls) and takes no more now; "
+                    "call again shortly")
+        if self.media.admission.overloaded(self._now()):
+            return ("the gateway is overloaded (its media is running late) and takes no new "
+                    "calls now; call again shortly")
+        return None
 
     def _refuse(self, leg: Leg, reason: EndReason, message: str) -> None:
         """A call refused on arrival: it never becomes one, but observers count it."""

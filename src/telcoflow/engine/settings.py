@@ -41,3 +41,6 @@ class EngineSettings:
     # each answered call's legs measured live (engine/quality_watch.py); off: no quality
     # figures, alerts or recordings
     quality_watch: bool = True
+    # calls at once (ringing or up, either direction); a caller arriving beyond it is
+    # refused GATEWAY_OVERLOADED. 0: no cap
+    max_calls: int = 0

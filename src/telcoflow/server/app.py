@@ -137,9 +137,9 @@ class Gateway:
         self.cluster: ClusterNode | None = None  # [registry] url: several nodes share sessions
 
     def _readiness(self) -> str:
-        """/readyz: "overloaded" (503) while admission control refuses new calls."""
-        if self.readiness == "ready" and self.engine.media.admission.overloaded(
-                self.clock.now()):
+        """/readyz: "overloaded" (503) while new calls are refused (admission control,
+        or ``max_calls`` reached): a load balancer sends the next caller elsewhere."""
+        if self.readiness == "ready" and self.engine.full() is not None:
             return "overloaded"
         return self.readiness
 

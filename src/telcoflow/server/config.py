@@ -254,6 +254,13 @@ class GatewayConfig:
     # alerts and timelines); false: no quality data, and about a third less gateway CPU
     # per call (docs/benchmarks.md: the floor ratio)
     quality_watch: bool = True
+    # calls at once (either direction, ringing or up) this process holds; a caller
+    # arriving beyond it is refused GATEWAY_OVERLOADED and /readyz says overloaded.
+    # 0: no cap (admission control still refuses calls while the media tick runs
+    # late). Set it from `telcoflow bench --ramp`'s capacity: calls that arrive
+    # together load the gateway only once they talk, too late for the lateness to
+    # refuse them.
+    max_calls: int = 0
     # the longest call.connect rings a subscriber line, whatever the agent asks (an
     # operator's cap, as carriers have; tests lower it to exercise CALL_UNANSWERED)
     connect_ring_cap_s: float = 120.0
@@ -301,7 +308,7 @@ class GatewayConfig:
             playout_target_ms=self.playout_target_ms,
             playout_prebuffer_ms=self.playout_prebuffer_ms,
             playout_max_lag_ms=self.playout_max_lag_ms,
-            quality_watch=self.quality_watch,
+            quality_watch=self.quality_watch, max_calls=self.max_calls,
             connect_ring_cap_s=self.connect_ring_cap_s, missed_ring_s=self.missed_ring_s,
             hold_sound=self.hold_sound, message_window_s=self.message_window_s)
 
@@ -348,7 +355,7 @@ SERVER_SETTINGS = ("host", "port", "public_url", "ring_timeout_s", "resume_grace
                    "playout_prebuffer_ms", "playout_max_lag_ms", "connect_ring_cap_s",
                    "missed_ring_s", "max_connections", "max_pending_per_source",
                    "listen_backlog", "hold_sound", "ws_ping_interval_s", "ws_pong_timeout_s",
-                   "message_window_s", "drain_grace_s", "quality_watch")
+                   "message_window_s", "drain_grace_s", "quality_watch", "max_calls")
 
 
 def load_file(path: str | Path) -> GatewayConfig:
@@ -396,6 +403,10 @@ def validate(cfg: GatewayConfig) -> None:
     if cfg.playout_max_lag_ms != 0 and not 40 <= cfg.playout_max_lag_ms <= 10_000:
         raise ConfigError("playout_max_lag_ms must be 0 (no catch-up) or between 40 and "
                           "10000")
+    if isinstance(cfg.max_calls, bool) or not isinstance(cfg.max_calls, int) \
+            or cfg.max_calls < 0:
+        raise ConfigError(f"max_calls must be 0 (no cap) or a number of calls, not "
+                          f"{cfg.max_calls!r}")
     if not isinstance(cfg.quality_watch, bool):
         raise ConfigError(f"quality_watch must be true or false, not {cfg.quality_watch!r}")
     if cfg.hold_sound not in ("tone", "silence") and not Path(cfg.hold_sound).is_file():
