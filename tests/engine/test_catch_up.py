@@ -334,3 +334,25 @@ def test_while_behind_each_tick_looks_only_at_new_frames_for_quiet_ones(monkeypa
     buf.push(bytes(FB) * 2 + tone(1, 66))  # a pause of two frames
     buf.tick()
     assert buf.stats.bytes_dropped_quiet == 2 * FB and buf.lag == 2 * FB
+
+
+def test_while_the_process_is_overloaded_speech_behind_is_cut_not_compressed() -> None:
+    """WSOLA's search costs ~1 ms per frame compressed: with hundreds of calls behind at
+    once it was half the gateway's CPU and kept the tick late. While the media plane
+    sheds load, a call behind drops its oldest whole frames instead, up to the lag, and
+    plays on at once on the agent's framing."""
+    from telcoflow.engine.overload import LoadShed
+
+    shed = LoadShed(active=True)
+    buf = PlayoutBuffer(FB, target_ms=400, prebuffer_ms=20, shed=shed)
+    buf.push(tone(20))
+    buf.owe(6 * FB)
+    first = buf.tick()
+    assert buf.stats.bytes_dropped_late == 6 * FB and buf.stats.bytes_compressed == 0
+    assert buf.lag == 0 and first == tone(1, 6)  # the seventh frame, whole
+    shed.active = False  # not overloaded: speech behind is time-compressed again
+    buf.push(tone(20, 20))
+    buf.owe(6 * FB)
+    for _ in range(12):
+        buf.tick()
+    assert buf.stats.bytes_compressed == 6 * FB and buf.stats.bytes_dropped_late == 6 * FB

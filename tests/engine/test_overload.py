@@ -85,7 +85,8 @@ def test_the_quality_watch_pauses_while_the_tick_runs_late_until_the_load_falls(
             h.run(0.02)
             h.stall(0.07)
     assert media.watch.paused
-    assert "quality watch paused until under 9 calls" in caplog.text
+    assert "quality watch paused and catch-up by cuts until under 9 calls" in caplog.text
+    assert media.shed.active
     blocks = media.watch.blocks
     h.run(10.0)  # on time again, admitting again, the same ten calls: still paused
     assert not media.admission.overloaded(h.clock.now())
@@ -99,3 +100,4 @@ def test_the_quality_watch_pauses_while_the_tick_runs_late_until_the_load_falls(
     h.engine.end_call(calls[1], CallEvent.CALLER_HANGUP)  # 8: measured again
     h.run(0.5)
     assert not media.watch.paused and media.watch.blocks > blocks
+    assert not media.shed.active

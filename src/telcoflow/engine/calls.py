@@ -19,6 +19,7 @@ from .call_states import CALL, CallEvent, CallState
 from .control_states import CONTROL, Control, Mode
 from .hold import HoldLoop
 from .legs import Downlink, Uplink
+from .overload import LoadShed
 from .playout import PlayoutBuffer
 from .ports import AgentLink, Channel, Leg
 from .quality_watch import CallWatch
@@ -104,12 +105,13 @@ class Call:
         return previous
 
     # ── media ─────────────────────────────────────────────────────────────
-    def start_media(self, target_ms: int, prebuffer_ms: int, max_lag_ms: int = 200) -> None:
+    def start_media(self, target_ms: int, prebuffer_ms: int, max_lag_ms: int = 200,
+                    shed: LoadShed | None = None) -> None:
         if self.playout is not None:
             return
         self.playout = PlayoutBuffer(self.frame_bytes, target_ms, prebuffer_ms,
                                      max_lag_ms=max_lag_ms,
-                                     compress_from_ms=max_lag_ms // 2)
+                                     compress_from_ms=max_lag_ms // 2, shed=shed)
         self.reset_legs()
 
     def reset_legs(self) -> None:

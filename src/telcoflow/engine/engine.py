@@ -576,7 +576,7 @@ class Engine:
         call.transition(CallEvent.ANSWER)
         self.timers.cancel((Due.RING, call.id))
         call.start_media(self.settings.playout_target_ms, self.settings.playout_prebuffer_ms,
-                         self.settings.playout_max_lag_ms)
+                         self.settings.playout_max_lag_ms, self.media.shed)
         if self.settings.quality_watch and call.watch is None:
             recording = (self.recorder.open(call.id, call.session.connector_uuid, call.agent_rate)
                          if self.recorder is not None else None)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from .calls import Call
 from .clock import PHASES, MediaClock
 from .conference import ConferenceTicker
-from .overload import Admission
+from .overload import Admission, LoadShed
 from .ports import CallObserver, NoObserver
 from .quality_watch import WatchCost
 
@@ -42,6 +42,7 @@ class MediaPlane:
         self._conferences: dict[int, ConferenceTicker] = {}
         self.admission = Admission()  # fed every sub-tick's lateness: new calls or not
         self.watch = WatchCost()  # the calls' quality watches: their cost, paused or not
+        self.shed = LoadShed()  # while overloaded: watch paused, catch-up by cuts
         self._paused_at_calls = 0
 
     def __len__(self) -> int:
@@ -114,21 +115,25 @@ class MediaPlane:
         observer.media_tick_done()
 
     def _pause_watch(self, now: float) -> None:
-        """While the media tick runs late the quality watch is paused (a third of the
-        gateway's CPU: the calls' audio comes first). It resumes once the overload is
-        over *and* the calls have fallen under 90 % of the count it was paused at:
-        resuming at the same load would only bring the lateness back, and the watch
-        would flap on and off with the admission's 3 s window."""
+        """While the media tick runs late the media plane sheds load (:class:`LoadShed`):
+        the quality watch is paused (a third of the gateway's CPU: the calls' audio comes
+        first) and calls behind catch up by cuts, not by time-compression (WSOLA was half
+        the gateway's CPU at 400 calls behind). Both resume once the overload is over
+        *and* the calls have fallen under 90 % of the count they stopped at: resuming at
+        the same load would only bring the lateness back, and they would flap on and off
+        with the admission's 3 s window."""
         watch = self.watch
         overloaded = self.admission.overloaded(now)
         if overloaded and not watch.paused:
-            watch.paused, self._paused_at_calls = True, len(self)
+            watch.paused = self.shed.active = True
+            self._paused_at_calls = len(self)
             logger.warning("media tick running late (p99 %.0f ms) with %d calls: quality "
-                           "watch paused until under %d calls", 1000 * self.admission.p99_s,
-                           len(self), int(0.9 * len(self)))
+                           "watch paused and catch-up by cuts until under %d calls",
+                           1000 * self.admission.p99_s, len(self), int(0.9 * len(self)))
         elif watch.paused and not overloaded and len(self) < 0.9 * self._paused_at_calls:
-            watch.paused = False
-            logger.info("quality watch resumed: %d calls, the media tick on time", len(self))
+            watch.paused = self.shed.active = False
+            logger.info("quality watch and catch-up by time-compression resumed: %d calls, "
+                        "the media tick on time", len(self))
 
     def _owe(self, ticks: int) -> None:
         """A stall made every call miss ``ticks`` of its ticks: they catch up (playout)."""

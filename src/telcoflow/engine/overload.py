@@ -23,6 +23,16 @@ from dataclasses import dataclass
 EVALUATE_S = 0.25
 
 
+@dataclass(slots=True)
+class LoadShed:
+    """What the media plane gives up while the process cannot keep up, shared by every
+    call and read per tick: ``active`` while it does (the quality watch is paused, and
+    a call behind catches up by cuts instead of time-compression, which costs half the
+    gateway's CPU when many calls are behind at once)."""
+
+    active: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class OverloadSettings:
     window_s: float = 3.0

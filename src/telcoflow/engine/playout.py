@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..audio.wsola import Wsola
+from .overload import LoadShed
 
 # a frame whose peak stays under this (-45 dBFS) is dropped whole when catching up:
 # nobody hears a missing 20 ms of near-silence
@@ -49,8 +50,9 @@ class PlayoutStats:
 class PlayoutBuffer:
     def __init__(self, frame_bytes: int, target_ms: int = 120, prebuffer_ms: int = 40,
                  max_ms: int = 10_000, quantum_ms: int = 60, max_lag_ms: int = 200,
-                 compress_from_ms: int = 100) -> None:
+                 compress_from_ms: int = 100, shed: LoadShed | None = None) -> None:
         self.frame_bytes = frame_bytes
+        self._shed = shed or LoadShed()  # the process is overloaded: catch up by cuts
         self.target_bytes = max(frame_bytes, frame_bytes * target_ms // 20)
         self.prebuffer_bytes = frame_bytes * max(1, prebuffer_ms // 20)
         self.prebuffer_ticks = max(1, prebuffer_ms // 20)
@@ -228,6 +230,9 @@ class PlayoutBuffer:
             enough = max(2 * fb, min(3 * self.lag, self.target_bytes))
             if behind < self.compress_from_bytes or self.lag < fb // 4 or len(queue) < enough:
                 return None  # not behind enough to alter speech, or too little queued
+            if self._shed.active:
+                self._cut_behind()
+                return None
             if self._wsola is None:
                 self._wsola = Wsola(fb * 25, CATCH_UP_SPEED)
             self._compressing, self._saved_base = True, self._wsola.saved * 2
@@ -255,6 +260,18 @@ class PlayoutBuffer:
         del self._ready[:fb]
         self.stats.bytes_played += fb
         return frame
+
+    def _cut_behind(self) -> None:
+        """The process is overloaded: drop the oldest whole frames queued, up to the lag.
+        WSOLA's search costs ~1 ms per frame compressed; with hundreds of calls behind at
+        once it was half the gateway's CPU and kept the tick late (a vicious circle)."""
+        fb = self.frame_bytes
+        cut = min(len(self._queue), self.lag) // fb * fb
+        del self._queue[:cut]
+        self._unscanned = min(self._unscanned, len(self._queue))
+        self.lag -= cut
+        self.stats.bytes_dropped_late += cut
+        self.stats.bytes_played += cut  # the agent's stream moved on past it
 
     def _skip_quiet(self) -> None:
         """Drop whole quiet frames queued (pauses between words), oldest first, up to the
