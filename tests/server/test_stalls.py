@@ -156,3 +156,17 @@ def test_metrics_show_stalls_by_cause_and_the_loops_wait_for_a_cpu() -> None:
     assert sample(metrics, "telcoflow_media_stalls_total", cause="blocked") == 0
     assert sample(metrics, "telcoflow_loop_cpu_wait_seconds_total") == pytest.approx(0.15)
     w.stop()
+
+
+def test_without_schedstat_nothing_is_attributed() -> None:
+    """Off Linux every stall would read as a blocked loop: the watch stays off."""
+    class NoSchedstat(FakeTimes):
+        available = False
+
+    w = StallWatch(Clock(), NoSchedstat)
+    w.start()
+    w.media_tick_started(0.0, 1)
+    w.media_tick_started(0.3, 60)
+    assert w.totals.stalls == 0 and w.cpu_wait_s() == 0.0
+    assert w._gc not in gc.callbacks
+    w.stop()

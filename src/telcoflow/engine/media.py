@@ -5,8 +5,9 @@ turn, so the phases stay even). A two-party call ticks on its own
 (:meth:`Call.tick`); bridged calls of one agent rate go through one batch
 (:class:`~.conference.ConferenceTicker`).
 
-While the tick runs late (admission control's verdict) the calls' quality watches
-are paused; see :meth:`MediaPlane._pause_watch`.
+While the tick runs late (admission control's verdict) the media plane sheds load:
+the calls' quality watches pause and calls behind catch up by cuts; see
+:meth:`MediaPlane._shed_load`.
 
 The observer (:class:`~.ports.CallObserver`) hears of each tick once, not of each
 call or frame: its lateness, its start and end (it times them), and each interrupt
@@ -105,7 +106,7 @@ class MediaPlane:
         observer = self._observer
         observer.media_tick_started(max(0.0, now - due_at), len(ticks))
         self.admission.observe(max(0.0, now - due_at), now)
-        self._pause_watch(now)
+        self._shed_load(now)
         if self.clock.just_skipped >= PHASES:
             self._owe(self.clock.just_skipped // PHASES)
         for n in ticks:
@@ -114,7 +115,7 @@ class MediaPlane:
             self._interrupts_heard(ticks, now)
         observer.media_tick_done()
 
-    def _pause_watch(self, now: float) -> None:
+    def _shed_load(self, now: float) -> None:
         """While the media tick runs late the media plane sheds load (:class:`LoadShed`):
         the quality watch is paused (a third of the gateway's CPU: the calls' audio comes
         first) and calls behind catch up by cuts, not by time-compression (WSOLA was half

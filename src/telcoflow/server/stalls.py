@@ -13,8 +13,8 @@ and, for a late tick, attributes the time since the previous one.
 
 Stalls are logged at most once per :data:`LOG_EVERY_S` (the first one at once, then
 a summary of those since), counted by cause, and the loop thread's total wait for
-a CPU is there for the ``/metrics`` scrape. Off Linux (no schedstat) only the
-lateness and the GC time are known.
+a CPU is there for the ``/metrics`` scrape. Off Linux (no schedstat) stalls are
+not attributed; the tick's lateness is still on ``/metrics``.
 """
 
 from __future__ import annotations
@@ -125,9 +125,14 @@ class StallWatch(NoObserver):
 
     # ── life ──
     def start(self) -> None:
-        """On the loop's thread (whose schedstat is read)."""
+        """On the loop's thread (whose schedstat is read). Without schedstat (not
+        Linux) nothing is watched: every stall would read as a blocked loop."""
         if self._times is None:
-            self._times = self._open_times()
+            times = self._open_times()
+            if not getattr(times, "available", True):
+                logger.info("no /proc/thread-self/schedstat: media stalls are not attributed")
+                return
+            self._times = times
             gc.callbacks.append(self._gc)
 
     def stop(self) -> None:
