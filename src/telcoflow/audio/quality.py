@@ -18,10 +18,15 @@ SNR (``snr_db``), two estimators, the one used is in ``snr_method``:
   weighted with an exponential fade of time constant ``history_seconds``, are
   split into a quiet and a loud class by Otsu's method on their dB values.
   When the classes are at least 6 dB apart and each holds at least 5 % of
-  the (weighted) frames, noise power ``N`` is the mean power
-  of the quiet frames and ``S + N`` that of the loud ones:
-  ``SNR = 10 log10((S+N - N) / N)``. This is the SNR of speech against the
-  noise in its pauses.
+  the (weighted) frames, ``S + N`` is the mean power of the loud ones (of all
+  frames when they do not split). The noise power ``N`` is the mean power of
+  the *pauses*: runs of ``PAUSE_FRAMES`` (200 ms) or more quiet frames whose
+  level holds (std <= 3 dB), faded alike; digital silence an owner skipped
+  and reported with :meth:`~AudioQualityMonitor.note_silence` is a pause with
+  no noise. ``SNR = 10 log10((S+N - N) / N)``: the SNR of speech against the
+  noise in its pauses, and none until a pause was seen within the history
+  (speech alone splits into loud vowels and soft consonants 6+ dB apart, and
+  soft speech is not noise).
 * ``"spectral"`` -- used when there are no pauses to learn the noise from
   (e.g. a continuous test tone). Harmonic analysis of the chunk (below):
   ``SNR = 10 log10(P1 / Pnoise)``, where ``Pnoise`` is the mean power of the
