@@ -265,14 +265,10 @@ class _FrameHistogram:
         self.size += k
         return db
 
-    def snr_db(self) -> float | None:
-        """Otsu split on levels; ``None`` unless two classes >= 6 dB apart, >= 5 % each."""
-        split = self.split()
-        return None if split is None else split[0]
-
     def split(self) -> tuple[float, float, float] | None:
-        """(SNR, the level in dB below which a frame is in the quiet class, the loud
-        class's mean power), as :meth:`snr_db` finds them."""
+        """Otsu split on levels: (the classes' SNR, the level in dB below which a frame
+        is in the quiet class, the loud class's mean power); ``None`` unless two classes
+        >= 6 dB apart, >= 5 % each."""
         if self.size < 20:
             return None
         c = self.counts

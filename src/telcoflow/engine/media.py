@@ -42,8 +42,8 @@ class MediaPlane:
         self._next_phase = 0
         self._conferences: dict[int, ConferenceTicker] = {}
         self.admission = Admission()  # fed every sub-tick's lateness: new calls or not
-        self.watch = WatchCost()  # the calls' quality watches: their cost, paused or not
         self.shed = LoadShed()  # while overloaded: watch paused, catch-up by cuts
+        self.watch = WatchCost(shed=self.shed)  # the calls' quality watches' cost
         self._paused_at_calls = 0
 
     def __len__(self) -> int:
@@ -123,16 +123,16 @@ class MediaPlane:
         *and* the calls have fallen under 90 % of the count they stopped at: resuming at
         the same load would only bring the lateness back, and they would flap on and off
         with the admission's 3 s window."""
-        watch = self.watch
+        shed = self.shed
         overloaded = self.admission.overloaded(now)
-        if overloaded and not watch.paused:
-            watch.paused = self.shed.active = True
+        if overloaded and not shed.active:
+            shed.active = True
             self._paused_at_calls = len(self)
             logger.warning("media tick running late (p99 %.0f ms) with %d calls: quality "
                            "watch paused and catch-up by cuts until under %d calls",
                            1000 * self.admission.p99_s, len(self), int(0.9 * len(self)))
-        elif watch.paused and not overloaded and len(self) < 0.9 * self._paused_at_calls:
-            watch.paused = self.shed.active = False
+        elif shed.active and not overloaded and len(self) < 0.9 * self._paused_at_calls:
+            shed.active = False
             logger.info("quality watch and catch-up by time-compression resumed: %d calls, "
                         "the media tick on time", len(self))
 

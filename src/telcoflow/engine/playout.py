@@ -135,11 +135,7 @@ class PlayoutBuffer:
         self._stop_compressing()
         fb = self.frame_bytes
         excess = self.lag - self.max_lag_bytes
-        cut = min(len(self._queue), -(-excess // fb) * fb)
-        del self._queue[:cut]
-        self.lag = max(0, self.lag - cut)
-        self.stats.bytes_dropped_late += cut
-        self.stats.bytes_played += cut  # the agent's stream moved on past it
+        self._drop_oldest(min(len(self._queue), -(-excess // fb) * fb))
 
     def interrupt(self) -> int:
         """Drop everything unplayed, at once; returns the bytes dropped."""
@@ -266,10 +262,13 @@ class PlayoutBuffer:
         WSOLA's search costs ~1 ms per frame compressed; with hundreds of calls behind at
         once it was half the gateway's CPU and kept the tick late (a vicious circle)."""
         fb = self.frame_bytes
-        cut = min(len(self._queue), self.lag) // fb * fb
+        self._drop_oldest(min(len(self._queue), self.lag) // fb * fb)
+
+    def _drop_oldest(self, cut: int) -> None:
+        """Cut ``cut`` bytes (whole frames) off the front of the queue, off the lag."""
         del self._queue[:cut]
         self._unscanned = min(self._unscanned, len(self._queue))
-        self.lag -= cut
+        self.lag = max(0, self.lag - cut)
         self.stats.bytes_dropped_late += cut
         self.stats.bytes_played += cut  # the agent's stream moved on past it
 

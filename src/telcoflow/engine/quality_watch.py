@@ -39,6 +39,7 @@ import numpy as np
 
 from ..audio.quality import AudioQualityMonitor, QualityAlert
 from ..audio.vad import VoiceActivityDetector, make_engine
+from .overload import LoadShed
 from .ports import CallObserver, CallRecording, QualityEvent
 
 logger = logging.getLogger(__name__)
@@ -59,17 +60,25 @@ class WatchCost:
     none). The gateway gives its loop thread's, so ``/metrics`` and the bench can tell
     the watch's share of the gateway's CPU from the media path's.
 
-    ``paused``: set by the media plane while the process cannot keep up (see
-    :mod:`.media`): blocks are then fed to the recording but not measured, and counted
-    as unmeasured. The watch is a third of the gateway's CPU; the calls' audio comes
-    first."""
+    ``paused``: while the media plane sheds load (``shed``, see :mod:`.media`) blocks
+    are fed to the recording but not measured, and counted as unmeasured. The watch is
+    a third of the gateway's CPU; the calls' audio comes first."""
 
-    def __init__(self, cpu_clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, cpu_clock: Callable[[], float] | None = None,
+                 shed: LoadShed | None = None) -> None:
         self.cpu_clock = cpu_clock
+        self.shed = shed or LoadShed()
         self.seconds = 0.0
         self.blocks = 0  # blocks measured (both legs of a call: one)
-        self.paused = False
         self.unmeasured_s = 0.0  # call-seconds of blocks left unmeasured while paused
+
+    @property
+    def paused(self) -> bool:
+        return self.shed.active
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self.shed.active = value
 
 
 class LegMeter:

@@ -86,13 +86,8 @@ class StallTotals:
             gc_s: float) -> None:
         blocked_s = max(0.0, wall_s - on_cpu_s - wait_s)
         self.stalls += 1
-        most = max(on_cpu_s, wait_s, blocked_s)
-        if most == wait_s:
-            self.waiting += 1
-        elif most == on_cpu_s:
-            self.busy += 1
-        else:
-            self.blocked += 1
+        cause = _main_cause(on_cpu_s, wait_s, blocked_s)
+        setattr(self, cause, getattr(self, cause) + 1)
         self.worst_late_s = max(self.worst_late_s, late_s)
         self.on_cpu_s += on_cpu_s
         self.wait_s += wait_s
@@ -100,12 +95,18 @@ class StallTotals:
         self.gc_s += gc_s
 
     def cause(self) -> str:
-        most = max(self.on_cpu_s, self.wait_s, self.blocked_s)
-        if most == self.wait_s:
-            return "the machine is short of CPU"
-        if most == self.on_cpu_s:
-            return "the gateway's own work"
-        return "the loop was blocked or asleep (a blocking call, or a timer that fired late)"
+        return _SAYS[_main_cause(self.on_cpu_s, self.wait_s, self.blocked_s)]
+
+
+_SAYS = {"waiting": "the machine is short of CPU", "busy": "the gateway's own work",
+         "blocked": "the loop was blocked or asleep (a blocking call, or a timer that fired "
+                    "late)"}
+
+
+def _main_cause(on_cpu_s: float, wait_s: float, blocked_s: float) -> str:
+    """Where most of the time went: the name of the :class:`StallTotals` count."""
+    most = max(on_cpu_s, wait_s, blocked_s)
+    return "waiting" if most == wait_s else "busy" if most == on_cpu_s else "blocked"
 
 
 class StallWatch(NoObserver):
