@@ -215,3 +215,14 @@ def test_bench_floor_relays_the_same_calls_and_parts_the_watch_from_the_media_pa
     table = render(out)
     assert "== floor (" in table and "without it" in table
     assert "gateway listening on" in log.read_text()  # the gateway's log, kept
+
+
+def test_a_gateway_log_that_cannot_be_written_is_said_and_the_figures_still_print(
+        tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "telcoflow.cli.main", "bench", "--calls", "1", "--duration", "1",
+         "--json", "--gateway-log", str(tmp_path)],  # a directory: not writable as a file
+        capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"--gateway-log: cannot write {tmp_path}" in done.stderr
+    assert json.loads(done.stdout)["runs"][0]["answered"] == 1

@@ -644,7 +644,11 @@ async def _bench(args: argparse.Namespace, plan: Plan, workdir: Path) -> dict[st
             gateway.stop()
             if args.gateway_log:
                 text = "".join(f"{line}\n" for line in gateway.lines)
-                await asyncio.to_thread(Path(args.gateway_log).write_text, text)
+                try:
+                    await asyncio.to_thread(Path(args.gateway_log).write_text, text)
+                except OSError as exc:  # the run's figures still print
+                    print(f"--gateway-log: cannot write {args.gateway_log}: {exc.strerror}",
+                          file=sys.stderr)
     return out
 
 
